@@ -1,0 +1,172 @@
+"""``milan-lab``: thin subcommands over milan_lab's functions.
+
+    milan-lab info PRESET [--json]
+    milan-lab pretrain | finetune | linear-probe [--preset P] [--config YAML] [key=value ...]
+    milan-lab knn CHECKPOINT
+    milan-lab teacher train [key=value ...] | teacher eval [--teacher NAME] [--json]
+    milan-lab bench [PRESET] [--json]
+    milan-lab app [--host 127.0.0.1] [--port 7860]
+    milan-lab list-models | predict MODEL IMAGE... | test MODEL --data DIR | export CKPT --timm OUT
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from milan_lab import config as C
+
+JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}
+
+
+def _options_epilog(job: str) -> str:
+    rows = C.describe(C.JOBS[job])
+    width = max(len(k) for k, _, _ in rows)
+    lines = ["options (key=value; model.* keys may drop the prefix when unambiguous):"]
+    lines += [f"  {k:<{width}}  {t:<12} default: {d!r}" for k, t, d in rows]
+    lines.append(f"presets: {', '.join(C.PRESETS)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="milan-lab", description="MILAN research workbench")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="parameter counts and GFLOPs of a preset")
+    s.add_argument("preset", choices=list(C.PRESETS))
+    s.add_argument("--json", action="store_true")
+
+    for name, job in JOB_COMMANDS.items():
+        s = sub.add_parser(name, help=f"run {name}", epilog=_options_epilog(job),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.add_argument("--preset", default=C.JOBS[job].preset, choices=list(C.PRESETS))
+        s.add_argument("--config", help="YAML file of options (applied before key=value overrides)")
+        s.add_argument("overrides", nargs="*", metavar="key=value")
+
+    s = sub.add_parser("knn", help="kNN accuracy (k=20, cosine) of an encoder on the offline data")
+    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
+    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
+    s.add_argument("--train-size", type=int, default=2048)
+    s.add_argument("--val-size", type=int, default=1024)
+
+    t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")
+    tsub = t.add_subparsers(dest="teacher_command", required=True)
+    s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s = tsub.add_parser("eval", help="zero-shot accuracy and attention-on-objects of a teacher")
+    s.add_argument("--teacher", default=None, help="folder, open_clip name, or nothing for the shipped teacher")
+    s.add_argument("--pretrained", default=None)
+    s.add_argument("-n", type=int, default=512)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("bench", help="time the pretraining step: img/s, split by stage, MFU")
+    s.add_argument("preset", nargs="?", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--steps", type=int, default=10)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("app", help="launch the Gradio explorer (127.0.0.1 by default)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--teacher", default=None)
+    s.add_argument("--teacher-pretrained", default=None)
+    s.add_argument("--checkpoint", default=None, help="MILAN checkpoint (default: the shipped small model)")
+
+    sub.add_parser("list-models", help="models known to get_model")
+    s = sub.add_parser("predict", help="top-5 classes for images")
+    s.add_argument("model")
+    s.add_argument("images", nargs="+")
+    s.add_argument("--pretrained", default=None, help="checkpoint path (default: the zoo's)")
+    s = sub.add_parser("test", help="top-1/top-5 on an ImageNet-style folder")
+    s.add_argument("model")
+    s.add_argument("--data", required=True)
+    s.add_argument("--pretrained", default=None)
+    s.add_argument("--batch-size", type=int, default=64)
+    s = sub.add_parser("export", help="export an encoder to timm's ViT layout")
+    s.add_argument("checkpoint")
+    s.add_argument("--timm", required=True, metavar="OUT", help="output .pth for timm.create_model(..., file=OUT)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args) or 0
+    except (ValueError, FileNotFoundError) as e:  # bad input: a clear message, no traceback
+        print(f"milan-lab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int | None:
+    cmd = args.command
+    if cmd == "info":
+        from milan_lab.info import format_info, model_info
+        info = model_info(args.preset)
+        print(json.dumps(info, indent=1) if args.json else format_info(info))
+    elif cmd in JOB_COMMANDS:
+        job = JOB_COMMANDS[cmd]
+        cfg = C.get_config(job, args.preset, args.overrides, args.config)
+        if job == "pretrain":
+            from milan_lab.engine.pretrain import pretrain as run
+        elif job == "finetune":
+            from milan_lab.engine.finetune import finetune as run
+        else:
+            from milan_lab.engine.linear import linear_probe as run
+        print(json.dumps(run(cfg), indent=1))
+    elif cmd == "knn":
+        from milan_lab.engine.evaluate import knn_eval
+        print(json.dumps(knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size), indent=1))
+    elif cmd == "teacher":
+        _teacher(args)
+    elif cmd == "bench":
+        from milan_lab.engine.bench import bench, format_bench
+        result = bench(args.preset, args.batch_size, args.steps, args.device)
+        print(json.dumps(result, indent=1) if args.json else format_bench(result))
+    elif cmd == "app":
+        from milan_lab.viz.app import launch
+        launch(host=args.host, port=args.port, teacher=args.teacher, teacher_pretrained=args.teacher_pretrained,
+               checkpoint=args.checkpoint)
+    elif cmd == "list-models":
+        from milan_lab.zoo import list_models
+        print("\n".join(list_models()))
+    elif cmd == "predict":
+        from milan_lab.zoo import get_model, inference_model
+        model = get_model(args.model, pretrained=args.pretrained or True)
+        for path in args.images:
+            result = inference_model(model, path, topk=5)
+            print(path)
+            for label, cls, score in zip(result["topk_labels"], result["topk_classes"], result["topk_scores"]):
+                print(f"  {score:6.3f}  {label:4d}  {cls}")
+    elif cmd == "test":
+        from milan_lab.zoo import evaluate_folder, get_model
+        model = get_model(args.model, pretrained=args.pretrained or True)
+        print(json.dumps(evaluate_folder(model, args.data, args.batch_size), indent=1))
+    elif cmd == "export":
+        from milan_lab.convert import export_timm
+        print(export_timm(args.checkpoint, args.timm))
+    return 0
+
+
+def _teacher(args) -> None:
+    if args.teacher_command == "train":
+        from milan_lab.teacher.train import TeacherTrainConfig, train_teacher
+        cfg = C.apply_overrides(TeacherTrainConfig(), args.overrides)
+        folder = train_teacher(cfg)
+        print(f"teacher exported to {folder} (load with load_teacher({str(folder)!r}))")
+    else:
+        from milan_lab.teacher.eval import evaluate_teacher
+        from milan_lab.teacher.load import load_teacher
+        result = evaluate_teacher(load_teacher(args.teacher, args.pretrained), n=args.n)
+        if args.json:
+            print(json.dumps(result, indent=1))
+        else:
+            for k, v in result["zero_shot"].items():
+                print(f"zero-shot {k:<18} {100 * v:5.1f} %")
+            print(f"attention on objects         {result['attention_on_objects']:.2f}x the objects' area share "
+                  f"(median {result['attention_on_objects_median']:.2f}x, {result['n_images']} held-out images)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

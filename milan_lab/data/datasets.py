@@ -1,0 +1,122 @@
+"""Datasets: offline scenes, ImageNet-style class folders, image-caption pairs.
+
+Random augmentation is made a pure function of (seed, epoch, index) by ``SeededTransform``:
+the same sample gets the same crop whether it is loaded by 1 process or 8, by a worker or the
+main process, before or after a resume. That is what makes a resumed run bitwise identical.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets import ImageFolder
+
+from milan_lab.data.scenes import SHAPES, make_scene
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class SeededTransform:
+    """Run ``transform`` under a torch seed derived from (seed, epoch, index), leaving the
+    caller's RNG untouched."""
+
+    def __init__(self, transform, seed: int = 0):
+        self.transform, self.seed, self.epoch = transform, seed, 0
+
+    def __call__(self, image, index: int):
+        if self.transform is None:
+            return image
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]))
+            return self.transform(image)
+
+
+class OfflineScenes(Dataset):
+    """``size`` procedural scenes of ``split``; item -> (transformed image, shape label)."""
+
+    classes = list(SHAPES)
+
+    def __init__(self, split: str = "train", size: int = 12800, image_size: int = 64, seed: int = 0,
+                 transform=None, with_caption: bool = False):
+        self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
+        self.transform = SeededTransform(transform, seed)
+        self.with_caption = with_caption
+
+    def set_epoch(self, epoch: int) -> None:
+        self.transform.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def scene(self, index: int):
+        """(uint8 array [H, W, 3], SceneSpec)."""
+        return make_scene(self.seed, self.split, index, self.image_size)
+
+    def __getitem__(self, index: int):
+        img, spec = self.scene(index)
+        x = self.transform(Image.fromarray(img), index)
+        return (x, spec.label, spec.caption()) if self.with_caption else (x, spec.label)
+
+
+class ClassFolder(ImageFolder):
+    """ImageNet-style folder (``root/<class>/<image>``) with epoch-seeded augmentation."""
+
+    def __init__(self, root: str, transform=None, seed: int = 0):
+        root_path = Path(root)
+        if not root_path.is_dir():
+            raise FileNotFoundError(f"image folder not found: {root}")
+        super().__init__(root)
+        self.seeded = SeededTransform(transform, seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.seeded.epoch = epoch
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        return self.seeded(self.loader(path), index), label
+
+
+class CaptionPairs(Dataset):
+    """Image-caption pairs: a folder of images plus ``captions.csv`` (columns ``image,caption``)
+    or ``captions.jsonl`` (``{"image": ..., "caption": ...}`` per line)."""
+
+    def __init__(self, root: str, transform=None, seed: int = 0):
+        self.root = Path(root)
+        csv_path, jsonl_path = self.root / "captions.csv", self.root / "captions.jsonl"
+        if csv_path.is_file():
+            with open(csv_path, newline="") as f:
+                rows = [(r["image"], r["caption"]) for r in csv.DictReader(f)]
+        elif jsonl_path.is_file():
+            rows = [(d["image"], d["caption"]) for d in map(json.loads, jsonl_path.read_text().splitlines()) if d]
+        else:
+            raise FileNotFoundError(f"{root}: expected captions.csv (image,caption) or captions.jsonl")
+        missing = [name for name, _ in rows if not (self.root / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{root}: {len(missing)} listed images are missing, e.g. {missing[:3]}")
+        self.rows = rows
+        self.seeded = SeededTransform(transform, seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.seeded.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        name, caption = self.rows[index]
+        image = Image.open(self.root / name).convert("RGB")
+        return self.seeded(image, index), caption
+
+
+def build_dataset(data: str, split: str, image_size: int, transform, seed: int = 0, offline_size: int = 12800):
+    """'offline' -> OfflineScenes; a folder -> ClassFolder of ``data/split`` if it exists, else ``data``."""
+    if data == "offline":
+        return OfflineScenes(split, offline_size, image_size, seed, transform)
+    root = Path(data)
+    folder = root / split if (root / split).is_dir() else root
+    return ClassFolder(str(folder), transform, seed)

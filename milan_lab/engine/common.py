@@ -1,0 +1,118 @@
+"""Pieces every engine shares: precision by device, seeded epoch batches, logging to CSV."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA, plain fp32 on CPU ('auto'); bf16 matmul on CPU is ~100x slower."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision in ("bf16", "fp16") and device.type == "cpu":
+        raise ValueError(f"precision={precision!r} on CPU would be far slower than fp32; use precision=fp32 or auto")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+class EpochBatchSampler(Sampler):
+    """Global batches drawn from a (seed, epoch) permutation; each rank takes its slice
+    ``[rank::world]`` of every global batch, and a resumed run starts at ``start_batch``.
+
+    Written by hand because torch's DistributedSampler can neither start mid-epoch (exact
+    resume) nor keep one global batch identical for any number of processes (the DDP test)."""
+
+    def __init__(self, n: int, global_batch: int, seed: int, epoch: int = 0, rank: int = 0, world: int = 1,
+                 start_batch: int = 0):
+        if global_batch % world:
+            raise ValueError(f"global batch {global_batch} is not divisible by {world} processes")
+        self.n, self.global_batch, self.seed, self.epoch = n, global_batch, seed, epoch
+        self.rank, self.world, self.start_batch = rank, world, start_batch
+
+    def __len__(self) -> int:
+        return self.n // self.global_batch - self.start_batch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        for b in range(self.start_batch, self.n // self.global_batch):
+            batch = perm[b * self.global_batch:(b + 1) * self.global_batch]
+            yield batch[self.rank::self.world]
+
+
+def make_loader(dataset, sampler: EpochBatchSampler, num_workers: int, device: torch.device) -> DataLoader:
+    # An explicit generator stops the loader from drawing worker seeds from the global RNG,
+    # which the model's own randomness (masks, drop-path) uses and checkpoints restore.
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=device.type == "cuda",
+                      generator=torch.Generator(), persistent_workers=False)
+
+
+def resolve_workers(num_workers: int, device: torch.device) -> int:
+    if num_workers >= 0:
+        return num_workers
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
+class MetricsLog:
+    """Append-only CSV of per-step metrics (rank 0), mirrored to TensorBoard when installed."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled, self.tb = Path(path), enabled, None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(self.path.parent / "tb"))
+            except Exception:  # tensorboard is optional
+                self.tb = None
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop rows logged after the checkpoint so the CSV matches an unbroken run."""
+        if not (self.enabled and self.path.is_file()):
+            return
+        rows = self.read()
+        keep = [r for r in rows if int(float(r["step"])) < step]
+        self._write(keep)
+
+    def read(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _write(self, rows: list[dict]) -> None:
+        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k))
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path)
+
+    def log(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = self.read()
+        rows.append({k: v for k, v in row.items()})
+        self._write(rows)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, int(row["step"]))
+
+
+def write_json(path: Path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)

@@ -1,0 +1,39 @@
+"""k-nearest-neighbour evaluation (DINO's weighted kNN: cosine similarity, k=20, T=0.07)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+
+@torch.no_grad()
+def extract_features(encoder, dataset, device, batch_size: int = 256, pool: str = "cls") -> tuple[torch.Tensor, torch.Tensor]:
+    """(L2-normalised features [N, D], labels [N]) from ``encoder.forward_features``."""
+    was_training = encoder.training
+    encoder.eval()
+    feats, labels = [], []
+    for images, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        tokens = encoder.forward_features(images.to(device))
+        f = tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(1)
+        feats.append(F.normalize(f.float(), dim=-1).cpu())
+        labels.append(torch.as_tensor(y))
+    encoder.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def knn_classify(train_f, train_y, test_f, k: int = 20, temperature: float = 0.07,
+                 num_classes: int | None = None) -> torch.Tensor:
+    """Predicted labels [N_test]: votes of the k most similar training samples, weighted by
+    exp(cos / T)."""
+    num_classes = num_classes or int(train_y.max()) + 1
+    k = min(k, train_f.shape[0])
+    sim, idx = (test_f @ train_f.T).topk(k, dim=1)
+    votes = torch.zeros(test_f.shape[0], num_classes)
+    votes.scatter_add_(1, train_y[idx], (sim / temperature).exp())
+    return votes.argmax(1)
+
+
+def knn_accuracy(encoder, train_set, val_set, device, k: int = 20, temperature: float = 0.07) -> float:
+    train_f, train_y = extract_features(encoder, train_set, device)
+    val_f, val_y = extract_features(encoder, val_set, device)
+    return float((knn_classify(train_f, train_y, val_f, k, temperature) == val_y).float().mean())

@@ -1,0 +1,48 @@
+"""Losses: MILAN's cosine loss on CLIP features, MAE's pixel loss."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """2 - 2·cos(pred, target) per token, averaged.
+
+    pred, target: [N, 1 + L, D]. mask: None (average over all 1 + L tokens, as mmpretrain's
+    ``CosineSimilarityLoss(shift_factor=2, scale_factor=2)`` and the authors' code do) or
+    [N, L] with 1 = removed (average over the masked patches only)."""
+    per_token = 2 - 2 * F.cosine_similarity(pred.float(), target.float(), dim=-1)  # [N, 1 + L]
+    if mask is None:
+        return per_token.mean()
+    return (per_token[:, 1:] * mask).sum() / mask.sum()
+
+
+def patchify(images: torch.Tensor, p: int) -> torch.Tensor:
+    """[N, 3, H, W] -> [N, L, p*p*3] (MAE's layout: row-major patches, pixels then channels)."""
+    n, c, h, w = images.shape
+    x = images.reshape(n, c, h // p, p, w // p, p)
+    return torch.einsum("nchpwq->nhwpqc", x).reshape(n, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """[N, L, p*p*3] -> [N, 3, H, W]."""
+    n, num, _ = x.shape
+    g = int(num ** 0.5)
+    x = x.reshape(n, g, g, p, p, 3)
+    return torch.einsum("nhwpqc->nchpwq", x).reshape(n, 3, g * p, g * p)
+
+
+def pixel_target(images: torch.Tensor, p: int, norm_pix: bool) -> torch.Tensor:
+    target = patchify(images, p)
+    if norm_pix:  # MAE's norm_pix_loss: each patch normalised by its own mean and variance
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        target = (target - mean) / (var + 1e-6) ** 0.5
+    return target
+
+
+def pixel_loss(pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, p: int,
+               norm_pix: bool = False) -> torch.Tensor:
+    """MAE: mean squared error per patch, averaged over the removed patches.
+    pred: [N, 1 + L, p*p*3] (the class-token prediction is ignored); mask: [N, L], 1 = removed."""
+    per_patch = ((pred[:, 1:].float() - pixel_target(images, p, norm_pix)) ** 2).mean(-1)
+    return (per_patch * mask).sum() / mask.sum()

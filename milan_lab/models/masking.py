@@ -1,0 +1,81 @@
+"""Mask samplers. MAE's conventions throughout:
+
+* ``ids_shuffle [N, L]``: patch order, the first ``len_keep`` are kept;
+* ``ids_keep [N, len_keep]``, ``ids_restore [N, L]`` (argsort of ids_shuffle);
+* ``mask [N, L]``: 0 is keep, 1 is remove.
+
+``len_keep = int(L * (1 - mask_ratio))`` as in MAE and mmpretrain. Every sampler takes an
+optional ``torch.Generator`` so that a mask can be reproduced exactly.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+SAMPLERS = ("random", "semantic", "topk", "inverse")
+
+
+class Masking(NamedTuple):
+    ids_keep: torch.Tensor     # [N, len_keep]
+    ids_restore: torch.Tensor  # [N, L]
+    mask: torch.Tensor         # [N, L], 0 keep, 1 remove
+
+    @property
+    def ids_dump(self) -> torch.Tensor:
+        """Indices of the removed patches [N, L - len_keep], in shuffle order."""
+        ids_shuffle = torch.argsort(self.ids_restore, dim=1)
+        return ids_shuffle[:, self.ids_keep.shape[1]:]
+
+
+def len_keep(num_patches: int, mask_ratio: float) -> int:
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+    return max(1, int(num_patches * (1 - mask_ratio)))
+
+
+def _from_shuffle(ids_shuffle: torch.Tensor, keep: int) -> Masking:
+    n, num = ids_shuffle.shape
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    mask = torch.ones(n, num, device=ids_shuffle.device)
+    mask[:, :keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)
+    return Masking(ids_shuffle[:, :keep], ids_restore, mask)
+
+
+def random_masking(n: int, num_patches: int, mask_ratio: float, device=None,
+                   generator: torch.Generator | None = None) -> Masking:
+    """MAE: argsort of uniform noise; small noise is kept."""
+    noise = torch.rand(n, num_patches, device=device, generator=generator)
+    return _from_shuffle(torch.argsort(noise, dim=1), len_keep(num_patches, mask_ratio))
+
+
+def semantic_masking(importance: torch.Tensor, mask_ratio: float,
+                     generator: torch.Generator | None = None) -> Masking:
+    """MILAN: draw the patch order from the class-token attention without replacement
+    (``torch.multinomial``); a high-attention patch is likely to come early, i.e. stay visible.
+    importance: [N, L], non-negative."""
+    num = importance.shape[1]
+    ids_shuffle = torch.multinomial(importance.float().clamp_min(1e-12), num, replacement=False, generator=generator)
+    return _from_shuffle(ids_shuffle, len_keep(num, mask_ratio))
+
+
+def topk_masking(importance: torch.Tensor, mask_ratio: float, inverse: bool = False) -> Masking:
+    """Deterministic: keep the highest-attention patches (``inverse``: the lowest). For teaching
+    and ablation -- it shows why MILAN samples instead of taking the top-k."""
+    ids_shuffle = torch.argsort(importance, dim=1, descending=not inverse, stable=True)
+    return _from_shuffle(ids_shuffle, len_keep(importance.shape[1], mask_ratio))
+
+
+def sample_mask(sampler: str, mask_ratio: float, n: int, num_patches: int, importance: torch.Tensor | None = None,
+                device=None, generator: torch.Generator | None = None) -> Masking:
+    """Dispatch by name: "random" | "semantic" | "topk" | "inverse"."""
+    if sampler == "random":
+        return random_masking(n, num_patches, mask_ratio, device, generator)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+    if importance is None:
+        raise ValueError(f"sampler {sampler!r} needs the teacher's class-token attention (importance)")
+    if sampler == "semantic":
+        return semantic_masking(importance, mask_ratio, generator)
+    return topk_masking(importance, mask_ratio, inverse=sampler == "inverse")

@@ -1,0 +1,131 @@
+"""MILAN: the pretraining model wiring the stages.
+
+    images -> teacher -> targets [N, 1+L, D_t], importance [N, L]
+           -> sample_mask -> Masking(ids_keep, ids_restore, mask [N, L], 1 = removed)
+           -> forward_encoder (visible tokens only) -> latent [N, 1+L_keep, D_e]
+           -> forward_decoder (prompting | MAE) -> pred [N, 1+L, D_t]
+           -> forward_loss (2 - 2·cos | pixels) -> scalar
+
+The model returns loss and predictions; it knows nothing of schedules, devices or logging.
+The frozen teacher is a submodule (so ``.to(device)`` moves it) but is left out of
+:meth:`student_state_dict`, which is what checkpoints hold.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from milan_lab.config import ModelConfig
+from milan_lab.models.decoders import DECODERS
+from milan_lab.models.losses import cosine_loss, pixel_loss
+from milan_lab.models.masking import Masking, sample_mask
+from milan_lab.models.teacher import Teacher
+from milan_lab.models.vit import ViTEncoder
+
+
+class MILANOutput(NamedTuple):
+    loss: torch.Tensor
+    pred: torch.Tensor             # [N, 1 + L, D_out]
+    mask: torch.Tensor             # [N, L], 1 = removed
+    target: torch.Tensor | None    # [N, 1 + L, D_t] teacher features (clip target)
+    importance: torch.Tensor | None  # [N, L] teacher class-token attention
+
+
+class MILAN(nn.Module):
+    def __init__(self, cfg: ModelConfig, teacher: Teacher | None = None):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.encoder = ViTEncoder(cfg.image_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads,
+                                  cfg.mlp_ratio, cfg.drop_path)
+        out_dim = cfg.target_dim if cfg.target == "clip" else cfg.patch_size ** 2 * 3
+        self.decoder = DECODERS[cfg.decoder](self.encoder.num_patches, cfg.embed_dim, cfg.decoder_embed_dim,
+                                             cfg.decoder_depth, cfg.decoder_num_heads, out_dim, cfg.mlp_ratio)
+        if teacher is not None:
+            check_teacher(cfg, teacher)
+        elif cfg.needs_teacher:
+            raise ValueError(f"target={cfg.target!r} / sampler={cfg.sampler!r} needs a teacher; "
+                             "pass one (milan_lab.teacher.load.load_teacher) or use target='pixels', sampler='random'")
+        self.teacher = teacher
+
+    @property
+    def num_patches(self) -> int:
+        return self.encoder.num_patches
+
+    # -- stages -----------------------------------------------------------------------------
+    def forward_teacher(self, images: torch.Tensor):
+        """(targets [N, 1+L, D_t], importance [N, L]) or (None, None) without a teacher."""
+        if self.teacher is None:
+            return None, None
+        return self.teacher(images)
+
+    def sample_mask(self, images: torch.Tensor, importance: torch.Tensor | None,
+                    sampler: str | None = None, mask_ratio: float | None = None,
+                    generator: torch.Generator | None = None) -> Masking:
+        return sample_mask(sampler or self.cfg.sampler, self.cfg.mask_ratio if mask_ratio is None else mask_ratio,
+                           images.shape[0], self.num_patches, importance, images.device, generator)
+
+    def forward_encoder(self, images: torch.Tensor, masking: Masking) -> torch.Tensor:
+        """latent [N, 1 + L_keep, D_e] from the visible patches only."""
+        return self.encoder.forward_masked(images, masking.ids_keep)
+
+    def forward_decoder(self, latent: torch.Tensor, masking: Masking) -> torch.Tensor:
+        """pred [N, 1 + L, D_out]."""
+        return self.decoder(latent, masking)
+
+    def forward_loss(self, images, pred, target, mask) -> torch.Tensor:
+        if self.cfg.target == "pixels":
+            return pixel_loss(pred, images, mask, self.cfg.patch_size, self.cfg.norm_pix_loss)
+        return cosine_loss(pred, target, mask if self.cfg.loss_on == "masked" else None)
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                masking: Masking | None = None) -> MILANOutput:
+        """images [N, 3, H, W] (ImageNet-normalised; the teacher sees the same tensor)."""
+        target, importance = self.forward_teacher(images)
+        if masking is None:
+            masking = self.sample_mask(images, importance, generator=generator)
+        latent = self.forward_encoder(images, masking)
+        pred = self.forward_decoder(latent, masking)
+        loss = self.forward_loss(images, pred, target, masking.mask)
+        return MILANOutput(loss, pred, masking.mask, target, importance)
+
+    # -- introspection and state --------------------------------------------------------------
+    def extract_feat(self, images: torch.Tensor) -> torch.Tensor:
+        """All tokens of the unmasked encoder, after the final norm: [N, 1 + L, D_e]."""
+        return self.encoder.forward_features(images)
+
+    def get_last_selfattention(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder.get_last_selfattention(images)
+
+    def student_state_dict(self) -> dict:
+        """Encoder and decoder weights: what checkpoints hold (the teacher is rebuilt from its name)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("teacher.")}
+
+    def load_student_state_dict(self, state: dict, strict: bool = True):
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("teacher.")]
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"checkpoint does not fit the model: missing {missing[:8]}, unexpected {unexpected[:8]}")
+        return missing, unexpected
+
+
+def check_teacher(cfg: ModelConfig, teacher: Teacher) -> None:
+    """Fail early, naming the mismatch, if the teacher cannot supervise this student."""
+    grid = cfg.image_size // cfg.patch_size
+    if teacher.grid_size != (grid, grid) or teacher.image_size != cfg.image_size:
+        raise ValueError(
+            f"teacher {teacher.name!r} sees {teacher.image_size}px images as a {teacher.grid_size} grid, but the "
+            f"student sees {cfg.image_size}px as {grid}x{grid}: image_size and patch grid must match")
+    if cfg.target == "clip" and teacher.embed_dim != cfg.target_dim:
+        raise ValueError(f"target_dim={cfg.target_dim} but teacher {teacher.name!r} outputs {teacher.embed_dim}-d "
+                         f"features: set model.target_dim={teacher.embed_dim}")
+
+
+def build_milan(cfg: ModelConfig, device="cpu", teacher: Teacher | None = None) -> MILAN:
+    """Build MILAN with the teacher named in ``cfg`` (loaded only when the config needs it)."""
+    if teacher is None and cfg.needs_teacher:
+        from milan_lab.teacher.load import load_teacher
+        teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
+    return MILAN(cfg, teacher).to(device)

@@ -1,0 +1,1 @@
+"""The small CLIP teacher milan-lab ships and trains: tokenizer, training, evaluation."""

@@ -1,0 +1,117 @@
+"""``load_teacher``: the shipped small CLIP, any open_clip name/tag, or a local checkpoint file.
+
+Sources, in the order they are tried:
+
+* ``load_teacher()``: the teacher shipped inside the package (an open_clip ``local-dir:`` folder
+  in ``milan_lab/assets/teacher``); no network, no training.
+* a folder holding ``open_clip_config.json`` (what ``milan-lab teacher train`` exports).
+* ``load_teacher("ViT-B-16", pretrained="openai")``: any open_clip model name and pretrained tag
+  (downloads when online). OpenAI weights were trained with QuickGELU: when the tag's own config
+  says so we build with ``force_quick_gelu=True``.
+* ``load_teacher("ViT-B-16", pretrained="/path/model.pt")``: a local open_clip checkpoint.
+* ``load_teacher(pretrained="/path/clip.pt")`` with an OpenAI-layout state dict (OpenAI's release
+  or mmpretrain's target generator ``clip_vit_base_16.pth.tar``): architecture read off the
+  weights, QuickGELU selected (both are OpenAI-trained).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import open_clip
+import torch
+
+from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
+from milan_lab.teacher import registry
+from milan_lab.teacher.tokenizer import WordTokenizer
+
+OPENAI_MEAN = open_clip.OPENAI_DATASET_MEAN
+OPENAI_STD = open_clip.OPENAI_DATASET_STD
+_OPENAI_MARKERS = ("input_resolution", "context_length", "vocab_size")
+
+
+def load_teacher(name: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
+                 input_norm: str = "same") -> Teacher:
+    """Return a frozen :class:`Teacher`. See the module docstring for what ``name`` and
+    ``pretrained`` accept; ``input_norm`` is ``"same"`` (the student's ImageNet-normalised
+    tensor, as the references do) or ``"clip"`` (re-normalise to the teacher's mean/std)."""
+    registry.register()
+    if name in (None, "", "default", "shipped") and pretrained is None:
+        return _from_local_dir(registry.SHIPPED_TEACHER, device, input_norm, "shipped")
+    if name and Path(name).is_dir():
+        return _from_local_dir(Path(name), device, input_norm, str(name))
+    if name and name.startswith("local-dir:"):
+        return _from_local_dir(Path(name[len("local-dir:"):]), device, input_norm, name)
+    if pretrained and not os.path.isfile(pretrained) and (os.sep in pretrained or pretrained.endswith(
+            (".pt", ".pth", ".bin", ".tar", ".safetensors"))):
+        raise FileNotFoundError(
+            f"teacher checkpoint not found: {pretrained!r}. Pass an existing file, an open_clip pretrained tag "
+            f"(e.g. pretrained='openai'), or no arguments for the shipped offline teacher.")
+    if pretrained and os.path.isfile(pretrained):
+        state, is_openai = _read_state_dict(pretrained)
+        if is_openai:
+            return _from_openai_file(state, pretrained, device, input_norm)
+        if not name:
+            raise ValueError(f"{pretrained} is not an OpenAI release (no input_resolution/context_length entries): "
+                             f"pass its open_clip model name too, e.g. load_teacher('ViT-B-16', pretrained=...)")
+    if not name:
+        raise ValueError("load_teacher: give an open_clip model name (e.g. 'ViT-B-16') with pretrained=TAG or FILE, "
+                         "a folder from 'milan-lab teacher train', or nothing for the shipped teacher")
+    cleaned = name.replace("/", "-")
+    if open_clip.get_model_config(cleaned) is None and not name.startswith("hf-hub:"):
+        raise ValueError(f"unknown open_clip model {name!r}. Known names include: "
+                         f"{', '.join(m for m in open_clip.list_models() if m.startswith('ViT'))[:400]} ... "
+                         f"(open_clip.list_models() lists all)")
+    quick_gelu = False
+    mean, std = OPENAI_MEAN, OPENAI_STD
+    if pretrained and not os.path.isfile(pretrained):
+        tag_cfg = open_clip.get_pretrained_cfg(cleaned, pretrained)
+        if not tag_cfg:
+            raise ValueError(f"unknown pretrained tag {pretrained!r} for {name!r}; known tags: "
+                             f"{open_clip.list_pretrained_tags_by_model(cleaned)} (or pass a local file path)")
+        quick_gelu = bool(tag_cfg.get("quick_gelu", False))
+        mean, std = tag_cfg.get("mean", mean), tag_cfg.get("std", std)
+    clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu, device=device)
+    return Teacher(clip, open_clip.get_tokenizer(name), input_norm, mean, std, name=f"{name}:{pretrained}").to(device)
+
+
+def _from_local_dir(folder: Path, device, input_norm: str, label: str) -> Teacher:
+    config_path = folder / "open_clip_config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"no open_clip_config.json in {folder}. Train a teacher with 'milan-lab teacher train' "
+            f"(it exports such a folder) or pass an open_clip name and pretrained tag/file.")
+    config = json.loads(config_path.read_text())
+    clip = open_clip.create_model(f"local-dir:{folder}", device=device)
+    extra = config.get("milan_lab")
+    tokenizer = (WordTokenizer(extra["vocab"], extra["context_length"]) if extra
+                 else open_clip.get_tokenizer(f"local-dir:{folder}"))
+    pre = config.get("preprocess_cfg", {})
+    return Teacher(clip, tokenizer, input_norm, pre.get("mean", IMAGENET_MEAN), pre.get("std", IMAGENET_STD),
+                   name=label).to(device)
+
+
+def _read_state_dict(path: str) -> tuple[dict, bool]:
+    """(state dict, whether it is an OpenAI release). OpenAI's files are TorchScript archives or
+    state dicts that still carry the ``input_resolution`` / ``context_length`` / ``vocab_size``
+    entries; open_clip's own checkpoints are ``{'epoch', 'state_dict', ...}`` without them."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except RuntimeError:  # OpenAI's original release is a TorchScript archive
+        return torch.jit.load(path, map_location="cpu").state_dict(), True
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state, any(k in state for k in _OPENAI_MARKERS)
+
+
+def _from_openai_file(state: dict, path: str, device, input_norm: str) -> Teacher:
+    """OpenAI key layout: architecture inferred from the weights; QuickGELU as OpenAI trained."""
+    from open_clip.model import build_model_from_openai_state_dict
+    if "visual.proj" not in state or "text_projection" not in state:
+        raise ValueError(f"{path} is not an OpenAI-layout CLIP ViT state dict (no visual.proj / text_projection)")
+    clip = build_model_from_openai_state_dict(dict(state), quick_gelu=True).float()
+    return Teacher(clip, open_clip.get_tokenizer("ViT-B-16"), input_norm, OPENAI_MEAN, OPENAI_STD,
+                   name=f"openai-file:{path}").to(device)
