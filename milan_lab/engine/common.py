@@ -75,11 +75,11 @@ class MetricsLog:
                 self.tb = None
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop rows logged after the checkpoint so the CSV matches an unbroken run."""
+        """On resume from checkpoint ``step``, drop rows logged after it so the CSV matches an unbroken run."""
         if not (self.enabled and self.path.is_file()):
             return
         rows = self.read()
-        keep = [r for r in rows if int(float(r["step"])) < step]
+        keep = [r for r in rows if int(float(r["step"])) <= step]
         self._write(keep)
 
     def read(self) -> list[dict]:

@@ -12,7 +12,7 @@ def extract_features(encoder, dataset, device, batch_size: int = 256, pool: str 
     was_training = encoder.training
     encoder.eval()
     feats, labels = [], []
-    for images, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for images, y in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
         tokens = encoder.forward_features(images.to(device))
         f = tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(1)
         feats.append(F.normalize(f.float(), dim=-1).cpu())

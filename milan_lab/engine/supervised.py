@@ -45,7 +45,7 @@ def evaluate(model, dataset, device, amp_dtype, batch_size: int = 256, num_class
     correct1 = correct5 = n = 0
     num_classes = num_classes or model.num_classes
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for images, labels in DataLoader(dataset, batch_size=batch_size):
+    for images, labels in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
         with autocast(device, amp_dtype):
             logits = model(images.to(device)).float().cpu()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices

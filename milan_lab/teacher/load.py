@@ -112,6 +112,8 @@ def _from_openai_file(state: dict, path: str, device, input_norm: str) -> Teache
     from open_clip.model import build_model_from_openai_state_dict
     if "visual.proj" not in state or "text_projection" not in state:
         raise ValueError(f"{path} is not an OpenAI-layout CLIP ViT state dict (no visual.proj / text_projection)")
-    clip = build_model_from_openai_state_dict(dict(state), quick_gelu=True).float()
+    clip = build_model_from_openai_state_dict(dict(state), quick_gelu=True, cast_dtype=None).float()
+    # open_clip casts to fp16 before loading (OpenAI's release is fp16); reload so fp32 files keep full precision
+    clip.load_state_dict({k: v for k, v in state.items() if k not in _OPENAI_MARKERS})
     return Teacher(clip, open_clip.get_tokenizer("ViT-B-16"), input_norm, OPENAI_MEAN, OPENAI_STD,
                    name=f"openai-file:{path}").to(device)

@@ -116,22 +116,26 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True) -> Path:
             save_checkpoint(out / "checkpoints", step + 1, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
                 "log": log, "rng": rng_state(), "config": asdict(cfg)}, keep=1)
-    return export_teacher(model, tokenizer, cfg, out / "export", log)
+    extra = {"train_config": asdict(cfg), "final_loss": float(np.mean([r["loss"] for r in log[-50:]]))}
+    return export_teacher(model, tokenizer, open_clip.get_model_config(cfg.model), out / "export", extra, cfg.image_size)
 
 
-def export_teacher(model, tokenizer: WordTokenizer, cfg: TeacherTrainConfig, folder: Path, log) -> Path:
-    """Write an open_clip ``local-dir:`` folder: open_clip_config.json + weights."""
+def export_teacher(model, tokenizer: WordTokenizer, model_cfg: dict, folder: str | Path, extra: dict | None = None,
+                   image_size: int = 64) -> Path:
+    """Write an open_clip ``local-dir:`` folder (open_clip_config.json + weights) atomically:
+    loadable by ``open_clip.create_model("local-dir:FOLDER")`` and by ``load_teacher(FOLDER)``."""
+    folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    model_cfg = json.loads(json.dumps(model_cfg))
+    model_cfg["text_cfg"]["context_length"] = tokenizer.context_length
+    model_cfg["text_cfg"]["vocab_size"] = len(tokenizer)
     config = {
-        "model_cfg": open_clip.get_model_config(cfg.model),
-        "preprocess_cfg": {"mean": list(registry.IMAGENET_MEAN), "std": list(registry.IMAGENET_STD),
-                           "size": cfg.image_size},
-        "milan_lab": {"vocab": tokenizer.vocab, "context_length": tokenizer.context_length,
-                      "train_config": asdict(cfg), "final_loss": float(np.mean([r["loss"] for r in log[-50:]]))},
+        "model_cfg": model_cfg,
+        "preprocess_cfg": {"mean": list(registry.IMAGENET_MEAN), "std": list(registry.IMAGENET_STD), "size": image_size},
+        "milan_lab": {"vocab": tokenizer.vocab, "context_length": tokenizer.context_length, **(extra or {})},
     }
-    config["model_cfg"]["text_cfg"]["context_length"] = tokenizer.context_length
     (tmp / "open_clip_config.json").write_text(json.dumps(config, indent=1))
     # fp16 on disk halves the shipped size; loading casts back to fp32
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}

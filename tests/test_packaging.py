@@ -1,0 +1,41 @@
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch", "open_clip_torch": "open-clip-torch"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[]", req, maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {CONDA_NAMES.get(_name(r), _name(r)).replace("_", "-"): r
+              for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    listed = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str) and _name(dep) not in ("python", "pip"):
+            listed[_name(dep).replace("_", "-")] = dep
+    assert set(listed) == set(wanted)
+    for name, req in wanted.items():  # same version bounds
+        assert re.sub(r"^[^<>=!~]+", "", req) == re.sub(r"^[^<>=!~]+", "", listed[name]), name
+
+
+def test_torch_range_admits_the_local_build():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    from packaging.requirements import Requirement
+    reqs = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
+    assert reqs["torch"].specifier.contains("2.14.1")
+    assert reqs["torchvision"].specifier.contains("0.29.1")
+
+
+def test_readme_starts_with_the_two_commands():
+    head = (ROOT / "README.md").read_text().splitlines()[:15]
+    text = "\n".join(head)
+    assert "scripts/setup.sh" in text and "scripts/test.sh" in text and "pretrain.ipynb" in text
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
