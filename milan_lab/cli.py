@@ -125,7 +125,7 @@ def _dispatch(args) -> int | None:
         result = bench(args.preset, args.batch_size, args.steps, args.device)
         print(json.dumps(result, indent=1) if args.json else format_bench(result))
     elif cmd == "app":
-        from milan_lab.viz.app import launch
+        from milan_lab.app import launch
         launch(host=args.host, port=args.port, teacher=args.teacher, teacher_pretrained=args.teacher_pretrained,
                checkpoint=args.checkpoint)
     elif cmd == "list-models":

@@ -208,7 +208,7 @@ PRESETS: dict[str, dict] = {
     # The offline default: trains on a 2-core CPU in minutes against the shipped small teacher.
     "milan_vit-tiny-p8_offline": dict(
         model=TINY, pretrain=dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800),
-        finetune=dict(epochs=10, warmup_epochs=1, batch_size=128, base_lr=1e-3, layer_decay=0.75, offline_size=6400),
+        finetune=dict(epochs=4, warmup_epochs=0.5, batch_size=128, base_lr=1e-3, layer_decay=0.75, offline_size=6400),
         linear=dict(epochs=10, warmup_epochs=1, batch_size=256, base_lr=0.1, offline_size=6400)),
     # Even smaller: for tests and the ablation grid.
     "milan_vit-micro-p8_offline": dict(

@@ -34,7 +34,7 @@ class MILANOutput(NamedTuple):
 
 
 class MILAN(nn.Module):
-    def __init__(self, cfg: ModelConfig, teacher: Teacher | None = None):
+    def __init__(self, cfg: ModelConfig, teacher: Teacher | None = None, require_teacher: bool = True):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
@@ -45,7 +45,7 @@ class MILAN(nn.Module):
                                              cfg.decoder_depth, cfg.decoder_num_heads, out_dim, cfg.mlp_ratio)
         if teacher is not None:
             check_teacher(cfg, teacher)
-        elif cfg.needs_teacher:
+        elif cfg.needs_teacher and require_teacher:
             raise ValueError(f"target={cfg.target!r} / sampler={cfg.sampler!r} needs a teacher; "
                              "pass one (milan_lab.teacher.load.load_teacher) or use target='pixels', sampler='random'")
         self.teacher = teacher
@@ -76,6 +76,9 @@ class MILAN(nn.Module):
         return self.decoder(latent, masking)
 
     def forward_loss(self, images, pred, target, mask) -> torch.Tensor:
+        if self.cfg.target == "clip" and target is None:
+            raise RuntimeError("this MILAN model was built without a teacher: it can extract features but not "
+                               "compute the CLIP-target loss (build it with a teacher)")
         if self.cfg.target == "pixels":
             return pixel_loss(pred, images, mask, self.cfg.patch_size, self.cfg.norm_pix_loss)
         return cosine_loss(pred, target, mask if self.cfg.loss_on == "masked" else None)

@@ -1,0 +1,191 @@
+"""The explorer's handlers: plain functions over a teacher and a MILAN model, shared by the
+Gradio app (apps/explorer.py) and the ipywidgets notebook (notebooks/explore.ipynb)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from milan_lab.config import ModelConfig, from_dict, PretrainConfig
+from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from milan_lab.models.losses import unpatchify
+from milan_lab.models.masking import sample_mask
+from milan_lab.models.milan import MILAN, check_teacher
+from milan_lab.models.teacher import Teacher
+from milan_lab.viz import maps
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHIPPED_MODEL = ASSETS / "milan_tiny_offline.pt"
+MIN_SIDE = 16            # smaller images carry no patches worth showing
+MAX_PIXELS = 40_000_000  # refuse above this (decoding alone would take seconds and GBs)
+DISPLAY = 256
+
+
+class BadImage(ValueError):
+    """An input that cannot be shown; the message is meant for the user."""
+
+
+def load_image(src) -> Image.Image:
+    """Path, bytes, PIL image or array -> RGB PIL image, with a clear error for anything else.
+    Grayscale, palette, RGBA and 16-bit inputs are converted; huge inputs are refused."""
+    if src is None:
+        raise BadImage("No image: upload one or pick an example.")
+    if isinstance(src, np.ndarray):
+        arr = src
+        if arr.dtype == np.uint16:
+            arr = (arr / 257).astype(np.uint8)
+        elif arr.dtype != np.uint8:
+            arr = (np.clip(arr, 0, 1) * 255).astype(np.uint8) if arr.max() <= 1.0 else np.clip(arr, 0, 255).astype(np.uint8)
+        if arr.ndim not in (2, 3):
+            raise BadImage(f"Expected an image array [H, W] or [H, W, C], got shape {arr.shape}.")
+        img = Image.fromarray(arr[..., :3] if arr.ndim == 3 and arr.shape[2] >= 3 else arr.squeeze())
+    elif isinstance(src, Image.Image):
+        img = src
+    else:
+        try:
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            img = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
+            if img.width * img.height > MAX_PIXELS:
+                raise BadImage(f"Image is too large ({img.width}x{img.height}); the limit is {MAX_PIXELS // 10**6} MP.")
+            img.load()
+        except BadImage:
+            raise
+        except Image.DecompressionBombError:
+            raise BadImage(f"Image is too large; the limit is {MAX_PIXELS // 10**6} MP.") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise BadImage(f"This file is not a readable image ({type(e).__name__}). Try a PNG or JPEG.") from None
+    if min(img.size) < MIN_SIDE:
+        raise BadImage(f"Image is too small ({img.width}x{img.height}); at least {MIN_SIDE} px per side is needed.")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray((255 * (arr - arr.min()) / max(arr.max() - arr.min(), 1)).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "P"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def square(img: Image.Image, size: int) -> Image.Image:
+    """Centre crop to a square, resize to ``size`` (bicubic)."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+
+
+def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = None, device="cpu") -> MILAN:
+    """A MILAN model from a pretraining checkpoint (default: the shipped offline model). The
+    given teacher is used when it fits the checkpoint's student, else the configured one."""
+    from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint
+    path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
+    if path.is_dir():
+        path = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        if path is None:
+            raise FileNotFoundError(f"no checkpoints under {checkpoint}")
+    state = load_checkpoint(path)
+    cfg = from_dict(PretrainConfig, state["config"]).model if "config" in state else ModelConfig(**state["model_config"])
+    if teacher is not None:
+        try:
+            check_teacher(cfg, teacher)
+        except ValueError:
+            teacher = None
+    if teacher is None and cfg.needs_teacher:
+        from milan_lab.teacher.load import load_teacher
+        teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
+    model = MILAN(cfg, teacher if cfg.needs_teacher else None)
+    model.load_student_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.to(device).eval()
+
+
+class Explorer:
+    def __init__(self, teacher: Teacher, model: MILAN | None = None):
+        self.teacher, self.model = teacher.eval(), model.eval() if model is not None else None
+
+    @classmethod
+    def from_defaults(cls, teacher: str | None = None, teacher_pretrained: str | None = None,
+                      checkpoint: str | None = None) -> "Explorer":
+        from milan_lab.teacher.load import load_teacher
+        t = load_teacher(teacher, teacher_pretrained)
+        model = load_milan(checkpoint, t) if checkpoint or SHIPPED_MODEL.is_file() else None
+        return cls(t, model)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _prepare(self, image, size: int) -> tuple[np.ndarray, torch.Tensor]:
+        img = square(load_image(image), size)
+        arr = np.asarray(img, dtype=np.float32) / 255
+        x = (torch.from_numpy(arr).permute(2, 0, 1) - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(
+            IMAGENET_STD)[:, None, None]
+        return arr, x[None]
+
+    def _display(self, image, size: int) -> np.ndarray:
+        return np.asarray(square(load_image(image), DISPLAY), dtype=np.float32) / 255
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.teacher.visual.transformer.resblocks)
+
+    # -- panels ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def attention(self, image, layer: int = -1, head: int | None = None, rollout: bool = False) -> dict:
+        """Teacher class-token attention: {'map': heat map, 'rollout': rollout map, 'importance': [L]}."""
+        _, x = self._prepare(image, self.teacher.image_size)
+        shown = self._display(image, DISPLAY)
+        attns = [a[0] for a in self.teacher.get_selfattentions(x)]
+        layer = layer if layer >= 0 else len(attns) + layer
+        if not 0 <= layer < len(attns):
+            raise BadImage(f"layer must be in 0..{len(attns) - 1}")
+        if head is not None and not 0 <= head < attns[layer].shape[0]:
+            raise BadImage(f"head must be in 0..{attns[layer].shape[0] - 1} or the head average")
+        importance = maps.cls_attention(attns[layer], head)
+        out = {"map": maps.heatmap(shown, importance), "importance": importance}
+        out["rollout"] = maps.heatmap(shown, maps.attention_rollout(attns)) if rollout else None
+        return out
+
+    @torch.no_grad()
+    def masks(self, image, sampler: str = "semantic", ratio: float = 0.75, seed: int = 0) -> dict:
+        """Which patches ``sampler`` keeps: {'overlay', 'mask' [L], 'kept_attention' share}."""
+        _, x = self._prepare(image, self.teacher.image_size)
+        _, importance = self.teacher(x)
+        m = sample_mask(sampler, ratio, 1, importance.shape[1], importance,
+                        generator=torch.Generator().manual_seed(int(seed)))
+        kept_share = float((importance[0] * (1 - m.mask[0])).sum() / importance[0].sum())
+        return {"overlay": maps.mask_overlay(self._display(image, DISPLAY), m.mask[0]), "mask": m.mask[0],
+                "kept_attention": kept_share, "masking": m, "importance": importance}
+
+    @torch.no_grad()
+    def reconstruction(self, image, sampler: str = "semantic", ratio: float = 0.75, seed: int = 0,
+                       prompts: list[str] | None = None) -> dict:
+        """Target vs predicted features (PCA->RGB, shared basis), per-patch cosine map, and
+        text-prompt similarity maps; pixel reconstructions for a pixel-target model."""
+        if self.model is None:
+            raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
+        model = self.model
+        _, x = self._prepare(image, model.cfg.image_size)
+        target, importance = model.forward_teacher(x)
+        m = model.sample_mask(x, importance, sampler=sampler, mask_ratio=ratio,
+                              generator=torch.Generator().manual_seed(int(seed)))
+        pred = model.forward_decoder(model.forward_encoder(x, m), m)
+        shown = self._display(image, DISPLAY)
+        out = {"mask": m.mask[0], "masked_input": maps.mask_overlay(shown, m.mask[0])}
+        if model.cfg.target == "pixels":
+            p = model.cfg.patch_size
+            rec = unpatchify(pred[:, 1:], p)[0]
+            mask_img = maps.upsample(maps.patch_grid(m.mask[0]), model.cfg.image_size)[None]
+            pasted = x[0] * (1 - torch.from_numpy(mask_img)) + rec * torch.from_numpy(mask_img)
+            from milan_lab.data.transforms import denormalize
+            out.update(pixels=denormalize(rec), pasted=denormalize(pasted), cosine=None)
+            return out
+        t_img, p_img = maps.pca_rgb(target[0, 1:], pred[0, 1:])
+        cos = maps.cosine_per_patch(pred[0, 1:], target[0, 1:])
+        masked = m.mask[0].bool()
+        out.update(pca_target=t_img, pca_pred=p_img, cosine=maps.cosine_image(cos, m.mask[0], DISPLAY),
+                   cos_masked=float(cos[masked].mean()), cos_visible=float(cos[~masked].mean()) if (~masked).any() else None)
+        if prompts:
+            text = model.teacher.encode_text(prompts)
+            out["prompts"] = list(prompts)
+            out["text_target"] = maps.text_similarity(target[0, 1:], text)
+            out["text_pred"] = maps.text_similarity(pred[0, 1:], text)
+        return out

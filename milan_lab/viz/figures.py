@@ -1,0 +1,32 @@
+"""Composite figures for the notebooks, built from the explorer's handlers."""
+from __future__ import annotations
+
+import numpy as np
+
+from milan_lab.viz import maps
+from milan_lab.viz.explorer import Explorer
+from milan_lab.viz.plots import image_grid
+
+
+def validation_images(n: int = 4, image_size: int = 128, seed: int = 0) -> list[np.ndarray]:
+    from milan_lab.data.scenes import make_scene
+    return [make_scene(seed, "val", i, image_size)[0] for i in range(n)]
+
+
+def panels_figure(explorer: Explorer, images: list[np.ndarray], ratio: float = 0.75, seed: int = 0):
+    """One row per image: input, teacher attention, semantic mask, random mask, and, with a
+    MILAN model, target and predicted features (PCA, shared basis) and the cosine map."""
+    rows, cols = [], ["input", "teacher attention", "semantic mask", "random mask"]
+    with_model = explorer.model is not None and explorer.model.cfg.target == "clip"
+    if with_model:
+        cols += ["target (PCA)", "prediction (PCA)", "cosine / patch"]
+    for img in images:
+        shown = img.astype(np.float32) / 255
+        row = [shown, explorer.attention(img)["map"], explorer.masks(img, "semantic", ratio, seed)["overlay"],
+               explorer.masks(img, "random", ratio, seed)["overlay"]]
+        if with_model:
+            r = explorer.reconstruction(img, "semantic", ratio, seed)
+            row += [maps.enlarge(r["pca_target"], 256), maps.enlarge(r["pca_pred"], 256), r["cosine"]]
+        rows.append(row)
+    return image_grid(rows, [f"val {i}" for i in range(len(images))], cols,
+                      title=f"teacher attention, masks (ratio {ratio}) and feature reconstruction")

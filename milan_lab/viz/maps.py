@@ -1,0 +1,101 @@
+"""Attention maps, mask overlays and feature reconstructions as arrays (float images in [0, 1])."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+
+
+def patch_grid(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """[L] -> [g, g]."""
+    v = np.asarray(values.detach().cpu() if torch.is_tensor(values) else values, dtype=np.float32)
+    g = int(round(len(v) ** 0.5))
+    return v.reshape(g, g)
+
+
+def upsample(grid: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour upsampling of a [g, g] grid to [size, size] (patches stay visible)."""
+    return np.kron(grid, np.ones((size // grid.shape[0], size // grid.shape[1]), dtype=grid.dtype))
+
+
+def heatmap(image: np.ndarray, values, alpha: float = 0.55, cmap: str = "inferno") -> np.ndarray:
+    """Overlay per-patch ``values`` [L] (min-max normalised) on ``image`` [H, W, 3] in [0, 1]."""
+    grid = patch_grid(values)
+    grid = (grid - grid.min()) / (grid.max() - grid.min() + 1e-12)
+    colour = colormaps[cmap](upsample(grid, image.shape[0]))[..., :3]
+    return (1 - alpha) * image + alpha * colour
+
+
+def cls_attention(attn: torch.Tensor, head: int | None = None) -> torch.Tensor:
+    """Class-token attention to patches from [heads, 1+L, 1+L]: one head or the head mean -> [L]."""
+    a = attn[:, 0, 1:] if head is None else attn[head:head + 1, 0, 1:]
+    return a.mean(0)
+
+
+def attention_rollout(attns: list[torch.Tensor], discard_ratio: float = 0.0) -> torch.Tensor:
+    """Abnar & Zuidema's rollout over layers: average heads, add identity for the residual,
+    renormalise, multiply through; returns the class token's row to patches [L]. attns: one
+    [heads, T, T] per layer."""
+    t = attns[0].shape[-1]
+    result = torch.eye(t)
+    for a in attns:
+        a = a.mean(0).cpu()
+        if discard_ratio:
+            flat = a.flatten()
+            flat[flat.argsort()[: int(len(flat) * discard_ratio)]] = 0
+            a = flat.view(t, t)
+        a = a + torch.eye(t)
+        result = (a / a.sum(-1, keepdim=True)) @ result
+    return result[0, 1:]
+
+
+def mask_overlay(image: np.ndarray, mask, grey: float = 0.35) -> np.ndarray:
+    """Masked patches (mask 1 = removed) dimmed to grey, with visible patches unchanged."""
+    m = upsample(patch_grid(mask), image.shape[0])[..., None]
+    return image * (1 - m) + m * (grey + 0.15 * image)
+
+
+def pca_rgb(target: torch.Tensor, pred: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Project patch features [L, D] of target and prediction onto the first 3 principal
+    components of the *target* (one shared basis) -> two [g, g, 3] images in [0, 1]."""
+    t, p = target.float().cpu(), pred.float().cpu()
+    mean = t.mean(0, keepdim=True)
+    _, _, v = torch.pca_lowrank(t - mean, q=3, center=False)
+    pt, pp = (t - mean) @ v, (p - mean) @ v
+    lo, hi = pt.min(0).values, pt.max(0).values
+    norm = lambda z: ((z - lo) / (hi - lo + 1e-12)).clamp(0, 1).numpy()  # noqa: E731
+    g = int(round(t.shape[0] ** 0.5))
+    return norm(pt).reshape(g, g, 3), norm(pp).reshape(g, g, 3)
+
+
+def cosine_per_patch(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[L] cosine similarity between predicted and target patch features."""
+    return F.cosine_similarity(pred.float(), target.float(), dim=-1)
+
+
+def cosine_image(cos: torch.Tensor, mask, size: int) -> np.ndarray:
+    """Cosine map in [-1, 1] coloured with 'viridis'; visible patches hatched darker so the
+    masked (predicted) and visible (given) patches are told apart."""
+    grid = (patch_grid(cos) + 1) / 2
+    img = colormaps["viridis"](upsample(grid, size))[..., :3]
+    m = upsample(patch_grid(mask), size)
+    yy, xx = np.mgrid[0:size, 0:size]
+    hatch = ((xx + yy) % 6 < 2) & (m == 0)
+    img[hatch] *= 0.45
+    return img
+
+
+def text_similarity(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """[L, D] patch features vs [P, D] text embeddings -> [P, L] cosine similarities."""
+    return F.normalize(text.float(), dim=-1) @ F.normalize(features.float(), dim=-1).T
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
+def enlarge(image: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour enlarge an [h, w, 3] image to [size, size, 3] for display."""
+    f = max(1, size // image.shape[0])
+    return np.kron(image, np.ones((f, f, 1), dtype=image.dtype))

@@ -1,0 +1,133 @@
+"""Matplotlib figures for notebooks and the app (labelled axes, titles, legends)."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("agg") if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") else None
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from milan_lab.viz import maps  # noqa: E402
+
+
+def figure_to_array(fig) -> np.ndarray:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    buf.seek(0)
+    from PIL import Image
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def text_maps_image(prompts, sim_target, sim_pred, mask) -> np.ndarray:
+    """Rows: prompts; columns: similarity to target features, to predicted features."""
+    n = len(prompts)
+    fig, axes = plt.subplots(n, 2, figsize=(4.4, 2.1 * n), squeeze=False)
+    lo = float(min(sim_target.min(), sim_pred.min()))
+    hi = float(max(sim_target.max(), sim_pred.max()))
+    for i, prompt in enumerate(prompts):
+        for j, (sim, name) in enumerate(((sim_target, "target"), (sim_pred, "predicted"))):
+            ax = axes[i, j]
+            im = ax.imshow(maps.patch_grid(sim[i]), vmin=lo, vmax=hi, cmap="magma")
+            ax.set_title(f"'{prompt}' · {name}", fontsize=8)
+            ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="cosine similarity")
+    return figure_to_array(fig)
+
+
+def training_curves(history: list[dict], title: str = "pretraining"):
+    """Loss and lr against step, kNN accuracy against epoch when present."""
+    steps = [r["step"] for r in history if "loss" in r]
+    knn = [(r["epoch"], r["knn_acc"]) for r in history if "knn_acc" in r]
+    fig, axes = plt.subplots(1, 3 if knn else 2, figsize=(13 if knn else 9, 3.4))
+    axes[0].plot(steps, [r["loss"] for r in history if "loss" in r], label="train loss")
+    axes[0].set(xlabel="step", ylabel="loss", title=f"{title}: loss")
+    axes[0].legend()
+    axes[1].plot(steps, [r["lr"] for r in history if "loss" in r], color="tab:orange", label="lr")
+    axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
+    axes[1].legend()
+    if knn:
+        axes[2].plot(*zip(*knn), marker="o", color="tab:green", label="kNN top-1 (val)")
+        axes[2].set(xlabel="epoch", ylabel="accuracy", title="kNN accuracy", ylim=(0, 1))
+        axes[2].legend()
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_curves(history: list[dict], title: str):
+    rows = [r for r in history if r.get("top1") is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    axes[0].plot([r["epoch"] for r in rows], [r["top1"] for r in rows], marker="o", label="val top-1")
+    axes[0].plot([r["epoch"] for r in rows], [r["top5"] for r in rows], marker="s", label="val top-5")
+    axes[0].set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy", ylim=(0, 1.02))
+    axes[0].legend()
+    axes[1].plot([r["epoch"] for r in rows], [r["loss"] for r in rows], color="tab:red", label="train loss")
+    axes[1].set(xlabel="epoch", ylabel="loss", title="training loss")
+    axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(confusion, classes: list[str], title: str = "confusion matrix (val)"):
+    c = np.asarray(confusion, dtype=float)
+    c = c / np.maximum(c.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    im = ax.imshow(c, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(rows: list[list[np.ndarray]], row_titles: list[str], col_titles: list[str], title: str = ""):
+    """A labelled grid of [H, W, 3] images."""
+    fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(2.2 * len(rows[0]), 2.3 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            ax = axes[i, j]
+            ax.imshow(np.clip(img, 0, 1))
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col_titles[j], fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row_titles[i], fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bars(summary: list[dict], metrics=("knn", "linear")):
+    """Grouped bars with standard deviations over seeds, one group per setting."""
+    labels = [f"{r['target']}\n{r['sampler']}\n{r['decoder']}" for r in summary]
+    x = np.arange(len(summary))
+    width = 0.8 / len(metrics)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1.4]})
+    for i, m in enumerate(metrics):
+        axes[0].bar(x + i * width, [r[m] for r in summary], width, yerr=[r[f"{m}_std"] for r in summary],
+                    capsize=3, label={"knn": "kNN top-1", "linear": "linear probe top-1"}.get(m, m))
+    axes[0].set_xticks(x + width * (len(metrics) - 1) / 2, labels, fontsize=8)
+    axes[0].set(ylabel="val accuracy (offline shapes)", title="ablation: target / sampler / decoder", ylim=(0, 1))
+    axes[0].legend()
+    axes[1].bar(x, [1e3 * r["sec_per_step"] for r in summary], yerr=[1e3 * r["sec_per_step_std"] for r in summary],
+                capsize=3, color="tab:gray", label="time per step")
+    axes[1].set_xticks(x, labels, fontsize=6)
+    axes[1].set(ylabel="ms / step (incl. teacher)", title="cost per step")
+    axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def zero_shot_bars(result: dict):
+    zs = result["zero_shot"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.bar(list(zs), [100 * v for v in zs.values()], color="tab:blue", label="zero-shot top-1")
+    ax.set(ylabel="accuracy (%)", title=f"teacher zero-shot on {result['n_images']} held-out scenes", ylim=(0, 105))
+    ax.tick_params(axis="x", rotation=20)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Re-execute every notebook with its defaults, headless; executed copies go to outputs/ (git-ignored).
+# Order matters: finetune and linear_probe read outputs/pretrain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MPLBACKEND=agg HF_HUB_OFFLINE=1
+mkdir -p outputs
+for nb in teacher pretrain finetune linear_probe explore tour ablation; do
+  echo "== $nb"
+  papermill --kernel python3 "notebooks/$nb.ipynb" "outputs/$nb.ipynb" "$@"
+done

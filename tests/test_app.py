@@ -1,0 +1,145 @@
+"""The explorer: handlers directly, the launched app through gradio_client, and a real browser."""
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from milan_lab.viz.explorer import BadImage, Explorer, load_image
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "outputs" / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer.from_defaults()
+
+
+@pytest.fixture(scope="module")
+def scene_png(tmp_path_factory):
+    from milan_lab.data.scenes import make_scene
+    path = tmp_path_factory.mktemp("img") / "scene.png"
+    Image.fromarray(make_scene(0, "test", 1, 200)[0]).save(path)
+    return path
+
+
+def test_panels_from_the_shipped_models(explorer, scene_png):
+    att = explorer.attention(str(scene_png), layer=-1, rollout=True)
+    assert att["map"].shape == (256, 256, 3) and att["rollout"].shape == (256, 256, 3)
+    head0 = explorer.attention(str(scene_png), layer=0, head=0)["map"]
+    assert not np.allclose(head0, att["map"])
+    sem = explorer.masks(str(scene_png), "semantic", 0.75, seed=1)
+    assert sem["overlay"].shape == (256, 256, 3) and int(sem["mask"].sum()) == 48
+    rec = explorer.reconstruction(str(scene_png), "semantic", 0.75, 1, ["a star", "a circle"])
+    assert rec["pca_target"].shape == rec["pca_pred"].shape == (8, 8, 3)
+    assert rec["cosine"].shape == (256, 256, 3) and rec["text_pred"].shape == (2, 64)
+    assert -1 <= rec["cos_masked"] <= 1
+
+
+def test_semantic_masks_keep_more_attention_than_random(explorer, scene_png):
+    kept = {s: np.mean([explorer.masks(str(scene_png), s, 0.75, k)["kept_attention"] for k in range(20)])
+            for s in ("semantic", "random")}
+    assert kept["semantic"] > kept["random"] + 0.1
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_bad_uploads_get_clear_messages(tmp_path, scene_png):
+    with pytest.raises(BadImage, match="not a readable image"):
+        load_image(_write(tmp_path / "a.png", b"this is not an image"))
+    corrupt = scene_png.read_bytes()[:200]
+    with pytest.raises(BadImage, match="not a readable image"):
+        load_image(_write(tmp_path / "b.png", corrupt))
+    Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
+    with pytest.raises(BadImage, match="too small"):
+        load_image(str(tmp_path / "tiny.png"))
+    Image.new("1", (8000, 6000)).save(tmp_path / "huge.png")
+    with pytest.raises(BadImage, match="too large"):
+        load_image(str(tmp_path / "huge.png"))
+    with pytest.raises(BadImage, match="No image"):
+        load_image(None)
+
+
+def test_unusual_but_valid_images_are_converted(tmp_path):
+    Image.new("L", (64, 48), 128).save(tmp_path / "grey.png")
+    Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(tmp_path / "rgba.png")
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(tmp_path / "deep.png")
+    for name in ("grey.png", "rgba.png", "deep.png"):
+        img = load_image(str(tmp_path / name))
+        assert img.mode == "RGB" and min(img.size) >= 48
+    assert np.asarray(load_image(str(tmp_path / "rgba.png"))).min() == 255  # transparent -> white
+    assert np.asarray(load_image(str(tmp_path / "deep.png"))).max() == 255  # 16-bit rescaled
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_app():
+    from milan_lab.app import launch
+    port = _free_port()
+    demo = launch(port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scene_png):
+    from gradio_client import Client, handle_file
+    assert running_app.startswith("http://127.0.0.1:")
+    client = Client(running_app, verbose=False)
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert {"/upload", "/attention", "/masks", "/reconstruct"} <= names
+    img = handle_file(str(scene_png))
+    att_map, rollout = client.predict(img, -1, "mean", api_name="/attention")
+    assert Path(att_map).is_file() and Path(rollout).is_file()
+    a, b, note = client.predict(img, "semantic", "random", 0.5, 0, api_name="/masks")
+    assert Path(a).is_file() and "semantic" in note and "random" in note
+    out = client.predict(img, "semantic", 0.75, 0, "a star, a ring", api_name="/reconstruct")
+    assert all(Path(p).is_file() for p in out[:5]) and "cosine" in out[5]
+    with pytest.raises(Exception, match="not a readable image"):
+        bad = ROOT / "outputs" / "not_an_image.png"
+        bad.parent.mkdir(exist_ok=True)
+        bad.write_bytes(b"nope")
+        client.predict(handle_file(str(bad)), api_name="/upload")
+
+
+def test_real_browser_upload_slider_and_panels(running_app, scene_png):
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(running_app, wait_until="networkidle")
+        page.locator("#file-upload input[type=file]").set_input_files(str(scene_png))
+
+        def panel_has_image(elem_id: str, timeout: float = 30) -> bool:
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if page.locator(f"#{elem_id} img").count() > 0:
+                    return True
+                page.wait_for_timeout(250)
+            return False
+
+        assert panel_has_image("attention-map")
+        page.get_by_role("tab", name="Masks").click()
+        slider = page.locator("#ratio input[type=range]")
+        slider.fill("0.5")
+        slider.dispatch_event("change")
+        slider.dispatch_event("pointerup")
+        assert panel_has_image("mask-a") and panel_has_image("mask-b")
+        page.get_by_role("tab", name="Reconstruction").click()
+        assert panel_has_image("rec-target") and panel_has_image("rec-pred") and panel_has_image("rec-cos")
+        page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "app.png").stat().st_size > 10_000

@@ -1,0 +1,109 @@
+"""The seed's API (get_model, inference_model, list_models) and checkpoint interop."""
+import pytest
+import timm
+import torch
+
+from milan_lab import get_model, inference_model, list_models
+from milan_lab.config import ModelConfig
+from milan_lab.convert import export_timm, from_mmpretrain, from_timm, to_mmpretrain
+from milan_lab.models.classifier import MILANClassifier
+from milan_lab.models.milan import MILAN
+from tests.conftest import replace
+
+SEED_NAMES = ["milan_vit-base-p16_16xb256-amp-coslr-400e_in1k", "vit-base-p16_milan-pre_8xb128-coslr-100e_in1k",
+              "vit-base-p16_milan-pre_8xb2048-linear-coslr-100e_in1k"]
+
+
+def test_list_models_has_the_seed_names_and_offline_models():
+    names = list_models()
+    assert all(n in names for n in SEED_NAMES) and "milan_vit-tiny-p8_offline" in names
+    assert list_models("linear") == ["vit-base-p16_milan-pre_8xb2048-linear-coslr-100e_in1k"]
+
+
+def test_offline_pretrained_true_fails_at_once_naming_the_path_option(monkeypatch, tmp_path):
+    monkeypatch.setenv("MILAN_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="pretrained=<path>"):
+        get_model("vit-base-p16_milan-pre_8xb128-coslr-100e_in1k", pretrained=True)
+    with pytest.raises(ValueError, match="list_models"):
+        get_model("vit-huge-p14")
+
+
+def test_shipped_offline_models_run_the_seed_snippets(tmp_path):
+    model = get_model("vit-tiny-p8_milan-pre_offline-ft", pretrained=True)
+    inputs = torch.rand(1, 3, 64, 64)
+    assert model(inputs).shape == (1, 8)
+    assert model.extract_feat(inputs).shape == (1, 192)
+    from PIL import Image
+
+    from milan_lab.data.scenes import make_scene
+    correct = 0
+    for i in range(16):
+        img, spec = make_scene(0, "test", i, 64)
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(img).save(path)
+        pred = inference_model(model, str(path))
+        assert set(pred) >= {"pred_label", "pred_score", "pred_class"} and 0 < pred["pred_score"] <= 1
+        correct += pred["pred_class"] == spec.shape
+    assert correct >= 10  # the shipped fine-tuned classifier recognises shapes
+    pre = get_model("milan_vit-tiny-p8_offline", pretrained=True)
+    assert pre.extract_feat(inputs).shape == (1, 65, 192)
+
+
+def _small():
+    return ModelConfig(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, decoder_embed_dim=32,
+                       decoder_depth=2, decoder_num_heads=2, target_dim=32)
+
+
+def test_mmpretrain_pretrain_round_trip_is_strict_and_exact():
+    cfg = replace(_small(), target="pixels", sampler="random")
+    torch.manual_seed(0)
+    a = MILAN(cfg)
+    mm = to_mmpretrain(a.student_state_dict())
+    assert "backbone.layers.0.ffn.layers.0.0.weight" in mm and "neck.decoder_blocks.1.attn.kv.weight" in mm
+    assert "backbone.ln1.weight" in mm and "neck.ln1.weight" in mm and "backbone.patch_embed.projection.weight" in mm
+    torch.manual_seed(1)
+    b = MILAN(cfg)
+    b.load_state_dict(from_mmpretrain({**mm, "target_generator.visual.proj": torch.zeros(1)}, "pretrain"))
+    x = torch.randn(2, 3, 32, 32)
+    from milan_lab.models.masking import random_masking
+    m = random_masking(2, 16, 0.75, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a(x, masking=m).pred, b(x, masking=m).pred)
+    with pytest.raises(KeyError, match="no milan_lab counterpart"):
+        from_mmpretrain({**mm, "neck.surprise": torch.zeros(1)}, "pretrain")
+
+
+def test_mmpretrain_classifier_layouts():
+    cfg = _small()
+    ft = MILANClassifier(cfg, 5, "finetune")
+    enc = to_mmpretrain({f"encoder.{k}": v for k, v in ft.encoder.state_dict().items()})
+    state = {**enc, "backbone.ln2.weight": ft.fc_norm.weight, "backbone.ln2.bias": ft.fc_norm.bias,
+             "head.fc.weight": ft.head.weight, "head.fc.bias": ft.head.bias}
+    other = MILANClassifier(cfg, 5, "finetune")
+    other.load_state_dict(from_mmpretrain(state, "finetune"))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(other(x), ft(x))
+    lin = MILANClassifier(cfg, 5, "linear")
+    state = {**enc, "neck.bn.running_mean": torch.randn(48), "neck.bn.running_var": torch.rand(48) + 0.5,
+             "neck.bn.num_batches_tracked": torch.tensor(3), "head.fc.weight": torch.randn(5, 48),
+             "head.fc.bias": torch.zeros(5)}
+    lin.load_state_dict(from_mmpretrain(state, "linear"))
+    assert torch.equal(lin.fc_norm.running_mean, state["neck.bn.running_mean"])
+
+
+def test_export_to_timm_and_back(tmp_path):
+    cfg = ModelConfig(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, target="pixels",
+                      sampler="random")
+    model = MILAN(cfg)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"model": model.student_state_dict()}, ckpt)
+    out = export_timm(ckpt, tmp_path / "timm.pth")
+    vit = timm.create_model("vit_base_patch16_224", pretrained=True, pretrained_cfg_overlay=dict(file=out),
+                            num_classes=0, img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(vit.forward_features(x), model.encoder.forward_features(x))
+    # and timm weights initialise a MILAN encoder
+    again = MILAN(cfg)
+    missing, unexpected = again.load_state_dict(from_timm(vit.state_dict()), strict=False)
+    assert not unexpected and all(k.startswith("decoder.") for k in missing)
+    torch.testing.assert_close(again.encoder.forward_features(x), vit.forward_features(x))
