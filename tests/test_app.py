@@ -124,9 +124,11 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
         page.locator("#file-upload input[type=file]").set_input_files(str(scene_png))
 
         def panel_has_image(elem_id: str, timeout: float = 30) -> bool:
+            """The panel shows an image and is no longer processing."""
             deadline = time.time() + timeout
             while time.time() < deadline:
-                if page.locator(f"#{elem_id} img").count() > 0:
+                panel = page.locator(f"#{elem_id}")
+                if panel.locator("img").count() > 0 and "processing" not in panel.inner_text():
                     return True
                 page.wait_for_timeout(250)
             return False

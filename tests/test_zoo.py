@@ -38,14 +38,14 @@ def test_shipped_offline_models_run_the_seed_snippets(tmp_path):
 
     from milan_lab.data.scenes import make_scene
     correct = 0
-    for i in range(16):
+    for i in range(64):
         img, spec = make_scene(0, "test", i, 64)
         path = tmp_path / f"{i}.png"
         Image.fromarray(img).save(path)
         pred = inference_model(model, str(path))
         assert set(pred) >= {"pred_label", "pred_score", "pred_class"} and 0 < pred["pred_score"] <= 1
         correct += pred["pred_class"] == spec.shape
-    assert correct >= 10  # the shipped fine-tuned classifier recognises shapes
+    assert correct >= 32  # the shipped fine-tuned classifier (~70 % top-1) recognises shapes; chance is 8 of 64
     pre = get_model("milan_vit-tiny-p8_offline", pretrained=True)
     assert pre.extract_feat(inputs).shape == (1, 65, 192)
 

@@ -7,7 +7,7 @@ random erasing 0.25, warm-up then cosine to 1e-6.
 from __future__ import annotations
 
 from timm.data import Mixup, create_transform
-from timm.loss import SoftTargetCrossEntropy
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 
@@ -19,7 +19,8 @@ from milan_lab.models.classifier import MILANClassifier
 
 
 def finetune_transform(cfg: FinetuneConfig):
-    return create_transform(cfg.model.image_size, is_training=True, auto_augment=cfg.rand_augment,
+    return create_transform(cfg.model.image_size, is_training=True, scale=(cfg.min_crop_scale, 1.0),
+                            auto_augment=cfg.rand_augment,
                             re_prob=cfg.random_erasing, re_mode="pixel", re_count=1, interpolation="bicubic",
                             mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
@@ -50,5 +51,6 @@ def finetune(cfg: FinetuneConfig) -> dict:
         return CosineLRScheduler(opt, t_initial=max(1, total - warmup), lr_min=cfg.min_lr, warmup_t=warmup,
                                  warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
 
-    criterion = SoftTargetCrossEntropy() if mixup is not None else None
+    # Mixup applies the label smoothing itself; without it, timm's smoothed cross-entropy does
+    criterion = SoftTargetCrossEntropy() if mixup is not None else LabelSmoothingCrossEntropy(cfg.label_smoothing)
     return train_classifier(cfg, model, optimizer, schedule, train_set, val_set, mixup, criterion)
