@@ -83,7 +83,9 @@ def test_mmpretrain_classifier_layouts():
     other.load_state_dict(from_mmpretrain(state, "finetune"))
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(other(x), ft(x))
+    assert "backbone.ln1.weight" not in enc  # fine-tuning pools without the final norm
     lin = MILANClassifier(cfg, 5, "linear")
+    enc = to_mmpretrain({f"encoder.{k}": v for k, v in lin.encoder.state_dict().items()})
     state = {**enc, "neck.bn.running_mean": torch.randn(48), "neck.bn.running_var": torch.rand(48) + 0.5,
              "neck.bn.num_batches_tracked": torch.tensor(3), "head.fc.weight": torch.randn(5, 48),
              "head.fc.bias": torch.zeros(5)}

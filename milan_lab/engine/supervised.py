@@ -29,6 +29,8 @@ def load_encoder_weights(model, checkpoint: str) -> dict:
     state = load_checkpoint(path)
     weights = state.get("model", state)
     encoder = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
+    if isinstance(model.encoder.norm, torch.nn.Identity):  # fine-tuning pools without the final norm
+        encoder = {k: v for k, v in encoder.items() if not k.startswith("norm.")}
     if not encoder:
         raise ValueError(f"{path} holds no encoder.* weights (keys like {list(weights)[:3]})")
     missing, unexpected = model.encoder.load_state_dict(encoder, strict=False)

@@ -24,7 +24,7 @@ class MILANClassifier(nn.Module):
             raise ValueError(f"head must be 'finetune' or 'linear', got {head!r}")
         self.cfg, self.head_type, self.num_classes = cfg, head, num_classes
         self.encoder = ViTEncoder(cfg.image_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads,
-                                  cfg.mlp_ratio, drop_path)
+                                  cfg.mlp_ratio, drop_path, final_norm=head == "linear")
         if head == "finetune":
             self.fc_norm = partial(nn.LayerNorm, eps=1e-6)(cfg.embed_dim)
             self.head = nn.Linear(cfg.embed_dim, num_classes)
@@ -45,8 +45,8 @@ class MILANClassifier(nn.Module):
     def extract_feat(self, images: torch.Tensor) -> torch.Tensor:
         """The pooled feature [N, D] the head sees (before fc_norm)."""
         if self.head_type == "finetune":
-            return self.encoder.forward_features(images, norm=False)[:, 1:].mean(1)
-        return self.encoder.forward_features(images, norm=True)[:, 0]
+            return self.encoder.forward_features(images)[:, 1:].mean(1)
+        return self.encoder.forward_features(images)[:, 0]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits [N, num_classes]."""

@@ -34,7 +34,7 @@ def init_weights(module: nn.Module) -> None:
 
 class ViTEncoder(nn.Module):
     def __init__(self, image_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12,
-                 mlp_ratio=4.0, drop_path=0.0):
+                 mlp_ratio=4.0, drop_path=0.0, final_norm: bool = True):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -46,13 +46,14 @@ class ViTEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=dpr[i],
                   norm_layer=partial(nn.LayerNorm, eps=1e-6)) for i in range(depth))
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        # fine-tuning pools without the final norm (mmpretrain: final_norm=False), so it has none
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6) if final_norm else nn.Identity()
         self.embed_dim, self.num_heads = embed_dim, num_heads
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # as MAE: treat the conv as a linear
         nn.init.normal_(self.cls_token, std=0.02)
         self.blocks.apply(init_weights)
-        init_weights(self.norm)
+        self.norm.apply(init_weights)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """images [N, 3, H, W] -> patch tokens with position [N, L, D]."""
@@ -71,12 +72,12 @@ class ViTEncoder(nn.Module):
             x = blk(x)
         return self.norm(x)
 
-    def forward_features(self, images: torch.Tensor, norm: bool = True) -> torch.Tensor:
-        """All tokens, no masking: [N, 1 + L, D] (after the final norm unless ``norm=False``)."""
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """All tokens, no masking: [N, 1 + L, D], after the final norm (if the encoder has one)."""
         x = self._with_cls(self.embed(images))
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x) if norm else x
+        return self.norm(x)
 
     forward = forward_features
 
