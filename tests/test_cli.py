@@ -27,3 +27,31 @@ def test_bad_key_fails_before_any_work():
     assert "unknown config key 'epoch'" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("finetune", "layer_decay=high", timeout=60)
     assert res.returncode == 2 and "bad value for 'layer_decay'" in res.stderr
+
+
+def test_predict_and_test_commands_with_the_shipped_classifier(tmp_path):
+    from PIL import Image
+
+    from milan_lab.data.scenes import SHAPES, make_scene
+    for i in range(24):
+        img, spec = make_scene(0, "test", i, 64)
+        folder = tmp_path / "data" / f"{SHAPES.index(spec.shape)}_{spec.shape}"  # sorted = label order
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    first = next((tmp_path / "data").rglob("*.png"))
+    res = run_cli("predict", "vit-tiny-p8_milan-pre_offline-ft", str(first))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len([line for line in res.stdout.splitlines() if line.startswith("  ")]) == 5
+    res = run_cli("test", "vit-tiny-p8_milan-pre_offline-ft", "--data", str(tmp_path / "data"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    metrics = json.loads(res.stdout)
+    assert metrics["images"] == 24 and metrics["top1"] > 0.4 and metrics["top5"] >= metrics["top1"]
+
+
+def test_teacher_eval_and_knn_commands():
+    res = run_cli("teacher", "eval", "--json", "-n", "64")
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads(res.stdout)
+    assert result["zero_shot"]["shape"] > 0.8 and result["attention_on_objects"] > 2
+    res = run_cli("knn", "random", "--train-size", "128", "--val-size", "64")
+    assert res.returncode == 0 and 0 <= json.loads(res.stdout)["knn_top1"] <= 1
