@@ -1,9 +1,10 @@
 """Checkpoint interop: mmpretrain/mmselfsup MILAN checkpoints <-> milan_lab, and timm export.
 
-The key mapping is explicit (``ENCODER_RULES``, ``DECODER_RULES``) and loading is strict:
+The key mapping is explicit (``ENCODER_MAP``, ``DECODER_MAP``) and loading is strict:
 missing or unexpected keys are reported by name. mmpretrain names follow its ViT
 (``backbone.layers.N.ln1 / attn.qkv / ffn.layers.0.0``) and MILAN neck
 (``neck.decoder_blocks.N.attn.q / attn.kv``, ``neck.ln1`` = decoder norm); ours follow timm.
+Verified against mmpretrain 1.2.0's own modules by ``scripts/verify_mmpretrain.py``.
 """
 from __future__ import annotations
 
@@ -12,52 +13,44 @@ from pathlib import Path
 
 import torch
 
-# (mmpretrain pattern, milan_lab replacement), applied to keys without the backbone./neck. prefix
-ENCODER_RULES = [
-    (r"^patch_embed\.projection\.", "patch_embed.proj."),
-    (r"^layers\.(\d+)\.ln1\.", r"blocks.\1.norm1."),
-    (r"^layers\.(\d+)\.ln2\.", r"blocks.\1.norm2."),
-    (r"^layers\.(\d+)\.attn\.", r"blocks.\1.attn."),
-    (r"^layers\.(\d+)\.ffn\.layers\.0\.0\.", r"blocks.\1.mlp.fc1."),
-    (r"^layers\.(\d+)\.ffn\.layers\.1\.", r"blocks.\1.mlp.fc2."),
-    (r"^ln1\.", "norm."),
-    (r"^(cls_token|pos_embed)$", r"\1"),
+# (mmpretrain name, milan_lab name) without the backbone./neck. prefix; "{}" is a layer index.
+# A name ending in "." is a prefix (weight, bias, ...), any other must match the whole key.
+ENCODER_MAP = [
+    ("patch_embed.projection.", "patch_embed.proj."),
+    ("layers.{}.ln1.", "blocks.{}.norm1."),
+    ("layers.{}.ln2.", "blocks.{}.norm2."),
+    ("layers.{}.attn.", "blocks.{}.attn."),
+    ("layers.{}.ffn.layers.0.0.", "blocks.{}.mlp.fc1."),
+    ("layers.{}.ffn.layers.1.", "blocks.{}.mlp.fc2."),
+    ("ln1.", "norm."),
+    ("cls_token", "cls_token"),
+    ("pos_embed", "pos_embed"),
 ]
-DECODER_RULES = [
-    (r"^decoder_blocks\.(\d+)\.ln1\.", r"decoder_blocks.\1.norm1."),
-    (r"^decoder_blocks\.(\d+)\.ln2\.", r"decoder_blocks.\1.norm2."),
-    (r"^decoder_blocks\.(\d+)\.attn\.(q|kv|proj)\.", r"decoder_blocks.\1.\2."),
-    (r"^decoder_blocks\.(\d+)\.ffn\.layers\.0\.0\.", r"decoder_blocks.\1.mlp.fc1."),
-    (r"^decoder_blocks\.(\d+)\.ffn\.layers\.1\.", r"decoder_blocks.\1.mlp.fc2."),
-    (r"^ln1\.", "decoder_norm."),
-    (r"^(mask_token|decoder_pos_embed|decoder_embed\.\w+|decoder_pred\.\w+)$", r"\1"),
+DECODER_MAP = [
+    ("decoder_blocks.{}.ln1.", "decoder_blocks.{}.norm1."),
+    ("decoder_blocks.{}.ln2.", "decoder_blocks.{}.norm2."),
+    ("decoder_blocks.{}.attn.q.", "decoder_blocks.{}.q."),
+    ("decoder_blocks.{}.attn.kv.", "decoder_blocks.{}.kv."),
+    ("decoder_blocks.{}.attn.proj.", "decoder_blocks.{}.proj."),
+    ("decoder_blocks.{}.ffn.layers.0.0.", "decoder_blocks.{}.mlp.fc1."),
+    ("decoder_blocks.{}.ffn.layers.1.", "decoder_blocks.{}.mlp.fc2."),
+    ("ln1.", "decoder_norm."),
+    ("mask_token", "mask_token"),
+    ("decoder_pos_embed", "decoder_pos_embed"),
+    ("decoder_embed.", "decoder_embed."),
+    ("decoder_pred.", "decoder_pred."),
 ]
 
 
-def _apply(rules, key: str) -> str | None:
-    for pattern, repl in rules:
-        if re.match(pattern, key):
-            return re.sub(pattern, repl, key)
+def rename(key: str, table, reverse: bool = False) -> str | None:
+    """Map ``key`` through ``table`` (mmpretrain -> milan_lab, or back with ``reverse``)."""
+    for a, b in table:
+        src, dst = (b, a) if reverse else (a, b)
+        pattern = "^" + re.escape(src).replace(r"\{\}", r"(\d+)") + ("" if src.endswith(".") else "$")
+        m = re.match(pattern, key)
+        if m:
+            return (dst.replace("{}", m.group(1)) if m.groups() else dst) + key[m.end():]
     return None
-
-
-def _invert(rules, key: str) -> str | None:
-    """milan_lab key -> mmpretrain key (rules are one-to-one)."""
-    inverse = [
-        (r"^patch_embed\.proj\.", "patch_embed.projection."), (r"^blocks\.(\d+)\.norm1\.", r"layers.\1.ln1."),
-        (r"^blocks\.(\d+)\.norm2\.", r"layers.\1.ln2."), (r"^blocks\.(\d+)\.attn\.", r"layers.\1.attn."),
-        (r"^blocks\.(\d+)\.mlp\.fc1\.", r"layers.\1.ffn.layers.0.0."), (r"^blocks\.(\d+)\.mlp\.fc2\.", r"layers.\1.ffn.layers.1."),
-        (r"^norm\.", "ln1."), (r"^(cls_token|pos_embed)$", r"\1"),
-    ] if rules is ENCODER_RULES else [
-        (r"^decoder_blocks\.(\d+)\.norm1\.", r"decoder_blocks.\1.ln1."),
-        (r"^decoder_blocks\.(\d+)\.norm2\.", r"decoder_blocks.\1.ln2."),
-        (r"^decoder_blocks\.(\d+)\.(q|kv|proj)\.", r"decoder_blocks.\1.attn.\2."),
-        (r"^decoder_blocks\.(\d+)\.mlp\.fc1\.", r"decoder_blocks.\1.ffn.layers.0.0."),
-        (r"^decoder_blocks\.(\d+)\.mlp\.fc2\.", r"decoder_blocks.\1.ffn.layers.1."),
-        (r"^decoder_norm\.", "ln1."),
-        (r"^(mask_token|decoder_pos_embed|decoder_embed\.\w+|decoder_pred\.\w+)$", r"\1"),
-    ]
-    return _apply(inverse, key)
 
 
 def read_state_dict(path: str | Path) -> dict:
@@ -81,10 +74,10 @@ def from_mmpretrain(state: dict, kind: str = "pretrain") -> dict:
             if kind == "finetune" and sub.startswith("ln2."):
                 new = "fc_norm." + sub[len("ln2."):]
             else:
-                mapped = _apply(ENCODER_RULES, sub)
+                mapped = rename(sub, ENCODER_MAP)
                 new = f"encoder.{mapped}" if mapped else None
         elif key.startswith("neck.") and kind == "pretrain":
-            mapped = _apply(DECODER_RULES, key[len("neck."):])
+            mapped = rename(key[len("neck."):], DECODER_MAP)
             new = f"decoder.{mapped}" if mapped else None
         elif key.startswith("neck.bn.") and kind == "linear":
             new = "fc_norm." + key[len("neck.bn."):]
@@ -104,9 +97,9 @@ def to_mmpretrain(state: dict) -> dict:
     out = {}
     for key, value in state.items():
         if key.startswith("encoder."):
-            out["backbone." + _invert(ENCODER_RULES, key[len("encoder."):])] = value
+            out["backbone." + rename(key[len("encoder."):], ENCODER_MAP, reverse=True)] = value
         elif key.startswith("decoder."):
-            out["neck." + _invert(DECODER_RULES, key[len("decoder."):])] = value
+            out["neck." + rename(key[len("decoder."):], DECODER_MAP, reverse=True)] = value
     return out
 
 

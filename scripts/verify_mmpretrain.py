@@ -5,7 +5,7 @@ Needs mmpretrain's modules (not a dependency of milan-lab; mmcv-lite suffices, n
     python -m venv --system-site-packages /tmp/mmenv
     /tmp/mmenv/bin/pip install --no-deps mmcv-lite==2.2.0 mmengine==0.10.7 mmpretrain==1.2.0
     /tmp/mmenv/bin/pip install addict yapf termcolor rich einops modelindex mat4py importlib-metadata opencv-python-headless
-    /tmp/mmenv/bin/python scripts/verify_mmpretrain.py
+    PYTHONPATH=. /tmp/mmenv/bin/python scripts/verify_mmpretrain.py
 
 It builds mmpretrain's ``MILANViT`` + ``MILANPretrainDecoder`` at a small size with random weights,
 converts their state dict with ``milan_lab.convert.from_mmpretrain`` (strict), feeds both the same

@@ -31,11 +31,16 @@ def test_open_clip_name_with_local_checkpoint(tmp_path):
     torch.testing.assert_close(teacher(x)[0][:, 0], clip.visual(x))  # the file's weights, not a fresh init
 
 
-def test_openai_layout_checkpoint_selects_quick_gelu(tmp_path):
-    torch.manual_seed(0)
+def _openai_release(seed: int):
+    """A CLIP in OpenAI's key layout, with the entries OpenAI's state dicts carry."""
+    torch.manual_seed(seed)
     clip = open_clip.CLIP(**OPENAI_LIKE, quick_gelu=True)
-    state = dict(clip.state_dict(), input_resolution=torch.tensor(32), context_length=torch.tensor(77),
-                 vocab_size=torch.tensor(49408))
+    return clip, dict(clip.state_dict(), input_resolution=torch.tensor(32), context_length=torch.tensor(77),
+                      vocab_size=torch.tensor(49408))
+
+
+def test_openai_layout_checkpoint_selects_quick_gelu(tmp_path):
+    clip, state = _openai_release(0)
     path = tmp_path / "openai.pt"
     torch.save(state, path)
     teacher = load_teacher(pretrained=str(path))
@@ -46,10 +51,7 @@ def test_openai_layout_checkpoint_selects_quick_gelu(tmp_path):
 
 def test_mmpretrain_target_generator_checkpoint(tmp_path):
     """mmpretrain's clip_vit_base_16.pth.tar holds OpenAI's key layout (here wrapped in state_dict)."""
-    torch.manual_seed(1)
-    clip = open_clip.CLIP(**OPENAI_LIKE, quick_gelu=True)
-    state = dict(clip.state_dict(), input_resolution=torch.tensor(32), context_length=torch.tensor(77),
-                 vocab_size=torch.tensor(49408))
+    clip, state = _openai_release(1)
     path = tmp_path / "clip_vit_base_16.pth.tar"
     torch.save({"state_dict": state}, path)
     teacher = load_teacher(pretrained=str(path))
