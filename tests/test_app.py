@@ -145,3 +145,14 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "app.png").stat().st_size > 10_000
+
+
+def test_pixel_target_model_shows_pixel_reconstructions(tiny_teacher, scene_png):
+    from milan_lab.config import ModelConfig
+    from milan_lab.models.milan import MILAN
+    cfg = ModelConfig(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, decoder_embed_dim=32,
+                      decoder_depth=1, decoder_num_heads=2, target="pixels", sampler="random")
+    ex = Explorer(tiny_teacher, MILAN(cfg))
+    r = ex.reconstruction(str(scene_png), "random", 0.75, 0)
+    assert r["cosine"] is None and r["pixels"].shape == (32, 32, 3) and r["pasted"].shape == (32, 32, 3)
+    assert 0 <= r["pasted"].min() and r["pasted"].max() <= 1

@@ -118,3 +118,44 @@ def test_two_process_ddp_matches_one_process(teacher_dir, tmp_path):
     la = [r["loss"] for r in a["history"]]
     lb = [r["loss"] for r in b["history"]]
     assert la == pytest.approx(lb, rel=1e-3)
+
+
+def test_finetune_recipe_layer_decay_and_augmentation():
+    from timm.data import Mixup
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+
+    from milan_lab.engine.finetune import build_finetune
+    cfg = get_config("finetune", "milan_vit-micro-p8_offline", ["layer_decay=0.65", "mixup=0.8", "cutmix=1.0",
+                                                                  "offline_size=64", "eval_size=32"])
+    model, opt, train_set, _, mixup = build_finetune(cfg)
+    assert isinstance(mixup, Mixup) and mixup.mixup_alpha == 0.8 and mixup.cutmix_alpha == 1.0
+    assert mixup.label_smoothing == 0.1
+    ops = train_set.transform.transform.transforms
+    assert any(isinstance(t, RandomResizedCropAndInterpolation) for t in ops)
+    assert any("RandAugment" in type(t).__name__ for t in ops) and any("Erasing" in type(t).__name__ for t in ops)
+    names = {id(p): n for n, p in model.named_parameters()}
+    scale = {names[id(p)]: g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    depth = len(model.encoder.blocks)  # layers: embeddings 0, blocks 1..depth, head depth+1
+    assert scale["head.weight"] == 1.0
+    assert scale["encoder.blocks.0.attn.qkv.weight"] == pytest.approx(0.65 ** depth)
+    assert scale["encoder.cls_token"] == pytest.approx(0.65 ** (depth + 1))
+    wd = {names[id(p)]: g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert wd["encoder.blocks.0.attn.qkv.weight"] == 0.05 and wd["encoder.cls_token"] == 0 and wd["head.bias"] == 0
+    assert model.encoder.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
+
+
+def test_linear_recipe_freezes_the_encoder_and_uses_lars():
+    from timm.optim import Lars
+
+    from milan_lab.engine.linear import build_linear
+    cfg = get_config("linear", "milan_vit-micro-p8_offline", ["offline_size=64", "eval_size=32"])
+    model, opt, _, _ = build_linear(cfg)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["head.weight", "head.bias"] and isinstance(opt, Lars)
+    assert not model.fc_norm.affine and opt.defaults["momentum"] == 0.9
+    model.train()
+    assert not model.encoder.training  # the probed encoder stays in eval mode
+    vit_b = get_config("linear", "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k")
+    assert vit_b.effective_lr == pytest.approx(3.2) and vit_b.batch_size == 2048 and vit_b.warmup_epochs == 10
+    ft_b = get_config("finetune", "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k")
+    assert ft_b.effective_lr == pytest.approx(4e-4) and ft_b.layer_decay == 0.65 and ft_b.min_lr == 1e-6

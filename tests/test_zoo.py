@@ -109,3 +109,29 @@ def test_export_to_timm_and_back(tmp_path):
     missing, unexpected = again.load_state_dict(from_timm(vit.state_dict()), strict=False)
     assert not unexpected and all(k.startswith("decoder.") for k in missing)
     torch.testing.assert_close(again.encoder.forward_features(x), vit.forward_features(x))
+
+
+def test_seed_snippets_run_unchanged_when_weights_are_in_the_cache(monkeypatch, tmp_path):
+    """The seed's two snippets, with a (random) ViT-B/16 fine-tuned checkpoint in mmpretrain's
+    layout placed where pretrained=True looks (the download cache)."""
+    from milan_lab import zoo
+    name = "vit-base-p16_milan-pre_8xb128-coslr-100e_in1k"
+    monkeypatch.setenv("MILAN_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = MILANClassifier(ModelConfig(), 1000, "finetune")
+    state = to_mmpretrain({f"encoder.{k}": v for k, v in src.encoder.state_dict().items()})
+    state.update({"backbone.ln2.weight": src.fc_norm.weight, "backbone.ln2.bias": src.fc_norm.bias,
+                  "head.fc.weight": src.head.weight, "head.fc.bias": src.head.bias})
+    torch.save({"meta": {}, "state_dict": {k: v.half() for k, v in state.items()}},
+               tmp_path / zoo.MODELS[name]["url"].rsplit("/", 1)[-1])
+
+    model = get_model(name, pretrained=True)
+    inputs = torch.rand(1, 3, 224, 224)
+    out = model(inputs)
+    feats = model.extract_feat(inputs)
+    assert out.shape == (1, 1000) and feats.shape == (1, 768)
+    from PIL import Image
+    Image.fromarray((torch.rand(300, 400, 3) * 255).byte().numpy()).save(tmp_path / "bird.JPEG")
+    predict = inference_model(name, str(tmp_path / "bird.JPEG"))
+    assert predict["pred_class"] in zoo.class_names("imagenet") and 0 < predict["pred_score"] <= 1
+    torch.testing.assert_close(model(inputs), src.half().float()(inputs), atol=1e-3, rtol=1e-3)
