@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from milan_lab.config import get_config
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.decoders import DECODERS
+from milan_lab.models.masking import random_masking
 from milan_lab.models.vit import ViTEncoder
 
 
@@ -75,7 +76,6 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
                                     cfg.decoder_num_heads, out_dim, cfg.mlp_ratio)
     classifier = MILANClassifier(dataclasses.replace(cfg), num_classes, "finetune")
     x = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
-    from milan_lab.models.masking import random_masking
     masking = random_masking(1, num_patches, cfg.mask_ratio)
     latent = torch.zeros(1, masking.ids_keep.shape[1] + 1, cfg.embed_dim)
     teacher = teacher_tower(cfg) if cfg.needs_teacher else None

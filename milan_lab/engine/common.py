@@ -63,7 +63,10 @@ def resolve_workers(num_workers: int, device: torch.device) -> int:
 
 
 class MetricsLog:
-    """Append-only CSV of per-step metrics (rank 0), mirrored to TensorBoard when installed."""
+    """Per-step metrics appended to a CSV with fixed columns (rank 0), mirrored to TensorBoard
+    when it is installed. Appending keeps logging O(1) per row on long runs."""
+
+    COLUMNS = ("step", "epoch", "loss", "lr", "img_per_s", "knn_acc", "top1", "top5")
 
     def __init__(self, path: Path, enabled: bool = True):
         self.path, self.enabled, self.tb = Path(path), enabled, None
@@ -74,36 +77,34 @@ class MetricsLog:
             except Exception:  # tensorboard is optional
                 self.tb = None
 
-    def truncate_after(self, step: int) -> None:
-        """On resume from checkpoint ``step``, drop rows logged after it so the CSV matches an unbroken run."""
-        if not (self.enabled and self.path.is_file()):
-            return
-        rows = self.read()
-        keep = [r for r in rows if int(float(r["step"])) <= step]
-        self._write(keep)
-
     def read(self) -> list[dict]:
         if not self.path.is_file():
             return []
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
-    def _write(self, rows: list[dict]) -> None:
-        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k))
+    def truncate_after(self, step: int) -> None:
+        """On resume from checkpoint ``step``, drop rows logged after it so the CSV matches an unbroken run."""
+        if not (self.enabled and self.path.is_file()):
+            return
+        keep = [r for r in self.read() if int(float(r["step"])) <= step]
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+            writer = csv.DictWriter(f, fieldnames=self.COLUMNS)
+            writer.writeheader()
+            writer.writerows(keep)
         os.replace(tmp, self.path)
 
     def log(self, row: dict) -> None:
         if not self.enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = self.read()
-        rows.append({k: v for k, v in row.items()})
-        self._write(rows)
+        new = not self.path.is_file()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in self.COLUMNS})
         if self.tb is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)):

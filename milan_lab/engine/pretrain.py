@@ -26,12 +26,9 @@ from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, au
 from milan_lab.engine.knn import knn_accuracy
 from milan_lab.models.milan import MILAN, build_milan
 
-NO_DECAY = ("encoder.pos_embed", "encoder.cls_token", "decoder.mask_token", "decoder.decoder_pos_embed")
-
-
 def build_optimizer(model: MILAN, cfg: PretrainConfig) -> torch.optim.Optimizer:
-    """AdamW; 1-D parameters (norms, biases) and NO_DECAY get no weight decay (timm groups them)."""
-    model.no_weight_decay = lambda: set(NO_DECAY)
+    """AdamW; 1-D parameters (norms, biases) and ``model.no_weight_decay()`` get no weight decay
+    (timm builds the groups)."""
     return create_optimizer_v2(model, "adamw", lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
                                betas=(cfg.beta1, cfg.beta2))
 

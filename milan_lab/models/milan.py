@@ -102,6 +102,10 @@ class MILAN(nn.Module):
     def get_last_selfattention(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder.get_last_selfattention(images)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters the optimiser must not decay (besides norms and biases), as in MAE/mmpretrain."""
+        return {"encoder.pos_embed", "encoder.cls_token", "decoder.mask_token", "decoder.decoder_pos_embed"}
+
     def student_state_dict(self) -> dict:
         """Encoder and decoder weights: what checkpoints hold (the teacher is rebuilt from its name)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("teacher.")}

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import open_clip
 
-from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED_TEACHER = ASSETS / "teacher"

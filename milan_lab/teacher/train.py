@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from milan_lab.data.scenes import ATTRIBUTES, SHAPES, random_spec, render_scene
-from milan_lab.data.transforms import to_normalized_tensor
+from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, rng_state, set_rng_state
 from milan_lab.teacher.tokenizer import WordTokenizer
 from milan_lab.teacher import registry
@@ -133,7 +133,7 @@ def export_teacher(model, tokenizer: WordTokenizer, model_cfg: dict, folder: str
     model_cfg["text_cfg"]["vocab_size"] = len(tokenizer)
     config = {
         "model_cfg": model_cfg,
-        "preprocess_cfg": {"mean": list(registry.IMAGENET_MEAN), "std": list(registry.IMAGENET_STD), "size": image_size},
+        "preprocess_cfg": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": image_size},
         "milan_lab": {"vocab": tokenizer.vocab, "context_length": tokenizer.context_length, **(extra or {})},
     }
     (tmp / "open_clip_config.json").write_text(json.dumps(config, indent=1))
