@@ -21,7 +21,7 @@ import open_clip
 import torch
 from tqdm import tqdm
 
-from milan_lab.data.scenes import ATTRIBUTES, SHAPES, random_spec, render_scene
+from milan_lab.data.scenes import SHAPES, random_spec, render_scene
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, rng_state, set_rng_state
 from milan_lab.teacher.tokenizer import WordTokenizer

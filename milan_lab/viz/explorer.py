@@ -24,6 +24,9 @@ MAX_PIXELS = 40_000_000  # refuse above this (decoding alone would take seconds 
 DISPLAY = 256
 
 
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses (DecompressionBombError) at twice this
+
+
 class BadImage(ValueError):
     """An input that cannot be shown; the message is meant for the user."""
 
@@ -46,7 +49,6 @@ def load_image(src) -> Image.Image:
         img = src
     else:
         try:
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             img = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
             if img.width * img.height > MAX_PIXELS:
                 raise BadImage(f"Image is too large ({img.width}x{img.height}); the limit is {MAX_PIXELS // 10**6} MP.")
@@ -113,15 +115,15 @@ class Explorer:
         return cls(t, model)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _prepare(self, image, size: int) -> tuple[np.ndarray, torch.Tensor]:
-        img = square(load_image(image), size)
-        arr = np.asarray(img, dtype=np.float32) / 255
+    @staticmethod
+    def _views(image, size: int) -> tuple[np.ndarray, torch.Tensor]:
+        """(display image [DISPLAY, DISPLAY, 3] in [0, 1], model input [1, 3, size, size])."""
+        img = load_image(image)
+        shown = np.asarray(square(img, DISPLAY), dtype=np.float32) / 255
+        arr = np.asarray(square(img, size), dtype=np.float32) / 255
         x = (torch.from_numpy(arr).permute(2, 0, 1) - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(
             IMAGENET_STD)[:, None, None]
-        return arr, x[None]
-
-    def _display(self, image, size: int) -> np.ndarray:
-        return np.asarray(square(load_image(image), DISPLAY), dtype=np.float32) / 255
+        return shown, x[None]
 
     @property
     def num_layers(self) -> int:
@@ -131,8 +133,7 @@ class Explorer:
     @torch.no_grad()
     def attention(self, image, layer: int = -1, head: int | None = None, rollout: bool = False) -> dict:
         """Teacher class-token attention: {'map': heat map, 'rollout': rollout map, 'importance': [L]}."""
-        _, x = self._prepare(image, self.teacher.image_size)
-        shown = self._display(image, DISPLAY)
+        shown, x = self._views(image, self.teacher.image_size)
         attns = [a[0] for a in self.teacher.get_selfattentions(x)]
         layer = layer if layer >= 0 else len(attns) + layer
         if not 0 <= layer < len(attns):
@@ -147,12 +148,12 @@ class Explorer:
     @torch.no_grad()
     def masks(self, image, sampler: str = "semantic", ratio: float = 0.75, seed: int = 0) -> dict:
         """Which patches ``sampler`` keeps: {'overlay', 'mask' [L], 'kept_attention' share}."""
-        _, x = self._prepare(image, self.teacher.image_size)
+        shown, x = self._views(image, self.teacher.image_size)
         _, importance = self.teacher(x)
         m = sample_mask(sampler, ratio, 1, importance.shape[1], importance,
                         generator=torch.Generator().manual_seed(int(seed)))
         kept_share = float((importance[0] * (1 - m.mask[0])).sum() / importance[0].sum())
-        return {"overlay": maps.mask_overlay(self._display(image, DISPLAY), m.mask[0]), "mask": m.mask[0],
+        return {"overlay": maps.mask_overlay(shown, m.mask[0]), "mask": m.mask[0],
                 "kept_attention": kept_share, "masking": m, "importance": importance}
 
     @torch.no_grad()
@@ -163,12 +164,11 @@ class Explorer:
         if self.model is None:
             raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
         model = self.model
-        _, x = self._prepare(image, model.cfg.image_size)
+        shown, x = self._views(image, model.cfg.image_size)
         target, importance = model.forward_teacher(x)
         m = model.sample_mask(x, importance, sampler=sampler, mask_ratio=ratio,
                               generator=torch.Generator().manual_seed(int(seed)))
         pred = model.forward_decoder(model.forward_encoder(x, m), m)
-        shown = self._display(image, DISPLAY)
         out = {"mask": m.mask[0], "masked_input": maps.mask_overlay(shown, m.mask[0])}
         if model.cfg.target == "pixels":
             p = model.cfg.patch_size

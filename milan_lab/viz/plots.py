@@ -5,7 +5,8 @@ import io
 
 import matplotlib
 
-matplotlib.use("agg") if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") else None
+if "inline" not in matplotlib.get_backend():  # notebooks keep their inline backend; elsewhere render headless
+    matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
