@@ -218,7 +218,7 @@ PRESETS: dict[str, dict] = {
     "milan_vit-micro-p8_offline": dict(
         model=dict(TINY, embed_dim=96, depth=2, num_heads=3, decoder_embed_dim=64, decoder_depth=1,
                    decoder_num_heads=2),
-        pretrain=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=1.5e-3, offline_size=1024,
+        pretrain=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=3e-3, offline_size=1024,
                       knn_train_size=512, knn_val_size=256),
         finetune=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=1e-3, offline_size=512),
         linear=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=0.1, offline_size=512)),
