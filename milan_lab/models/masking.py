@@ -20,12 +20,12 @@ class Masking(NamedTuple):
     ids_keep: torch.Tensor     # [N, len_keep]
     ids_restore: torch.Tensor  # [N, L]
     mask: torch.Tensor         # [N, L], 0 keep, 1 remove
+    ids_shuffle: torch.Tensor  # [N, L], kept patches first
 
     @property
     def ids_dump(self) -> torch.Tensor:
         """Indices of the removed patches [N, L - len_keep], in shuffle order."""
-        ids_shuffle = torch.argsort(self.ids_restore, dim=1)
-        return ids_shuffle[:, self.ids_keep.shape[1]:]
+        return self.ids_shuffle[:, self.ids_keep.shape[1]:]
 
 
 def len_keep(num_patches: int, mask_ratio: float) -> int:
@@ -40,7 +40,7 @@ def _from_shuffle(ids_shuffle: torch.Tensor, keep: int) -> Masking:
     mask = torch.ones(n, num, device=ids_shuffle.device)
     mask[:, :keep] = 0
     mask = torch.gather(mask, 1, ids_restore)
-    return Masking(ids_shuffle[:, :keep], ids_restore, mask)
+    return Masking(ids_shuffle[:, :keep], ids_restore, mask, ids_shuffle)
 
 
 def random_masking(n: int, num_patches: int, mask_ratio: float, device=None,

@@ -33,19 +33,14 @@ def cls_attention(attn: torch.Tensor, head: int | None = None) -> torch.Tensor:
     return a.mean(0)
 
 
-def attention_rollout(attns: list[torch.Tensor], discard_ratio: float = 0.0) -> torch.Tensor:
+def attention_rollout(attns: list[torch.Tensor]) -> torch.Tensor:
     """Abnar & Zuidema's rollout over layers: average heads, add identity for the residual,
     renormalise, multiply through; returns the class token's row to patches [L]. attns: one
     [heads, T, T] per layer."""
     t = attns[0].shape[-1]
     result = torch.eye(t)
     for a in attns:
-        a = a.mean(0).cpu()
-        if discard_ratio:
-            flat = a.flatten()
-            flat[flat.argsort()[: int(len(flat) * discard_ratio)]] = 0
-            a = flat.view(t, t)
-        a = a + torch.eye(t)
+        a = a.mean(0).cpu() + torch.eye(t)
         result = (a / a.sum(-1, keepdim=True)) @ result
     return result[0, 1:]
 
