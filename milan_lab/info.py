@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import open_clip
 import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
@@ -54,18 +53,6 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def teacher_tower(cfg):
-    """The teacher's image tower, built from its architecture only (no download)."""
-    from milan_lab.teacher import registry
-    from milan_lab.teacher.load import load_teacher
-    registry.register()
-    if cfg.teacher in ("shipped", "default"):
-        return load_teacher().visual
-    if open_clip.get_model_config(cfg.teacher) is None:
-        return None
-    return open_clip.create_model(cfg.teacher, pretrained=None).visual
-
-
 def model_info(preset: str, num_classes: int = 1000) -> dict:
     cfg = get_config("pretrain", preset).model
     grid = cfg.image_size // cfg.patch_size
@@ -78,7 +65,9 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
     x = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
     masking = random_masking(1, num_patches, cfg.mask_ratio)
     latent = torch.zeros(1, masking.ids_keep.shape[1] + 1, cfg.embed_dim)
-    teacher = teacher_tower(cfg) if cfg.needs_teacher else None
+    from milan_lab.teacher.load import teacher_architecture
+    wrapped = teacher_architecture(cfg.teacher) if cfg.needs_teacher else None
+    teacher = wrapped.visual if wrapped is not None else None  # the image tower: params and pooled forward
     info = {
         "preset": preset,
         "params_total_without_teacher": count(encoder) + count(decoder),

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from milan_lab.engine.common import write_json
+
 
 def overrides(**params) -> dict:
     """Notebook parameters -> config overrides; ``None`` means "keep the preset's value"."""
@@ -27,6 +29,5 @@ def read_metrics(output_dir: str | Path) -> dict:
 def save_notebook_metrics(output_dir: str | Path, name: str, **metrics) -> str:
     """The metrics a notebook run reports (tests assert on this file)."""
     path = Path(output_dir) / f"{name}_metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=1, default=float))
+    write_json(path, metrics)
     return str(path)

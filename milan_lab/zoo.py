@@ -155,16 +155,10 @@ def inference_model(model, image, topk: int = 5, device: str = "cpu") -> dict:
 @torch.no_grad()
 def evaluate_folder(model, data: str, batch_size: int = 64) -> dict:
     """top-1 / top-5 of a classifier on an ImageNet-style folder (class sub-folders sorted by name)."""
-    from torch.utils.data import DataLoader
-
     from milan_lab.data.datasets import ClassFolder
     from milan_lab.data.transforms import eval_transform
+    from milan_lab.engine.supervised import evaluate
     size = model.cfg.image_size
     ds = ClassFolder(data, eval_transform(size, 0.875 if size >= 224 else 1.0))
-    correct1 = correct5 = 0
-    for images, labels in DataLoader(ds, batch_size=batch_size):
-        top = model(images).topk(5, dim=1).indices
-        correct1 += (top[:, 0] == labels).sum().item()
-        correct5 += (top == labels[:, None]).any(1).sum().item()
-    n = len(ds)
-    return {"images": n, "top1": correct1 / n, "top5": correct5 / n}
+    result = evaluate(model, ds, next(model.parameters()).device, None, batch_size)
+    return {"images": len(ds), "top1": result["top1"], "top5": result["top5"]}

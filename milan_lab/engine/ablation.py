@@ -10,7 +10,7 @@ from pathlib import Path
 
 from milan_lab.config import get_config
 from milan_lab.engine.evaluate import encoder_from, offline_features, quick_linear_probe
-from milan_lab.engine.knn import knn_classify
+from milan_lab.engine.knn import knn_top1
 from milan_lab.engine.pretrain import pretrain
 
 GRID = {"target": ("pixels", "clip"), "sampler": ("random", "semantic"), "decoder": ("mae", "prompting")}
@@ -33,7 +33,7 @@ def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablati
             sec_per_step = (time.perf_counter() - t) / max(1, summary["steps"])
             encoder = encoder_from(str(out), preset)
             train, val = offline_features(encoder, cfg.model.image_size, eval_train, eval_val, seed=seed)
-            knn = float((knn_classify(*train, val[0]) == val[1]).float().mean())
+            knn = knn_top1(train, val)
             linear = quick_linear_probe(train, val, int(train[1].max()) + 1, seed=seed)
             rows.append({**setting, "seed": seed, "knn": knn, "linear": linear, "sec_per_step": sec_per_step,
                          "final_loss": summary["final_loss"]})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import open_clip
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -19,8 +18,7 @@ from milan_lab.engine.common import autocast, autocast_dtype
 from milan_lab.engine.distributed import resolve_device
 from milan_lab.engine.pretrain import build_optimizer
 from milan_lab.models.milan import MILAN
-from milan_lab.models.teacher import Teacher
-from milan_lab.teacher import registry
+from milan_lab.teacher.load import teacher_architecture
 
 
 def _sync(device):
@@ -43,22 +41,15 @@ def measure_peak(device, dtype, n: int | None = None, repeats: int = 10) -> floa
     return 2 * n ** 3 * repeats / (time.perf_counter() - t)
 
 
-def bench_teacher(cfg, device):
-    if not cfg.needs_teacher:
-        return None
-    if cfg.teacher in ("shipped", "default"):
-        from milan_lab.teacher.load import load_teacher
-        return load_teacher(device=device)
-    registry.register()
-    return Teacher(open_clip.create_model(cfg.teacher, pretrained=None), name=f"{cfg.teacher} (random weights)").to(device)
-
-
 def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: str = "auto", warmup: int = 3) -> dict:
     cfg = get_config("pretrain", preset, {"device": device})
     dev = resolve_device(cfg.device)
     amp = autocast_dtype(cfg.precision, dev)
     batch = batch_size or (cfg.batch_size if dev.type == "cuda" else min(cfg.batch_size, 64))
-    model = MILAN(cfg.model, bench_teacher(cfg.model, dev)).to(dev).train()
+    teacher = teacher_architecture(cfg.model.teacher, dev) if cfg.model.needs_teacher else None
+    if cfg.model.needs_teacher and teacher is None:
+        raise ValueError(f"unknown teacher {cfg.model.teacher!r}: an open_clip model name or a teacher folder")
+    model = MILAN(cfg.model, teacher).to(dev).train()
     opt = build_optimizer(model, cfg)
     images = torch.randn(batch, 3, cfg.model.image_size, cfg.model.image_size, device=dev)
     stages = ("teacher", "mask", "encoder", "decoder+loss", "backward", "optimizer")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from milan_lab.config import get_config
 from milan_lab.data.datasets import OfflineScenes
 from milan_lab.data.transforms import eval_transform
-from milan_lab.engine.knn import extract_features, knn_classify
+from milan_lab.engine.knn import extract_features, knn_top1
 from milan_lab.engine.supervised import load_encoder_weights
 from milan_lab.models.vit import ViTEncoder
 
@@ -55,4 +55,4 @@ def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int
     encoder = encoder_from(checkpoint, preset)
     size = get_config("pretrain", preset).model.image_size
     train, val = offline_features(encoder, size, train_size, val_size)
-    return {"checkpoint": checkpoint, "knn_top1": float((knn_classify(*train, val[0]) == val[1]).float().mean())}
+    return {"checkpoint": checkpoint, "knn_top1": knn_top1(train, val)}

@@ -9,12 +9,11 @@ from __future__ import annotations
 from timm.data import Mixup, create_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.datasets import build_dataset
-from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
-from milan_lab.engine.supervised import load_encoder_weights, train_classifier
+from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from milan_lab.engine.supervised import load_encoder_weights, train_classifier, val_dataset
 from milan_lab.models.classifier import MILANClassifier
 
 
@@ -29,9 +28,7 @@ def build_finetune(cfg: FinetuneConfig):
     """(model, optimizer, train_set, val_set, mixup) for ``cfg``."""
     train_set = build_dataset(cfg.data, "train", cfg.model.image_size, finetune_transform(cfg), cfg.seed,
                               cfg.offline_size)
-    val_set = build_dataset(cfg.data, "val", cfg.model.image_size,
-                            eval_transform(cfg.model.image_size, 1.0 if cfg.data == "offline" else 0.875),
-                            cfg.seed, cfg.eval_size)
+    val_set = val_dataset(cfg)
     num_classes = cfg.num_classes or len(train_set.classes)
     model = MILANClassifier(cfg.model, num_classes, "finetune", drop_path=cfg.drop_path)
     if cfg.checkpoint:
@@ -47,10 +44,6 @@ def finetune(cfg: FinetuneConfig) -> dict:
     cfg.validate()
     model, optimizer, train_set, val_set, mixup = build_finetune(cfg)
 
-    def schedule(opt, total, warmup):
-        return CosineLRScheduler(opt, t_initial=max(1, total - warmup), lr_min=cfg.min_lr, warmup_t=warmup,
-                                 warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
-
     # Mixup applies the label smoothing itself; without it, timm's smoothed cross-entropy does
     criterion = SoftTargetCrossEntropy() if mixup is not None else LabelSmoothingCrossEntropy(cfg.label_smoothing)
-    return train_classifier(cfg, model, optimizer, schedule, train_set, val_set, mixup, criterion)
+    return train_classifier(cfg, model, optimizer, train_set, val_set, mixup, criterion, min_lr=cfg.min_lr)

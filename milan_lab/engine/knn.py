@@ -33,7 +33,11 @@ def knn_classify(train_f, train_y, test_f, k: int = 20, temperature: float = 0.0
     return votes.argmax(1)
 
 
+def knn_top1(train, val, k: int = 20, temperature: float = 0.07) -> float:
+    """Accuracy on ``val`` = (features, labels) with ``train`` = (features, labels) as memory."""
+    return float((knn_classify(*train, val[0], k, temperature) == val[1]).float().mean())
+
+
 def knn_accuracy(encoder, train_set, val_set, device, k: int = 20, temperature: float = 0.07) -> float:
-    train_f, train_y = extract_features(encoder, train_set, device)
-    val_f, val_y = extract_features(encoder, val_set, device)
-    return float((knn_classify(train_f, train_y, val_f, k, temperature) == val_y).float().mean())
+    return knn_top1(extract_features(encoder, train_set, device), extract_features(encoder, val_set, device),
+                    k, temperature)

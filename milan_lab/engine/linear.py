@@ -6,13 +6,12 @@ lr 3.2 for batch 2048, momentum 0.9, no weight decay, warm-up then cosine; crop 
 from __future__ import annotations
 
 from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 from torchvision import transforms as T
 
 from milan_lab.config import LinearProbeConfig
 from milan_lab.data.datasets import build_dataset
-from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
-from milan_lab.engine.supervised import load_encoder_weights, train_classifier
+from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from milan_lab.engine.supervised import load_encoder_weights, train_classifier, val_dataset
 from milan_lab.models.classifier import MILANClassifier
 
 
@@ -24,9 +23,7 @@ def linear_transform(image_size: int):
 def build_linear(cfg: LinearProbeConfig):
     train_set = build_dataset(cfg.data, "train", cfg.model.image_size, linear_transform(cfg.model.image_size),
                               cfg.seed, cfg.offline_size)
-    val_set = build_dataset(cfg.data, "val", cfg.model.image_size,
-                            eval_transform(cfg.model.image_size, 1.0 if cfg.data == "offline" else 0.875),
-                            cfg.seed, cfg.eval_size)
+    val_set = val_dataset(cfg)
     model = MILANClassifier(cfg.model, cfg.num_classes or len(train_set.classes), "linear")
     if cfg.checkpoint:
         load_encoder_weights(model, cfg.checkpoint)
@@ -39,8 +36,4 @@ def linear_probe(cfg: LinearProbeConfig) -> dict:
     cfg.validate()
     model, optimizer, train_set, val_set = build_linear(cfg)
 
-    def schedule(opt, total, warmup):
-        return CosineLRScheduler(opt, t_initial=max(1, total - warmup), lr_min=0.0, warmup_t=warmup,
-                                 warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
-
-    return train_classifier(cfg, model, optimizer, schedule, train_set, val_set)
+    return train_classifier(cfg, model, optimizer, train_set, val_set)

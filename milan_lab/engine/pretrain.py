@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
 from milan_lab.config import PretrainConfig, to_dict
@@ -21,8 +20,8 @@ from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import eval_transform, pretrain_transform
 from milan_lab.engine import distributed as dist_utils
 from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, autocast_dtype, make_loader,
-                                     resolve_workers, write_json)
+from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, autocast_dtype, build_scheduler,
+                                     make_loader, resolve_workers, write_json)
 from milan_lab.engine.knn import knn_accuracy
 from milan_lab.models.milan import MILAN, build_milan
 
@@ -31,12 +30,6 @@ def build_optimizer(model: MILAN, cfg: PretrainConfig) -> torch.optim.Optimizer:
     (timm builds the groups)."""
     return create_optimizer_v2(model, "adamw", lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
                                betas=(cfg.beta1, cfg.beta2))
-
-
-def build_scheduler(optimizer, total_steps: int, warmup_steps: int, min_lr: float) -> CosineLRScheduler:
-    """Per-iteration: linear warm-up from 0 over ``warmup_steps``, then cosine to ``min_lr``."""
-    return CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), lr_min=min_lr,
-                             warmup_t=warmup_steps, warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
 
 
 def knn_sets(cfg: PretrainConfig):

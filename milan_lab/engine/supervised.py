@@ -11,21 +11,18 @@ from tqdm import tqdm
 
 from milan_lab.config import to_dict
 from milan_lab.engine import distributed as dist_utils
-from milan_lab.engine.checkpoint import (latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
-                                         set_rng_state)
-from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, autocast_dtype, make_loader,
-                                     resolve_workers, write_json)
+from milan_lab.engine.checkpoint import (latest_checkpoint, load_checkpoint, resolve_checkpoint, rng_state,
+                                         save_checkpoint, set_rng_state)
+from milan_lab.data.datasets import build_dataset
+from milan_lab.data.transforms import eval_transform
+from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, autocast_dtype, build_scheduler,
+                                     make_loader, resolve_workers, write_json)
 
 
 def load_encoder_weights(model, checkpoint: str) -> dict:
     """Copy ``encoder.*`` weights from a pretraining checkpoint (file or output_dir) into
     ``model.encoder``; returns the checkpoint's config (a dict) for reference."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
-        if found is None:
-            raise FileNotFoundError(f"no checkpoints in {checkpoint} (expected {checkpoint}/checkpoints/step_*.pt)")
-        path = found
+    path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
     weights = state.get("model", state)
     encoder = {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")}
@@ -59,9 +56,16 @@ def evaluate(model, dataset, device, amp_dtype, batch_size: int = 256, num_class
     return {"top1": correct1 / n, "top5": correct5 / n, "confusion": confusion.tolist()}
 
 
-def train_classifier(cfg, model, optimizer, scheduler_fn, train_set, val_set, mixup=None, criterion=None) -> dict:
-    """Train ``model`` on ``train_set``; ``scheduler_fn(optimizer, total_steps, warmup_steps)``
-    builds the per-iteration schedule. Returns the summary written to metrics.json."""
+def val_dataset(cfg):
+    """The evaluation split: centre crop 0.875 for real images, the whole scene offline."""
+    size = cfg.model.image_size
+    return build_dataset(cfg.data, "val", size, eval_transform(size, 1.0 if cfg.data == "offline" else 0.875),
+                         cfg.seed, cfg.eval_size)
+
+
+def train_classifier(cfg, model, optimizer, train_set, val_set, mixup=None, criterion=None, min_lr: float = 0.0) -> dict:
+    """Train ``model`` on ``train_set`` with warm-up + cosine to ``min_lr`` per iteration.
+    Returns the summary written to metrics.json."""
     device = dist_utils.resolve_device(cfg.device)
     rank, world = dist_utils.init_distributed(device)
     main = dist_utils.is_main(rank)
@@ -72,7 +76,7 @@ def train_classifier(cfg, model, optimizer, scheduler_fn, train_set, val_set, mi
     if steps_per_epoch == 0:
         raise ValueError(f"training set has {len(train_set)} images, fewer than one batch of {cfg.batch_size}")
     total = steps_per_epoch * cfg.epochs
-    scheduler = scheduler_fn(optimizer, total, round(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = build_scheduler(optimizer, total, round(cfg.warmup_epochs * steps_per_epoch), min_lr)
     criterion = criterion or torch.nn.CrossEntropyLoss()
     step, history = 0, []
     ckpt = latest_checkpoint(out / "checkpoints") if cfg.resume else None

@@ -76,6 +76,17 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
     return Teacher(clip, open_clip.get_tokenizer(name), input_norm, mean, std, name=f"{name}:{pretrained}").to(device)
 
 
+def teacher_architecture(name: str, device="cpu") -> Teacher | None:
+    """A teacher for measuring, not for training: the shipped one or a folder as they are, an
+    open_clip name with random weights (no download); None for a name open_clip does not know."""
+    registry.register()
+    if name in ("shipped", "default") or Path(name).is_dir():
+        return load_teacher(None if name in ("shipped", "default") else name, device=device)
+    if open_clip.get_model_config(name) is None:
+        return None
+    return Teacher(open_clip.create_model(name, pretrained=None), name=f"{name} (random weights)").to(device)
+
+
 def _from_local_dir(folder: Path, device, input_norm: str, label: str) -> Teacher:
     config_path = folder / "open_clip_config.json"
     if not config_path.is_file():

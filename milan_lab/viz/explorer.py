@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from milan_lab.config import ModelConfig, from_dict, PretrainConfig
+from milan_lab.config import PretrainConfig, from_dict
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from milan_lab.models.losses import unpatchify
 from milan_lab.models.masking import sample_mask
@@ -81,14 +81,9 @@ def square(img: Image.Image, size: int) -> Image.Image:
 def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = None, device="cpu") -> MILAN:
     """A MILAN model from a pretraining checkpoint (default: the shipped offline model). The
     given teacher is used when it fits the checkpoint's student, else the configured one."""
-    from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint
-    path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
-    if path.is_dir():
-        path = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
-        if path is None:
-            raise FileNotFoundError(f"no checkpoints under {checkpoint}")
-    state = load_checkpoint(path)
-    cfg = from_dict(PretrainConfig, state["config"]).model if "config" in state else ModelConfig(**state["model_config"])
+    from milan_lab.engine.checkpoint import load_checkpoint, resolve_checkpoint
+    state = load_checkpoint(resolve_checkpoint(checkpoint or SHIPPED_MODEL))
+    cfg = from_dict(PretrainConfig, state["config"]).model
     if teacher is not None:
         try:
             check_teacher(cfg, teacher)
