@@ -69,6 +69,8 @@ def build_clip(cfg: TeacherTrainConfig, tokenizer: WordTokenizer) -> torch.nn.Mo
 
 
 def lr_at(cfg: TeacherTrainConfig, step: int) -> float:
+    """Warm-up from lr/warmup_steps, then cosine to 0. Kept by hand rather than timm's scheduler
+    (which starts warm-up at 0) because the shipped teacher was trained with exactly this."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
