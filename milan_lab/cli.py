@@ -15,6 +15,7 @@ import json
 import sys
 
 from milan_lab import config as C
+from milan_lab.errors import MilanLabError
 
 JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}
 
@@ -22,7 +23,7 @@ JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": 
 def _options_epilog(job: str) -> str:
     rows = C.describe(C.JOBS[job])
     width = max(len(k) for k, _, _ in rows)
-    lines = ["options (key=value; model.* keys may drop the prefix when unambiguous):"]
+    lines = ["options (key=value; model.* keys may drop the prefix unless a job option has the same name):"]
     lines += [f"  {k:<{width}}  {t:<12} default: {d!r}" for k, t, d in rows]
     lines.append(f"presets: {', '.join(C.PRESETS)}")
     return "\n".join(lines)
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64)
     s = sub.add_parser("export", help="export an encoder to timm's ViT layout")
     s.add_argument("checkpoint")
-    s.add_argument("--timm", required=True, metavar="OUT", help="output .pth for timm.create_model(..., file=OUT)")
+    s.add_argument("--timm", required=True, metavar="OUT",
+                   help="output file (.safetensors, or .pth) for timm.create_model(..., pretrained_cfg_overlay=dict(file=OUT))")
     return p
 
 
@@ -93,9 +95,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args) or 0
-    except (ValueError, FileNotFoundError) as e:  # bad input: a clear message, no traceback
+    except (MilanLabError, ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
         print(f"milan-lab {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"milan-lab {args.command}: interrupted (a training run resumes from its last checkpoint)", file=sys.stderr)
+        return 130
 
 
 def _dispatch(args) -> int | None:
@@ -131,21 +136,40 @@ def _dispatch(args) -> int | None:
         from milan_lab.zoo import list_models
         print("\n".join(list_models()))
     elif cmd == "predict":
-        from milan_lab.zoo import get_model, inference_model
-        model = get_model(args.model, pretrained=args.pretrained or True)
-        for path in args.images:
-            result = inference_model(model, path, topk=5)
-            print(path)
-            for label, cls, score in zip(result["topk_labels"], result["topk_classes"], result["topk_scores"]):
-                print(f"  {score:6.3f}  {label:4d}  {cls}")
+        return _predict(args)
     elif cmd == "test":
         from milan_lab.zoo import evaluate_folder, get_model
         model = get_model(args.model, pretrained=args.pretrained or True)
-        print(json.dumps(evaluate_folder(model, args.data, args.batch_size), indent=1))
+        result = evaluate_folder(model, args.data, args.batch_size)
+        print(json.dumps(result, indent=1))
+        for path, reason in result["skipped_files"].items():
+            print(f"milan-lab test: skipped {path}: {reason}", file=sys.stderr)
+        return 1 if result["skipped"] else 0
     elif cmd == "export":
         from milan_lab.convert import export_timm
         print(export_timm(args.checkpoint, args.timm))
     return 0
+
+
+def _predict(args) -> int:
+    """Every readable image is classified; each unreadable one is named with its reason (exit 1)."""
+    from milan_lab.errors import BadImage
+    from milan_lab.zoo import get_model, inference_model
+    model = get_model(args.model, pretrained=args.pretrained or True)
+    failed = 0
+    for path in args.images:
+        try:
+            result = inference_model(model, path, topk=5)
+        except BadImage as e:
+            failed += 1
+            print(f"milan-lab predict: skipped {path}: {str(e).split(': ', 1)[-1]}", file=sys.stderr)
+            continue
+        print(path)
+        for label, cls, score in zip(result["topk_labels"], result["topk_classes"], result["topk_scores"]):
+            print(f"  {score:6.3f}  {label:4d}  {cls}")
+    if failed:
+        print(f"milan-lab predict: {failed} of {len(args.images)} images could not be read", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _teacher(args) -> None:

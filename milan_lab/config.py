@@ -3,20 +3,24 @@
 One object flows from a notebook's parameters cell or the CLI to the engine:
 ``PretrainConfig(model=ModelConfig(...), ...)``. ``apply_overrides`` takes ``key=value`` strings
 or a dict; keys are field names (``epochs``) or dotted (``model.mask_ratio``); a field of the
-nested model config may also be named alone when unambiguous (``mask_ratio``). Unknown keys and
-bad values fail at once, naming the key.
+nested model config may also be named alone (``mask_ratio``) when no job field has that name; a
+short key that names two fields is refused, listing both. Unknown keys, bad values and values
+out of range fail at once (:class:`~milan_lab.errors.ConfigError`), naming the key.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
+from milan_lab.errors import ConfigError
 from milan_lab.models.masking import SAMPLERS
 
 
@@ -49,14 +53,15 @@ class ModelConfig:
         _choice("loss_on", self.loss_on, ("all", "masked"))
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("teacher_input_norm", self.teacher_input_norm, ("same", "clip"))
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        _fraction(self, "mask_ratio", "drop_path", closed_right=False)
+        _positive(self, "image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio",
+                  "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target_dim")
         if self.image_size % self.patch_size:
-            raise ValueError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+            raise ConfigError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
         for name, dim, heads in (("embed_dim", self.embed_dim, self.num_heads),
                                  ("decoder_embed_dim", self.decoder_embed_dim, self.decoder_num_heads)):
             if dim % heads:
-                raise ValueError(f"{name} ({dim}) must be divisible by its number of heads ({heads})")
+                raise ConfigError(f"{name} ({dim}) must be divisible by its number of heads ({heads})")
 
     @property
     def needs_teacher(self) -> bool:
@@ -64,46 +69,58 @@ class ModelConfig:
 
 
 @dataclass
-class PretrainConfig:
+class JobConfig:
+    """Fields every training job shares (pretraining, fine-tuning, linear probing)."""
     preset: str = "milan_vit-tiny-p8_offline"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = "offline"           # "offline" (generated scenes) or an ImageNet-style folder
     offline_size: int = 12800       # offline training images per epoch
-    epochs: int = 6
-    warmup_epochs: float = 1.0
-    batch_size: int = 128           # global batch (over all processes and accumulation steps)
+    epochs: int = 100
+    warmup_epochs: float = 5.0
+    batch_size: int = 1024          # global batch (over all processes and accumulation steps)
     accum_steps: int = 1
-    base_lr: float = 1.5e-4         # lr = base_lr * batch_size / 256 unless lr is set
+    base_lr: float = 1e-3           # lr = base_lr * batch_size / 256 unless lr is set
     lr: float | None = None
     min_lr: float = 0.0
     weight_decay: float = 0.05
-    beta1: float = 0.9
-    beta2: float = 0.95
     clip_grad: float | None = None
-    min_crop_scale: float = 0.2     # RandomResizedCrop scale=(min_crop_scale, 1)
     seed: int = 0
     device: str = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "auto"         # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
     num_workers: int = -1           # -1: 0 on CPU, 8 on GPU
-    output_dir: str = "runs/pretrain"
+    output_dir: str = "runs/job"
     resume: bool = True             # continue from output_dir's latest checkpoint if any
-    checkpoint_every: int = 100     # steps
-    keep_checkpoints: int = 2
-    knn_every: int = 1              # epochs; 0 disables
-    knn_train_size: int = 2048
-    knn_val_size: int = 512
-    log_every: int = 10
+    checkpoint_every: int = 200     # steps
+    keep_checkpoints: int = 2       # 0 keeps all
+    log_every: int = 10             # steps between logged rows (and host syncs for the loss)
     max_steps: int | None = None    # stop early (tests, profiling); the schedule still spans all epochs
     progress: bool = True
 
+    # model fields whose default differs for this job (fine-tuning uses drop path 0.1)
+    MODEL_DEFAULTS: ClassVar[dict] = {}
+
     def validate(self) -> None:
         self.model.validate()
-        _positive(self, "epochs", "batch_size", "accum_steps", "offline_size", "checkpoint_every")
+        _positive(self, "epochs", "batch_size", "accum_steps", "offline_size", "checkpoint_every", "log_every",
+                  "base_lr")
+        _at_least(self, 0, "warmup_epochs", "weight_decay", "min_lr", "keep_checkpoints")
+        _at_least(self, -1, "num_workers")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"bad value for 'lr': must be positive (or none), got {self.lr}")
+        if self.min_lr > self.effective_lr:
+            raise ConfigError(f"bad value for 'min_lr': {self.min_lr} is above the peak lr {self.effective_lr:g}")
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"bad value for 'warmup_epochs': {self.warmup_epochs} is more than epochs={self.epochs}")
+        if self.clip_grad is not None and self.clip_grad <= 0:
+            raise ConfigError(f"bad value for 'clip_grad': must be positive (or none), got {self.clip_grad}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"bad value for 'max_steps': must be at least 1 (or none), got {self.max_steps}")
         if self.batch_size % self.accum_steps:
-            raise ValueError(f"batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})")
+            raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})")
         _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        check_device(self.device)
         if self.data != "offline" and not Path(self.data).is_dir():
-            raise ValueError(f"data: {self.data!r} is neither 'offline' nor an existing folder")
+            raise ConfigError(f"data: {self.data!r} is neither 'offline' nor an existing folder")
 
     @property
     def effective_lr(self) -> float:
@@ -111,87 +128,80 @@ class PretrainConfig:
 
 
 @dataclass
-class FinetuneConfig:
-    """The MILAN fine-tuning recipe (mmpretrain vit-base-p16_8xb128-coslr-100e_in1k)."""
-    preset: str = "milan_vit-tiny-p8_offline"
-    model: ModelConfig = field(default_factory=ModelConfig)
+class PretrainConfig(JobConfig):
+    """The MILAN pretraining recipe (mmpretrain milan_vit-base-p16_16xb256-amp-coslr-400e_in1k)."""
+    epochs: int = 6
+    warmup_epochs: float = 1.0
+    batch_size: int = 128
+    base_lr: float = 1.5e-4
+    beta1: float = 0.9
+    beta2: float = 0.95
+    min_crop_scale: float = 0.2     # RandomResizedCrop scale=(min_crop_scale, 1)
+    output_dir: str = "runs/pretrain"
+    checkpoint_every: int = 100
+    knn_every: int = 1              # epochs; 0 disables
+    knn_train_size: int = 2048
+    knn_val_size: int = 512
+
+    def validate(self) -> None:
+        super().validate()
+        _fraction(self, "beta1", "beta2", closed_right=False)
+        _unit_interval(self, "min_crop_scale")
+        _at_least(self, 0, "knn_every")
+        _positive(self, "knn_train_size", "knn_val_size")
+
+
+@dataclass
+class ClassifierJobConfig(JobConfig):
+    """Fields of the jobs that train a classifier on a (pretrained) encoder."""
     checkpoint: str = ""            # pretraining checkpoint or output_dir; "" = random init
-    data: str = "offline"
     num_classes: int = 0            # 0: from the data
-    offline_size: int = 12800
-    epochs: int = 100
-    warmup_epochs: float = 5.0
-    batch_size: int = 1024
+    eval_size: int = 1024
+
+    def validate(self) -> None:
+        super().validate()
+        _at_least(self, 0, "num_classes")
+        _positive(self, "eval_size")
+
+
+@dataclass
+class FinetuneConfig(ClassifierJobConfig):
+    """The MILAN fine-tuning recipe (mmpretrain vit-base-p16_8xb128-coslr-100e_in1k); drop path
+    is ``model.drop_path`` (0.1 by default for this job)."""
     base_lr: float = 4e-4 * 256 / 1024  # lr 4e-4 at batch 1024
-    lr: float | None = None
     min_lr: float = 1e-6
-    weight_decay: float = 0.05
     layer_decay: float = 0.65
-    drop_path: float = 0.1
     mixup: float = 0.8
     cutmix: float = 1.0
     label_smoothing: float = 0.1
     rand_augment: str = "rand-m9-mstd0.5-inc1"
     random_erasing: float = 0.25
     min_crop_scale: float = 0.08    # RandomResizedCrop scale=(min_crop_scale, 1)
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    num_workers: int = -1
     output_dir: str = "runs/finetune"
-    resume: bool = True
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
-    eval_size: int = 1024
-    max_steps: int | None = None
-    progress: bool = True
+
+    MODEL_DEFAULTS: ClassVar[dict] = {"drop_path": 0.1}
 
     def validate(self) -> None:
-        self.model.validate()
-        _positive(self, "epochs", "batch_size")
-        _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
-
-    @property
-    def effective_lr(self) -> float:
-        return self.lr if self.lr is not None else self.base_lr * self.batch_size / 256
+        super().validate()
+        _unit_interval(self, "layer_decay", "min_crop_scale")
+        _at_least(self, 0, "mixup", "cutmix")
+        _fraction(self, "label_smoothing", closed_right=False)
+        _fraction(self, "random_erasing")
 
 
 @dataclass
-class LinearProbeConfig:
+class LinearProbeConfig(ClassifierJobConfig):
     """The MILAN linear-probe recipe (mmpretrain vit-base-p16_8xb2048-linear-coslr-100e_in1k)."""
-    preset: str = "milan_vit-tiny-p8_offline"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    checkpoint: str = ""
-    data: str = "offline"
-    num_classes: int = 0
-    offline_size: int = 12800
-    epochs: int = 100
     warmup_epochs: float = 10.0
     batch_size: int = 2048
     base_lr: float = 3.2 * 256 / 2048  # LARS lr 3.2 at batch 2048
-    lr: float | None = None
     weight_decay: float = 0.0
     momentum: float = 0.9
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    num_workers: int = -1
     output_dir: str = "runs/linear"
-    resume: bool = True
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
-    eval_size: int = 1024
-    max_steps: int | None = None
-    progress: bool = True
 
     def validate(self) -> None:
-        self.model.validate()
-        _positive(self, "epochs", "batch_size")
-        _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
-
-    @property
-    def effective_lr(self) -> float:
-        return self.lr if self.lr is not None else self.base_lr * self.batch_size / 256
+        super().validate()
+        _fraction(self, "momentum", closed_right=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,27 +236,20 @@ PRESETS: dict[str, dict] = {
 JOBS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "linear": LinearProbeConfig}
 
 
-def list_presets() -> list[str]:
-    return list(PRESETS)
-
-
 def get_config(job: str, preset: str | None = None, overrides=None, yaml_file: str | None = None):
     """Build the config for ``job`` ("pretrain" | "finetune" | "linear") from a preset, an
     optional YAML file and overrides (in that order), validated."""
     if job not in JOBS:
-        raise ValueError(f"unknown job {job!r}; expected one of {list(JOBS)}")
+        raise ConfigError(f"unknown job {job!r}; expected one of {list(JOBS)}")
     cls = JOBS[job]
     preset = preset or cls.preset
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     spec = PRESETS[preset]
-    cfg = cls(preset=preset, model=ModelConfig(**spec["model"]))
+    cfg = cls(preset=preset, model=ModelConfig(**{**cls.MODEL_DEFAULTS, **spec["model"]}))
     cfg = apply_overrides(cfg, spec.get(job, {}))
     if yaml_file:
-        loaded = yaml.safe_load(Path(yaml_file).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{yaml_file}: expected a mapping of config keys")
-        cfg = apply_overrides(cfg, _flatten(loaded))
+        cfg = apply_overrides(cfg, _flatten(load_yaml(yaml_file)))
     cfg = apply_overrides(cfg, overrides or {})
     cfg.validate()
     return cfg
@@ -259,9 +262,12 @@ def apply_overrides(cfg, overrides):
         pairs = {}
         for item in overrides:
             if "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form key=value")
+                raise ConfigError(f"override {item!r} is not of the form key=value")
             key, value = item.split("=", 1)
-            pairs[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            try:
+                pairs[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            except yaml.YAMLError:
+                raise ConfigError(f"bad value for {key.strip()!r}: {value!r} cannot be parsed") from None
         overrides = pairs
     for key, value in overrides.items():
         target, name = _resolve(cfg, key)
@@ -275,9 +281,47 @@ def to_dict(cfg) -> dict:
 
 def from_dict(cls, data: dict):
     data = dict(data)
-    model = ModelConfig(**data.pop("model")) if "model" in data else ModelConfig()
-    known = {f.name for f in dataclasses.fields(cls)}
+    model = model_config_from(data)
+    known = {f.name for f in dataclasses.fields(cls)} - {"model"}
     return cls(model=model, **{k: v for k, v in data.items() if k in known})
+
+
+def model_config_from(saved: dict) -> ModelConfig:
+    """The ModelConfig stored in a saved job config (fields added since are left at defaults)."""
+    model = saved.get("model", {}) if isinstance(saved, dict) else {}
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig(**{k: v for k, v in model.items() if k in known})
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A YAML file of options; a syntax error is reported as file:line:column in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got a {type(loaded).__name__}")
+    return loaded
+
+
+def check_device(name: str) -> None:
+    """A device string torch accepts and this machine has (CUDA asked for but absent is refused)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(name)):
+        raise ConfigError(f"bad value for 'device': {name!r}; expected auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but CUDA is not available on this machine; use device=cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def describe(cls) -> list[tuple[str, str, object]]:
@@ -300,11 +344,13 @@ def _resolve(cfg, key: str):
     sub = {f.name for f in dataclasses.fields(ModelConfig)} if nested else set()
     if len(parts) == 2 and parts[0] == "model" and parts[1] in sub:
         return cfg.model, parts[1]
+    if len(parts) == 1 and parts[0] in top and parts[0] in sub:
+        raise ConfigError(f"ambiguous config key {key!r}: it names both {key!r} and 'model.{key}'; say which")
     if len(parts) == 1 and parts[0] in top:
         return cfg, parts[0]
     if len(parts) == 1 and parts[0] in sub:
         return cfg.model, parts[0]
-    raise ValueError(f"unknown config key {key!r}; run with --help to list the options")
+    raise ConfigError(f"unknown config key {key!r}; run with --help to list the options")
 
 
 def _field_type(obj, name):
@@ -340,7 +386,7 @@ def _coerce(key, value, tp):
         pass
     else:
         return value
-    raise ValueError(f"bad value for {key!r}: {value!r} is not a valid {_type_name(tp)}")
+    raise ConfigError(f"bad value for {key!r}: {value!r} is not a valid {_type_name(tp)}")
 
 
 def _type_name(tp) -> str:
@@ -349,13 +395,35 @@ def _type_name(tp) -> str:
 
 def _choice(name, value, options):
     if value not in options:
-        raise ValueError(f"bad value for {name!r}: {value!r}; expected one of {tuple(options)}")
+        raise ConfigError(f"bad value for {name!r}: {value!r}; expected one of {tuple(options)}")
 
 
 def _positive(cfg, *names):
     for name in names:
         if getattr(cfg, name) <= 0:
-            raise ValueError(f"bad value for {name!r}: must be positive, got {getattr(cfg, name)}")
+            raise ConfigError(f"bad value for {name!r}: must be positive, got {getattr(cfg, name)}")
+
+
+def _at_least(cfg, low, *names):
+    for name in names:
+        if getattr(cfg, name) < low:
+            raise ConfigError(f"bad value for {name!r}: must be at least {low}, got {getattr(cfg, name)}")
+
+
+def _fraction(cfg, *names, closed_right: bool = True):
+    """Each value in [0, 1] ([0, 1) when not ``closed_right``)."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not (0 <= v <= 1) or (v == 1 and not closed_right):
+            raise ConfigError(f"bad value for {name!r}: must be in [0, 1{']' if closed_right else ')'}, got {v}")
+
+
+def _unit_interval(cfg, *names):
+    """Each value in (0, 1]."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not 0 < v <= 1:
+            raise ConfigError(f"bad value for {name!r}: must be in (0, 1], got {v}")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

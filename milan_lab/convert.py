@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
 
 # (mmpretrain name, milan_lab name) without the backbone./neck. prefix; "{}" is a layer index.
 # A name ending in "." is a prefix (weight, bias, ...), any other must match the whole key.
@@ -51,11 +50,6 @@ def rename(key: str, table, reverse: bool = False) -> str | None:
         if m:
             return (dst.replace("{}", m.group(1)) if m.groups() else dst) + key[m.end():]
     return None
-
-
-def read_state_dict(path: str | Path) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
 
 
 def from_mmpretrain(state: dict, kind: str = "pretrain") -> dict:
@@ -103,15 +97,6 @@ def to_mmpretrain(state: dict) -> dict:
     return out
 
 
-def load_strict(module: torch.nn.Module, state: dict, source: str = "checkpoint") -> None:
-    """load_state_dict(strict) with a readable report instead of a wall of keys."""
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("teacher.")]
-    if missing or unexpected:
-        raise RuntimeError(f"{source} does not fit {type(module).__name__}: {len(missing)} missing keys "
-                           f"{missing[:6]}, {len(unexpected)} unexpected keys {unexpected[:6]}")
-
-
 def encoder_to_timm(state: dict) -> dict:
     """Encoder weights (``encoder.*`` or bare) -> timm ``VisionTransformer`` keys. Our names
     already follow timm; only the prefix goes."""
@@ -120,20 +105,15 @@ def encoder_to_timm(state: dict) -> dict:
 
 
 def export_timm(checkpoint: str | Path, out: str | Path) -> str:
-    """Write ``out`` loadable by ``timm.create_model('vit_base_patch16_224', pretrained=True,
+    """Write ``out`` (``.safetensors``, timm's and the hub's format for weights; ``.pth`` also
+    works) loadable by ``timm.create_model('vit_base_patch16_224', pretrained=True,
     pretrained_cfg_overlay=dict(file=out), num_classes=0)`` (with the matching timm model for
-    other sizes)."""
-    state = read_state_dict(checkpoint)
-    state = state.get("model", state)
-    if any(k.startswith("backbone.") for k in state):
-        state = from_mmpretrain(state, "pretrain" if any(k.startswith("neck.decoder") for k in state) else "finetune")
-    weights = encoder_to_timm(state)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save(weights, tmp)
-    tmp.replace(out)
-    return str(out)
+    other sizes). ``checkpoint``: a milan_lab or mmpretrain file, or a run folder."""
+    from milan_lab.models.load import read_checkpoint, task_of, weights_for
+    from milan_lab.weights import save_weights, state_dict_of
+    path, state = read_checkpoint(checkpoint)
+    weights = weights_for(state, task_of(state_dict_of(state)), str(path))
+    return str(save_weights(out, encoder_to_timm(weights)))
 
 
 def from_timm(timm_state: dict) -> dict:

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from milan_lab.config import get_config
 from milan_lab.models.classifier import MILANClassifier
-from milan_lab.models.decoders import DECODERS
+from milan_lab.models.decoders import build_decoder
 from milan_lab.models.masking import random_masking
 from milan_lab.models.vit import ViTEncoder
 
@@ -57,10 +57,10 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
     cfg = get_config("pretrain", preset).model
     grid = cfg.image_size // cfg.patch_size
     num_patches = grid * grid
-    encoder = ViTEncoder(cfg.image_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio)
-    out_dim = cfg.target_dim if cfg.target == "clip" else cfg.patch_size ** 2 * 3
-    decoder = DECODERS[cfg.decoder](num_patches, cfg.embed_dim, cfg.decoder_embed_dim, cfg.decoder_depth,
-                                    cfg.decoder_num_heads, out_dim, cfg.mlp_ratio)
+    encoder = ViTEncoder.from_config(cfg)
+    decoder = build_decoder(cfg, num_patches)
+    other = "mae" if cfg.decoder == "prompting" else "prompting"
+    decoders = {cfg.decoder: decoder, other: build_decoder(dataclasses.replace(cfg, decoder=other), num_patches)}
     classifier = MILANClassifier(dataclasses.replace(cfg), num_classes, "finetune")
     x = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
     masking = random_masking(1, num_patches, cfg.mask_ratio)
@@ -80,6 +80,8 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
         "gflops_classifier": flops(lambda: classifier(x)) / 1e9,
         "gflops_encoder_masked": flops(lambda: encoder.forward_masked(x, masking.ids_keep)) / 1e9,
         "gflops_decoder": flops(lambda: decoder(latent, masking)) / 1e9,
+        # the paper's cost claim for the prompting decoder: both decoders at this preset's size, forward per image
+        "gflops_decoder_by_type": {k: flops(lambda d=d: d(latent, masking)) / 1e9 for k, d in sorted(decoders.items())},
         "gflops_teacher": flops(lambda: teacher(x)) / 1e9 if teacher is not None else 0.0,
         "image_size": cfg.image_size, "patch_size": cfg.patch_size, "mask_ratio": cfg.mask_ratio,
     }
@@ -104,4 +106,6 @@ def format_info(info: dict) -> str:
         f"classifier GFLOPs / image    {info['gmacs_classifier']:.2f} (multiply-adds, as mmpretrain counts; "
         f"{info['gflops_classifier']:.2f} counting 2 per MAC)",
         f"pretraining GFLOPs / image   {info['gflops_pretrain_step_per_image']:.2f} (teacher fwd + 3x student fwd)",
+        "decoder GFLOPs / image (fwd)  " + ", ".join(
+            f"{k} {v:.3f}" for k, v in info["gflops_decoder_by_type"].items()) + f" (mask ratio {info['mask_ratio']})",
     ])

@@ -5,26 +5,26 @@
     logits = model(torch.rand(1, 3, 224, 224)); feats = model.extract_feat(torch.rand(1, 3, 224, 224))
     inference_model('vit-base-p16_milan-pre_8xb128-coslr-100e_in1k', 'bird.jpg')['pred_class']
 
-``pretrained=True`` downloads to ``~/.cache/milan_lab`` and checks the file's SHA-256 against the
-8-hex prefix in its name (OpenMMLab's convention); ``pretrained=PATH`` loads a local file in
-mmpretrain's or milan_lab's layout. Offline, ``pretrained=True`` fails at once naming the
-``pretrained=<path>`` alternative.
+``pretrained=True`` downloads to ``~/.cache/milan_lab`` with torch.hub, which checks the file's
+SHA-256 against the hex prefix in its name (OpenMMLab's and torch.hub's convention);
+``pretrained=PATH`` loads a local file in mmpretrain's or milan_lab's layout. Offline,
+``pretrained=True`` fails at once naming the ``pretrained=<path>`` alternative.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import urllib.request
+import sys
+import urllib.error
 from pathlib import Path
 
 import torch
 
-from milan_lab.config import ModelConfig, PRESETS, PretrainConfig, from_dict
-from milan_lab.convert import from_mmpretrain, load_strict, read_state_dict
+from milan_lab.config import PRESETS, ModelConfig
 from milan_lab.data.scenes import SHAPES
+from milan_lab.errors import CheckpointError
 from milan_lab.models.classifier import MILANClassifier
-from milan_lab.models.milan import MILAN
+from milan_lab.models.load import build_model, load_model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 _BASE = "https://download.openmmlab.com/mmselfsup/1.x/milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k/"
@@ -41,9 +41,9 @@ MODELS = {
         task="linear", preset=VIT_B, num_classes=1000, classes="imagenet", top1=78.9,
         url=_BASE + "vit-base-p16_linear-8xb2048-coslr-100e_in1k/vit-base-p16_linear-8xb2048-coslr-100e_in1k_20221129-03f26f85.pth"),
     # offline models shipped inside the package (produced by the default notebooks)
-    TINY: dict(task="pretrain", preset=TINY, num_classes=0, classes=None, file="milan_tiny_offline.pt"),
+    TINY: dict(task="pretrain", preset=TINY, num_classes=0, classes=None, file="milan_tiny_offline.safetensors"),
     "vit-tiny-p8_milan-pre_offline-ft": dict(task="finetune", preset=TINY, num_classes=len(SHAPES), classes="offline",
-                                             file="milan_tiny_offline_ft.pt"),
+                                             file="milan_tiny_offline_ft.safetensors"),
 }
 
 
@@ -65,7 +65,7 @@ def _cache_dir() -> Path:
 
 
 def download(url: str) -> Path:
-    """Download ``url`` once into the cache, verifying the SHA-256 prefix in its file name."""
+    """Download ``url`` once into the cache; torch.hub verifies the SHA-256 prefix in its name."""
     name = url.rsplit("/", 1)[-1]
     dest = _cache_dir() / name
     if dest.is_file():
@@ -75,28 +75,21 @@ def download(url: str) -> Path:
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MILAN_LAB_OFFLINE") == "1":
         raise RuntimeError(f"offline mode: {hint}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".part")
-    try:
-        torch.hub.download_url_to_file(url, str(tmp), progress=True)
+    match = torch.hub.HASH_REGEX.search(name)
+    try:  # writes to a temporary file and moves it into place only when the hash matches
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=match.group(1) if match else None, progress=True)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        tmp.unlink(missing_ok=True)
         raise RuntimeError(f"{hint} ({type(e).__name__}: {e})") from None
-    verify_hash(tmp, name)
-    tmp.replace(dest)
+    except RuntimeError as e:  # torch.hub: "invalid hash value"
+        raise CheckpointError(f"{name}: the download is corrupt ({e})") from None
     return dest
 
 
-def verify_hash(path: Path, name: str) -> None:
-    m = re.search(r"-([0-9a-f]{8})\.pth$", name)
-    if m:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        if not digest.startswith(m.group(1)):
-            Path(path).unlink(missing_ok=True)
-            raise RuntimeError(f"{name}: SHA-256 {digest[:8]} does not match {m.group(1)}; the download is corrupt")
-
-
 def get_model(name: str, pretrained: bool | str = False, device: str = "cpu", teacher=None):
-    """Build a zoo model; ``pretrained`` False (random init), True (the zoo's weights) or a path."""
+    """Build a zoo model; ``pretrained`` False (random init), True (the zoo's weights) or a path.
+
+    A pretraining model called on images returns the encoder's features (``model(x)`` ==
+    ``model.extract_feat(x)``, [N, 1 + L, D]); its training pass is ``model.forward_train``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; list_models() gives: {', '.join(MODELS)}")
     entry = MODELS[name]
@@ -109,27 +102,21 @@ def get_model(name: str, pretrained: bool | str = False, device: str = "cpu", te
     elif pretrained:
         path = Path(pretrained)
         if not path.is_file():
-            raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such file")
-    state = read_state_dict(path) if path else None
-    if state is not None and "config" in state:  # a milan_lab checkpoint carries its own config
-        cfg = from_dict(PretrainConfig, state["config"]).model if "model" in state["config"] else cfg
-    if entry["task"] == "pretrain":
-        model = MILAN(cfg, teacher, require_teacher=False)
+            raise CheckpointError(f"pretrained={str(pretrained)!r}: no such file")
+    if path is None:
+        model = build_model(cfg, entry["task"], entry["num_classes"], teacher)
     else:
-        model = MILANClassifier(cfg, entry["num_classes"], "linear" if entry["task"] == "linear" else "finetune")
-    model.zoo_name, model.class_names = name, class_names(entry["classes"])
-    if state is not None:
-        weights = state.get("model", state)
-        if any(k.startswith("backbone.") for k in weights):
-            weights = from_mmpretrain(weights, entry["task"])
-        load_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, str(path))
+        model = load_model(path, cfg, entry["task"], teacher if teacher is not None else "none")
+    names = class_names(entry["classes"])
+    model.zoo_name = name
+    model.class_names = names if names is not None and len(names) == getattr(model, "num_classes", -1) else None
     return model.to(device).eval()
 
 
 def _to_tensor(model, image) -> torch.Tensor:
+    from milan_lab.data.images import load_image
     from milan_lab.data.transforms import eval_transform
-    from milan_lab.viz.explorer import load_image
-    img = load_image(str(image) if isinstance(image, Path) else image)
+    img = load_image(image, min_side=1)
     size = model.cfg.image_size
     return eval_transform(size, 0.875 if size >= 224 else 1.0)(img)[None]
 
@@ -152,13 +139,52 @@ def inference_model(model, image, topk: int = 5, device: str = "cpu") -> dict:
             "topk_classes": [names[i] for i in labels]}
 
 
+def label_mapping(folder_classes: list[str], model) -> tuple[list[int], str]:
+    """Model label index for each class sub-folder, and how it was decided.
+
+    By name when every folder is named after one of the model's classes (case, '_' and '-'
+    ignored); otherwise by sorted folder order, which is only accepted when the counts match
+    (ImageNet's wnid folders sort into the standard order) and is said so."""
+    def norm(s: str) -> str:
+        return re.sub(r"[\s_\-]+", " ", s.strip().lower())
+    heads = model.num_classes
+    names = getattr(model, "class_names", None)
+    if names:
+        index = {norm(n): i for i, n in enumerate(names)}
+        hits = [index.get(norm(c)) for c in folder_classes]
+        if all(h is not None for h in hits):
+            return hits, "by class name"
+        if any(h is not None for h in hits):
+            unknown = [c for c, h in zip(folder_classes, hits) if h is None]
+            raise ValueError(f"{len(unknown)} class folders match none of the model's classes: {unknown[:5]}; "
+                             f"name every folder after a class (e.g. {names[:3]}) or none")
+    if len(folder_classes) != heads:
+        raise ValueError(f"the folder has {len(folder_classes)} class sub-folders but the model predicts {heads} "
+                         f"classes, and the folder names are not the model's class names")
+    if names:
+        how = "by sorted folder order (folder names are not the model's class names)"
+    else:
+        how = "by sorted folder order (the model has no class names)"
+    return list(range(heads)), how
+
+
 @torch.no_grad()
 def evaluate_folder(model, data: str, batch_size: int = 64) -> dict:
-    """top-1 / top-5 of a classifier on an ImageNet-style folder (class sub-folders sorted by name)."""
+    """top-1 / top-5 of a classifier on an ImageNet-style folder. Labels map by class name when
+    the folders are named after the model's classes (see :func:`label_mapping`); unreadable files
+    are skipped and reported."""
     from milan_lab.data.datasets import ClassFolder
     from milan_lab.data.transforms import eval_transform
     from milan_lab.engine.supervised import evaluate
+    if not isinstance(model, MILANClassifier):
+        raise ValueError("test needs a classifier (a fine-tuned or linear-probe model)")
     size = model.cfg.image_size
-    ds = ClassFolder(data, eval_transform(size, 0.875 if size >= 224 else 1.0))
+    ds = ClassFolder(data, eval_transform(size, 0.875 if size >= 224 else 1.0), skip_bad=True)
+    targets, how = label_mapping(ds.classes, model)
+    if how != "by class name":
+        print(f"note: labels mapped {how}: folder {ds.classes[0]!r} is class 0", file=sys.stderr)
+    ds.target_transform = targets.__getitem__  # folder index -> the model's label
     result = evaluate(model, ds, next(model.parameters()).device, None, batch_size)
-    return {"images": len(ds), "top1": result["top1"], "top5": result["top5"]}
+    return {"images": len(ds) - len(ds.skipped), "skipped": len(ds.skipped),
+            "skipped_files": {str(k): v for k, v in ds.skipped.items()}, "label_mapping": how,
+            "top1": result["top1"], "top5": result["top5"]}

@@ -1,17 +1,16 @@
-"""Copy a run's final weights (fp16, plus its config) into milan_lab/assets for shipping.
+"""Copy a run's final weights (fp16, its config in the metadata) into milan_lab/assets for shipping.
 
-    python scripts/ship_model.py runs/default milan_lab/assets/milan_tiny_offline.pt
-    python scripts/ship_model.py runs/finetune milan_lab/assets/milan_tiny_offline_ft.pt
+    python scripts/ship_model.py runs/default milan_lab/assets/milan_tiny_offline.safetensors
+    python scripts/ship_model.py runs/finetune milan_lab/assets/milan_tiny_offline_ft.safetensors
 """
 import sys
 from pathlib import Path
 
-import torch
+from milan_lab.models.load import read_checkpoint
+from milan_lab.weights import save_weights
 
-from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint
-
-run, dest = Path(sys.argv[1]), Path(sys.argv[2])
-state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+path, state = read_checkpoint(sys.argv[1])
+dest = Path(sys.argv[2])
 weights = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
-torch.save({"model": weights, "config": state["config"], "step": state["step"]}, dest)
-print(f"{dest}: {dest.stat().st_size / 1e6:.1f} MB from {run} step {state['step']}")
+save_weights(dest, weights, {**state["config"], "shipped_from_step": state.get("step")})
+print(f"{dest}: {dest.stat().st_size / 1e6:.1f} MB from {path}")

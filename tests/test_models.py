@@ -63,7 +63,7 @@ def test_every_mask_token_reads_the_prompts():
 
 def test_gradients_reach_student_never_teacher(tiny_cfg, tiny_teacher):
     model = MILAN(tiny_cfg, tiny_teacher)
-    out = model(torch.randn(2, 3, 32, 32))
+    out = model.forward_train(torch.randn(2, 3, 32, 32))
     out.loss.backward()
     assert out.pred.shape == (2, 17, 32) and out.mask.shape == (2, 16)
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad)
@@ -85,7 +85,7 @@ def test_pixel_target_and_patchify_roundtrip(tiny_cfg):
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(unpatchify(patchify(x, 8), 8), x)
     model = MILAN(replace(tiny_cfg, target="pixels", sampler="random"))
-    out = model(x)
+    out = model.forward_train(x)
     assert out.pred.shape == (2, 17, 8 * 8 * 3) and out.target is None
     perfect = torch.cat([torch.zeros(2, 1, 192), patchify(x, 8)], 1)
     assert pixel_loss(perfect, x, out.mask, 8) == 0

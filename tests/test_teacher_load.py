@@ -4,6 +4,7 @@ import open_clip
 import pytest
 import torch
 
+from milan_lab.errors import CheckpointError
 from milan_lab.teacher import load as load_mod
 from milan_lab.teacher.load import load_teacher
 from tests.conftest import TINY_CLIP, make_clip
@@ -74,7 +75,7 @@ def test_openai_tag_forces_quick_gelu_and_other_tags_do_not(monkeypatch):
 
 
 def test_errors_say_what_to_pass_instead(tmp_path):
-    with pytest.raises(FileNotFoundError, match="pretrained='openai'"):
+    with pytest.raises(CheckpointError, match="pretrained='openai'"):
         load_teacher("ViT-B-16", pretrained=str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="unknown open_clip model 'ViT-Q-99'"):
         load_teacher("ViT-Q-99", pretrained="openai")

@@ -16,9 +16,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 
+from milan_lab.data.images import load_image
 from milan_lab.data.scenes import SHAPES, make_scene
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from milan_lab.errors import BadImage
 
 
 class SeededTransform:
@@ -41,11 +41,9 @@ class OfflineScenes(Dataset):
 
     classes = list(SHAPES)
 
-    def __init__(self, split: str = "train", size: int = 12800, image_size: int = 64, seed: int = 0,
-                 transform=None, with_caption: bool = False):
+    def __init__(self, split: str = "train", size: int = 12800, image_size: int = 64, seed: int = 0, transform=None):
         self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
         self.transform = SeededTransform(transform, seed)
-        self.with_caption = with_caption
 
     def set_epoch(self, epoch: int) -> None:
         self.transform.epoch = epoch
@@ -59,26 +57,47 @@ class OfflineScenes(Dataset):
 
     def __getitem__(self, index: int):
         img, spec = self.scene(index)
-        x = self.transform(Image.fromarray(img), index)
-        return (x, spec.label, spec.caption()) if self.with_caption else (x, spec.label)
+        return self.transform(Image.fromarray(img), index), spec.label
 
 
 class ClassFolder(ImageFolder):
-    """ImageNet-style folder (``root/<class>/<image>``) with epoch-seeded augmentation."""
+    """ImageNet-style folder (``root/<class>/<image>``) with epoch-seeded augmentation; images
+    are opened upright (EXIF orientation applied).
 
-    def __init__(self, root: str, transform=None, seed: int = 0):
-        root_path = Path(root)
-        if not root_path.is_dir():
+    ``skip_bad=True`` (evaluation): an unreadable file yields ``None`` instead of raising and is
+    recorded in ``self.skipped`` (path -> reason); :func:`collate_skipping` drops it from the batch."""
+
+    def __init__(self, root: str, transform=None, seed: int = 0, skip_bad: bool = False):
+        if not Path(root).is_dir():
             raise FileNotFoundError(f"image folder not found: {root}")
-        super().__init__(root)
+        try:
+            super().__init__(root, loader=lambda path: load_image(path, min_side=1))
+        except FileNotFoundError as e:  # torchvision: no class folders / no images
+            raise FileNotFoundError(f"{root}: {e}") from None
         self.seeded = SeededTransform(transform, seed)
+        self.skip_bad, self.skipped = skip_bad, {}
 
     def set_epoch(self, epoch: int) -> None:
         self.seeded.epoch = epoch
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        return self.seeded(self.loader(path), index), label
+        try:
+            image = self.loader(path)
+        except BadImage as e:
+            if not self.skip_bad:
+                raise
+            self.skipped[path] = str(e).split(": ", 1)[-1]
+            return None
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return self.seeded(image, index), label
+
+
+def collate_skipping(batch):
+    """default_collate without the ``None`` items a ``skip_bad`` dataset returns (None if all are)."""
+    batch = [b for b in batch if b is not None]
+    return torch.utils.data.default_collate(batch) if batch else None
 
 
 class CaptionPairs(Dataset):
@@ -109,7 +128,7 @@ class CaptionPairs(Dataset):
 
     def __getitem__(self, index: int):
         name, caption = self.rows[index]
-        image = Image.open(self.root / name).convert("RGB")
+        image = load_image(self.root / name, min_side=1)
         return self.seeded(image, index), caption
 
 

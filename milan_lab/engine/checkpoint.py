@@ -5,7 +5,6 @@ so a run killed mid-write never leaves a truncated ``.pt`` behind; the newest co
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -13,18 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from milan_lab.errors import CheckpointError
+from milan_lab.weights import atomic_write, read_weights, remove_stale_temporaries, tensor_bytes
+
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
 def save_checkpoint(folder: str | Path, step: int, state: dict, keep: int = 2) -> Path:
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:08d}.pt"
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:  # make the bytes durable before the rename publishes them
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path = atomic_write(folder / f"step_{step:08d}.pt", lambda tmp: torch.save(state, tmp), tensor_bytes(state))
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
@@ -49,16 +45,20 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.is_dir():
         found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
         if found is None:
-            raise FileNotFoundError(f"no checkpoints in {path} (expected {path}/checkpoints/step_*.pt)")
+            raise CheckpointError(f"{path}: no checkpoints in this folder (expected {path}/checkpoints/step_*.pt)")
         return found
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file or run folder")
     return path
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint dict, read with ``weights_only=True`` (see :func:`milan_lab.weights.read_weights`)."""
+    return read_weights(path)
+
+
+__all__ = ["save_checkpoint", "list_checkpoints", "latest_checkpoint", "resolve_checkpoint", "load_checkpoint",
+           "remove_stale_temporaries", "rng_state", "set_rng_state"]
 
 
 def rng_state() -> dict:

@@ -10,6 +10,9 @@ from pathlib import Path
 import torch
 from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader, Sampler
+from torch.utils.tensorboard import SummaryWriter
+
+from milan_lab.errors import ConfigError
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -17,8 +20,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     if precision in ("bf16", "fp16") and device.type == "cpu":
-        raise ValueError(f"precision={precision!r} on CPU would be far slower than fp32; use precision=fp32 or auto")
+        raise ConfigError(f"precision={precision!r} on CPU would be far slower than fp32; use precision=fp32 or auto")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def precision_for(precision: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype, whether gradients need a GradScaler): fp16's narrow range underflows
+    small gradients unless the loss is scaled; bf16 and fp32 need no scaling."""
+    dtype = autocast_dtype(precision, device)
+    return dtype, dtype == torch.float16
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -70,19 +80,22 @@ def resolve_workers(num_workers: int, device: torch.device) -> int:
 
 
 class MetricsLog:
-    """Per-step metrics appended to a CSV with fixed columns (rank 0), mirrored to TensorBoard
-    when it is installed. Appending keeps logging O(1) per row on long runs."""
+    """Per-step metrics appended to a CSV with fixed columns (rank 0) and written as TensorBoard
+    events beside it (``tensorboard --logdir OUTPUT_DIR``). Appending keeps logging O(1) per row
+    on long runs; a resumed run first drops what was logged after its checkpoint, in both."""
 
     COLUMNS = ("step", "epoch", "loss", "lr", "img_per_s", "knn_acc", "top1", "top5")
 
-    def __init__(self, path: Path, enabled: bool = True):
+    def __init__(self, path: Path, enabled: bool = True, purge_after: int = 0):
         self.path, self.enabled, self.tb = Path(path), enabled, None
         if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(self.path.parent / "tb"))
-            except Exception:  # tensorboard is optional
-                self.tb = None
+            self.truncate_after(purge_after)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tb = SummaryWriter(str(self.path.parent), purge_step=purge_after + 1 if purge_after else None)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
 
     def read(self) -> list[dict]:
         if not self.path.is_file():

@@ -7,6 +7,8 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
+from milan_lab.errors import ConfigError
+
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
     """Initialise the process group when launched by torchrun; returns (rank, world_size)."""
@@ -23,7 +25,7 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device={name!r} but CUDA is not available; use device=cpu")
+            raise ConfigError(f"device={name!r} but CUDA is not available on this machine; use device=cpu or auto")
         if device.index is None and "LOCAL_RANK" in os.environ:
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
@@ -53,5 +55,6 @@ def no_sync(model, skip: bool):
 
 
 def cleanup() -> None:
+    """Destroy the process group this process started (the trainer calls it when a job ends)."""
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -12,19 +12,14 @@ from milan_lab.config import get_config
 from milan_lab.data.datasets import OfflineScenes
 from milan_lab.data.transforms import eval_transform
 from milan_lab.engine.knn import extract_features, knn_top1
-from milan_lab.engine.supervised import load_encoder_weights
+from milan_lab.models.load import load_encoder
 from milan_lab.models.vit import ViTEncoder
 
 
 def encoder_from(checkpoint: str | None, preset: str, seed: int = 0) -> ViTEncoder:
-    """The encoder of a pretraining checkpoint/output_dir, or randomly initialised ('random')."""
-    m = get_config("pretrain", preset).model
-    torch.manual_seed(seed)
-    holder = torch.nn.Module()
-    holder.encoder = ViTEncoder(m.image_size, m.patch_size, m.embed_dim, m.depth, m.num_heads, m.mlp_ratio)
-    if checkpoint and checkpoint != "random":
-        load_encoder_weights(holder, checkpoint)
-    return holder.encoder.eval()
+    """The encoder of a pretraining checkpoint/output_dir (its architecture from the checkpoint),
+    or a randomly initialised one of ``preset`` ('random')."""
+    return load_encoder(checkpoint, get_config("pretrain", preset).model, seed)
 
 
 def offline_features(encoder, image_size: int, train_size: int, val_size: int, pool: str = "cls", seed: int = 0):
@@ -53,6 +48,6 @@ def quick_linear_probe(train, val, num_classes: int, steps: int = 300, lr: float
 
 def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int = 1024) -> dict:
     encoder = encoder_from(checkpoint, preset)
-    size = get_config("pretrain", preset).model.image_size
+    size = encoder.patch_embed.img_size[0]
     train, val = offline_features(encoder, size, train_size, val_size)
     return {"checkpoint": checkpoint, "knn_top1": knn_top1(train, val)}

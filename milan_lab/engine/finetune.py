@@ -10,18 +10,21 @@ from timm.data import Mixup, create_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.datasets import build_dataset
-from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from milan_lab.engine.supervised import load_encoder_weights, train_classifier, val_dataset
+from milan_lab.engine.supervised import train_classifier, val_dataset
+from milan_lab.engine.trainer import Trainer
 from milan_lab.models.classifier import MILANClassifier
+from milan_lab.models.load import load_encoder_weights
 
 
 def finetune_transform(cfg: FinetuneConfig):
     return create_transform(cfg.model.image_size, is_training=True, scale=(cfg.min_crop_scale, 1.0),
                             auto_augment=cfg.rand_augment,
                             re_prob=cfg.random_erasing, re_mode="pixel", re_count=1, interpolation="bicubic",
-                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
+                            mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
 
 
 def build_finetune(cfg: FinetuneConfig):
@@ -30,7 +33,7 @@ def build_finetune(cfg: FinetuneConfig):
                               cfg.offline_size)
     val_set = val_dataset(cfg)
     num_classes = cfg.num_classes or len(train_set.classes)
-    model = MILANClassifier(cfg.model, num_classes, "finetune", drop_path=cfg.drop_path)
+    model = MILANClassifier(cfg.model, num_classes, "finetune")
     if cfg.checkpoint:
         load_encoder_weights(model, cfg.checkpoint)
     optimizer = create_optimizer_v2(model, "adamw", lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
@@ -41,9 +44,8 @@ def build_finetune(cfg: FinetuneConfig):
 
 
 def finetune(cfg: FinetuneConfig) -> dict:
-    cfg.validate()
+    trainer = Trainer(cfg, "finetune")
     model, optimizer, train_set, val_set, mixup = build_finetune(cfg)
-
     # Mixup applies the label smoothing itself; without it, timm's smoothed cross-entropy does
     criterion = SoftTargetCrossEntropy() if mixup is not None else LabelSmoothingCrossEntropy(cfg.label_smoothing)
-    return train_classifier(cfg, model, optimizer, train_set, val_set, mixup, criterion, min_lr=cfg.min_lr)
+    return train_classifier(trainer, model, optimizer, train_set, val_set, mixup, criterion)

@@ -8,16 +8,19 @@ from __future__ import annotations
 from timm.optim import create_optimizer_v2
 from torchvision import transforms as T
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 from milan_lab.config import LinearProbeConfig
 from milan_lab.data.datasets import build_dataset
-from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from milan_lab.engine.supervised import load_encoder_weights, train_classifier, val_dataset
+from milan_lab.engine.supervised import train_classifier, val_dataset
+from milan_lab.engine.trainer import Trainer
 from milan_lab.models.classifier import MILANClassifier
+from milan_lab.models.load import load_encoder_weights
 
 
 def linear_transform(image_size: int):
     return T.Compose([T.RandomResizedCrop(image_size, interpolation=T.InterpolationMode.BICUBIC),
-                      T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+                      T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
 
 
 def build_linear(cfg: LinearProbeConfig):
@@ -33,7 +36,6 @@ def build_linear(cfg: LinearProbeConfig):
 
 
 def linear_probe(cfg: LinearProbeConfig) -> dict:
-    cfg.validate()
+    trainer = Trainer(cfg, "linear-probe")
     model, optimizer, train_set, val_set = build_linear(cfg)
-
-    return train_classifier(cfg, model, optimizer, train_set, val_set)
+    return train_classifier(trainer, model, optimizer, train_set, val_set)

@@ -18,13 +18,14 @@ from milan_lab.models.vit import ViTEncoder
 
 
 class MILANClassifier(nn.Module):
-    def __init__(self, cfg: ModelConfig, num_classes: int, head: str = "finetune", drop_path: float = 0.0):
+    def __init__(self, cfg: ModelConfig, num_classes: int, head: str = "finetune"):
+        """Drop path comes from ``cfg.drop_path`` (fine-tuning only; the probed encoder is frozen)."""
         super().__init__()
         if head not in ("finetune", "linear"):
             raise ValueError(f"head must be 'finetune' or 'linear', got {head!r}")
         self.cfg, self.head_type, self.num_classes = cfg, head, num_classes
-        self.encoder = ViTEncoder(cfg.image_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads,
-                                  cfg.mlp_ratio, drop_path, final_norm=head == "linear")
+        self.encoder = ViTEncoder.from_config(cfg, drop_path=0.0 if head == "linear" else None,
+                                              final_norm=head == "linear")
         if head == "finetune":
             self.fc_norm = partial(nn.LayerNorm, eps=1e-6)(cfg.embed_dim)
             self.head = nn.Linear(cfg.embed_dim, num_classes)

@@ -122,3 +122,16 @@ class MAEDecoder(_DecoderBase):
 
 
 DECODERS = {"prompting": PromptingDecoder, "mae": MAEDecoder}
+
+
+
+
+def output_dim(cfg) -> int:
+    """Width of the prediction: the teacher's features, or one patch of pixels."""
+    return cfg.target_dim if cfg.target == "clip" else cfg.patch_size ** 2 * 3
+
+
+def build_decoder(cfg, num_patches: int) -> nn.Module:
+    """The decoder a ``ModelConfig`` describes."""
+    return DECODERS[cfg.decoder](num_patches, cfg.embed_dim, cfg.decoder_embed_dim, cfg.decoder_depth,
+                                 cfg.decoder_num_heads, output_dim(cfg), cfg.mlp_ratio)

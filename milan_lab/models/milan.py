@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from milan_lab.config import ModelConfig
-from milan_lab.models.decoders import DECODERS
+from milan_lab.models.decoders import build_decoder
 from milan_lab.models.losses import cosine_loss, pixel_loss
 from milan_lab.models.masking import Masking, sample_mask
 from milan_lab.models.teacher import Teacher
@@ -38,11 +38,8 @@ class MILAN(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        self.encoder = ViTEncoder(cfg.image_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads,
-                                  cfg.mlp_ratio, cfg.drop_path)
-        out_dim = cfg.target_dim if cfg.target == "clip" else cfg.patch_size ** 2 * 3
-        self.decoder = DECODERS[cfg.decoder](self.encoder.num_patches, cfg.embed_dim, cfg.decoder_embed_dim,
-                                             cfg.decoder_depth, cfg.decoder_num_heads, out_dim, cfg.mlp_ratio)
+        self.encoder = ViTEncoder.from_config(cfg)
+        self.decoder = build_decoder(cfg, self.encoder.num_patches)
         if teacher is not None:
             check_teacher(cfg, teacher)
         elif cfg.needs_teacher and require_teacher:
@@ -83,9 +80,20 @@ class MILAN(nn.Module):
             return pixel_loss(pred, images, mask, self.cfg.patch_size, self.cfg.norm_pix_loss)
         return cosine_loss(pred, target, mask if self.cfg.loss_on == "masked" else None)
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None,
-                masking: Masking | None = None) -> MILANOutput:
-        """images [N, 3, H, W] (ImageNet-normalised; the teacher sees the same tensor)."""
+    def forward(self, images: torch.Tensor, mode: str = "tensor", **kwargs):
+        """``mode="tensor"`` (default, as mmpretrain's): the encoder's features [N, 1 + L, D_e];
+        ``mode="loss"``: the training pass, :meth:`forward_train` (the engine calls it this way so
+        that DDP's hooks see the call)."""
+        if mode == "tensor":
+            return self.extract_feat(images)
+        if mode == "loss":
+            return self.forward_train(images, **kwargs)
+        raise ValueError(f"mode must be 'tensor' or 'loss', got {mode!r}")
+
+    def forward_train(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                      masking: Masking | None = None) -> MILANOutput:
+        """The training pass: images [N, 3, H, W] (ImageNet-normalised; the teacher sees the
+        same tensor) -> loss, predictions, mask."""
         target, importance = self.forward_teacher(images)
         if masking is None:
             masking = self.sample_mask(images, importance, generator=generator)
@@ -96,7 +104,8 @@ class MILAN(nn.Module):
 
     # -- introspection and state --------------------------------------------------------------
     def extract_feat(self, images: torch.Tensor) -> torch.Tensor:
-        """All tokens of the unmasked encoder, after the final norm: [N, 1 + L, D_e]."""
+        """All tokens of the unmasked encoder, after the final norm: [N, 1 + L, D_e] (mmpretrain's
+        tensor mode; the seed's ``model(inputs)`` and ``model.extract_feat(inputs)``)."""
         return self.encoder.forward_features(images)
 
     def get_last_selfattention(self, images: torch.Tensor) -> torch.Tensor:

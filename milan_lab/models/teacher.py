@@ -23,8 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Teacher(nn.Module):

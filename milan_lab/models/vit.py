@@ -55,6 +55,12 @@ class ViTEncoder(nn.Module):
         self.blocks.apply(init_weights)
         self.norm.apply(init_weights)
 
+    @classmethod
+    def from_config(cls, cfg, drop_path: float | None = None, final_norm: bool = True) -> "ViTEncoder":
+        """The encoder a ``ModelConfig`` describes (the one place it is built from a config)."""
+        return cls(cfg.image_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
+                   cfg.drop_path if drop_path is None else drop_path, final_norm)
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """images [N, 3, H, W] -> patch tokens with position [N, L, D]."""
         return self.patch_embed(images) + self.pos_embed[:, 1:]

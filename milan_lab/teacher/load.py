@@ -9,9 +9,12 @@ Sources, in the order they are tried:
   (downloads when online). OpenAI weights were trained with QuickGELU: when the tag's own config
   says so we build with ``force_quick_gelu=True``.
 * ``load_teacher("ViT-B-16", pretrained="/path/model.pt")``: a local open_clip checkpoint.
-* ``load_teacher(pretrained="/path/clip.pt")`` with an OpenAI-layout state dict (OpenAI's release
-  or mmpretrain's target generator ``clip_vit_base_16.pth.tar``): architecture read off the
-  weights, QuickGELU selected (both are OpenAI-trained).
+* ``load_teacher(pretrained="/path/clip.pt")`` with an OpenAI-layout CLIP, recognised by its weight
+  names (``visual.conv1.weight``, ``visual.proj``, ``text_projection``, ...): OpenAI's release,
+  mmpretrain's target generator ``clip_vit_base_16.pth.tar``, a state dict of mmpretrain's CLIP
+  module, or an mmpretrain MILAN pretraining checkpoint (its teacher is stored under
+  ``target_generator.tokenizer.``, so that checkpoint alone resumes MILAN with the exact teacher it
+  was trained with). Architecture read off the weights, QuickGELU selected (all are OpenAI-trained).
 """
 from __future__ import annotations
 
@@ -22,13 +25,19 @@ from pathlib import Path
 import open_clip
 import torch
 
+from milan_lab.errors import CheckpointError
 from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
 from milan_lab.teacher import registry
 from milan_lab.teacher.tokenizer import WordTokenizer
+from milan_lab.weights import is_torchscript, read_weights
 
 OPENAI_MEAN = open_clip.OPENAI_DATASET_MEAN
 OPENAI_STD = open_clip.OPENAI_DATASET_STD
 _OPENAI_MARKERS = ("input_resolution", "context_length", "vocab_size")
+# weight names that identify OpenAI's CLIP layout (shared by mmpretrain's CLIP module)
+_OPENAI_IMAGE_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.proj")
+_OPENAI_TEXT_KEYS = ("text_projection", "token_embedding.weight", "positional_embedding", "ln_final.weight")
+_MMPRETRAIN_TEACHER = "target_generator.tokenizer."  # where a MILAN checkpoint keeps its CLIP
 
 
 def load_teacher(name: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
@@ -45,16 +54,18 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
         return _from_local_dir(Path(name[len("local-dir:"):]), device, input_norm, name)
     if pretrained and not os.path.isfile(pretrained) and (os.sep in pretrained or pretrained.endswith(
             (".pt", ".pth", ".bin", ".tar", ".safetensors"))):
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"teacher checkpoint not found: {pretrained!r}. Pass an existing file, an open_clip pretrained tag "
             f"(e.g. pretrained='openai'), or no arguments for the shipped offline teacher.")
+    state = None
     if pretrained and os.path.isfile(pretrained):
-        state, is_openai = _read_state_dict(pretrained)
-        if is_openai:
+        state, layout = _read_state_dict(pretrained, name)
+        if layout == "openai":
             return _from_openai_file(state, pretrained, device, input_norm)
         if not name:
-            raise ValueError(f"{pretrained} is not an OpenAI release (no input_resolution/context_length entries): "
-                             f"pass its open_clip model name too, e.g. load_teacher('ViT-B-16', pretrained=...)")
+            raise CheckpointError(
+                f"{pretrained}: not an OpenAI-layout CLIP (no {', '.join(_OPENAI_IMAGE_KEYS[:2])} ...): pass its "
+                f"open_clip model name too, e.g. load_teacher('ViT-B-16', pretrained=...)")
     if not name:
         raise ValueError("load_teacher: give an open_clip model name (e.g. 'ViT-B-16') with pretrained=TAG or FILE, "
                          "a folder from 'milan-lab teacher train', or nothing for the shipped teacher")
@@ -72,7 +83,12 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
                              f"{open_clip.list_pretrained_tags_by_model(cleaned)} (or pass a local file path)")
         quick_gelu = bool(tag_cfg.get("quick_gelu", False))
         mean, std = tag_cfg.get("mean", mean), tag_cfg.get("std", std)
-    clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu, device=device)
+    if state is None:
+        clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu, device=device)
+    else:  # a local file in open_clip's layout: read safely above, loaded here with a readable error
+        from milan_lab.weights import load_into
+        clip = open_clip.create_model(name, pretrained=None)
+        load_into(clip, state, f"{pretrained} (as {name})", ignore_prefix=())
     return Teacher(clip, open_clip.get_tokenizer(name), input_norm, mean, std, name=f"{name}:{pretrained}").to(device)
 
 
@@ -103,28 +119,40 @@ def _from_local_dir(folder: Path, device, input_norm: str, label: str) -> Teache
                    name=label).to(device)
 
 
-def _read_state_dict(path: str) -> tuple[dict, bool]:
-    """(state dict, whether it is an OpenAI release). OpenAI's files are TorchScript archives or
-    state dicts that still carry the ``input_resolution`` / ``context_length`` / ``vocab_size``
-    entries; open_clip's own checkpoints are ``{'epoch', 'state_dict', ...}`` without them."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except RuntimeError:  # OpenAI's original release is a TorchScript archive
-        return torch.jit.load(path, map_location="cpu").state_dict(), True
+def _read_state_dict(path: str, name: str | None = None) -> tuple[dict, str]:
+    """(state dict, origin): "openai" for an OpenAI-trained CLIP in OpenAI's layout (OpenAI's
+    TorchScript or state-dict release with its marker entries, the teacher inside an mmpretrain
+    MILAN checkpoint, or -- when no open_clip name is given -- any file with OpenAI's weight names,
+    such as a state dict of mmpretrain's CLIP module), else "open_clip" (built from ``name``)."""
+    scripted = is_torchscript(Path(path))  # OpenAI's original release
+    state = read_weights(path, allow_torchscript=True)
     for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+        if isinstance(state.get(key), dict):
             state = state[key]
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state, any(k in state for k in _OPENAI_MARKERS)
+    milan = any(k.startswith(_MMPRETRAIN_TEACHER) for k in state)
+    if milan:
+        state = {k[len(_MMPRETRAIN_TEACHER):]: v for k, v in state.items() if k.startswith(_MMPRETRAIN_TEACHER)}
+    layout = all(k in state for k in _OPENAI_IMAGE_KEYS)
+    openai = layout and (milan or scripted or any(k in state for k in _OPENAI_MARKERS) or not name)
+    if openai:
+        missing = [k for k in _OPENAI_TEXT_KEYS if k not in state]
+        if missing:
+            raise CheckpointError(f"{path}: holds a CLIP image tower without its text tower (no {', '.join(missing)}); "
+                                  f"the teacher needs both (the text tower draws the prompt maps)")
+    return state, "openai" if openai else "open_clip"
 
 
 def _from_openai_file(state: dict, path: str, device, input_norm: str) -> Teacher:
     """OpenAI key layout: architecture inferred from the weights; QuickGELU as OpenAI trained."""
     from open_clip.model import build_model_from_openai_state_dict
-    if "visual.proj" not in state or "text_projection" not in state:
-        raise ValueError(f"{path} is not an OpenAI-layout CLIP ViT state dict (no visual.proj / text_projection)")
-    clip = build_model_from_openai_state_dict(dict(state), quick_gelu=True, cast_dtype=None).float()
-    # open_clip casts to fp16 before loading (OpenAI's release is fp16); reload so fp32 files keep full precision
-    clip.load_state_dict({k: v for k, v in state.items() if k not in _OPENAI_MARKERS})
+    state = {k: v for k, v in state.items() if k not in _OPENAI_MARKERS}
+    try:
+        clip = build_model_from_openai_state_dict(dict(state), quick_gelu=True, cast_dtype=None).float()
+        # open_clip casts to fp16 before loading (OpenAI's release is fp16); reload so fp32 files keep full precision
+        clip.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path}: an OpenAI-layout CLIP whose weights do not fit together "
+                              f"({str(e).strip().splitlines()[0][:200]})") from None
     return Teacher(clip, open_clip.get_tokenizer("ViT-B-16"), input_norm, OPENAI_MEAN, OPENAI_STD,
                    name=f"openai-file:{path}").to(device)

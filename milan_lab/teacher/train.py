@@ -12,20 +12,22 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import open_clip
 import torch
-from tqdm import tqdm
 
+from milan_lab.config import check_device
 from milan_lab.data.scenes import SHAPES, random_spec, render_scene
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
-from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, rng_state, set_rng_state
-from milan_lab.teacher.tokenizer import WordTokenizer
+from milan_lab.engine.trainer import Trainer
+from milan_lab.errors import ConfigError
 from milan_lab.teacher import registry
+from milan_lab.teacher.tokenizer import WordTokenizer
+from milan_lab.weights import save_weights
 
 
 @dataclass
@@ -40,15 +42,41 @@ class TeacherTrainConfig:
     caption_drop: float = 0.3       # probability of leaving out each of colour / size / place
     image_size: int = 64
     seed: int = 0
+    device: str = "cpu"
+    precision: str = "auto"
     output_dir: str = "runs/teacher"
+    resume: bool = True
     checkpoint_every: int = 250
+    keep_checkpoints: int = 1
+    log_every: int = 10
+    max_steps: int | None = None
+    progress: bool = True
     threads: int = 0                # torch CPU threads; 0 keeps torch's default
+
+    # what the shared Trainer reads and this job fixes: one pass of ``steps`` batches
+    epochs: ClassVar[int] = 1
+    accum_steps: ClassVar[int] = 1
+    clip_grad: ClassVar[None] = None
+    num_workers: ClassVar[int] = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "lr", "image_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"bad value for {name!r}: must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"bad value for {name!r}: must be at least 0, got {getattr(self, name)}")
+        if not 0 <= self.caption_drop <= 1:
+            raise ConfigError(f"bad value for 'caption_drop': must be in [0, 1], got {self.caption_drop}")
+        if not 1 <= self.group_size <= len(SHAPES) or self.batch_size % self.group_size:
+            raise ConfigError(f"group_size ({self.group_size}) must divide batch_size ({self.batch_size}) "
+                              f"and be at most {len(SHAPES)} (the number of shapes)")
+        check_device(self.device)
 
 
 def hard_negative_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray, list[str]]:
     """Batch ``step`` (deterministic in (seed, step)): images [B, H, W, 3] uint8 and captions."""
-    if not 1 <= cfg.group_size <= len(SHAPES) or cfg.batch_size % cfg.group_size:
-        raise ValueError("group_size must divide batch_size and be at most the number of shapes")
+    cfg.validate()
     images, captions = [], []
     for g in range(cfg.batch_size // cfg.group_size):
         grng = np.random.default_rng([cfg.seed, 7, step, g])
@@ -77,49 +105,56 @@ def lr_at(cfg: TeacherTrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train_teacher(cfg: TeacherTrainConfig, progress: bool = True) -> Path:
+class _HandSchedule:
+    """``lr_at`` in the interface the Trainer calls (``step_update``)."""
+
+    def __init__(self, cfg: TeacherTrainConfig, optimizer):
+        self.cfg, self.optimizer = cfg, optimizer
+
+    def step_update(self, step: int) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.cfg, step)
+
+
+def train_teacher(cfg: TeacherTrainConfig, progress: bool | None = None) -> Path:
     """Train (or resume) and export an open_clip ``local-dir:`` folder; returns its path."""
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.output_dir)
-    torch.manual_seed(cfg.seed)
+    trainer = Trainer(cfg, "teacher")
     tokenizer = WordTokenizer()
     model = build_clip(cfg, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "embedding" in n]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    loss_fn = open_clip.ClipLoss()
-    start, log = 0, []
-    ckpt = latest_checkpoint(out / "checkpoints")
-    if ckpt is not None:
-        state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, log = state["step"], state["log"]
-        set_rng_state(state["rng"])
-    model.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="teacher")
-    t0 = time.time()
-    for step in bar:
-        images, captions = hard_negative_batch(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
-        img_f, txt_f, logit_scale = model(to_normalized_tensor(images), tokenizer(captions))
-        loss = loss_fn(img_f, txt_f, logit_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    clip_loss = open_clip.ClipLoss()
+
+    def batches(epoch: int, start: int):
+        for step in range(start, cfg.steps):
+            images, captions = hard_negative_batch(cfg, step)
+            yield to_normalized_tensor(images[trainer.rank::trainer.world]), captions[trainer.rank::trainer.world]
+
+    def loss_fn(net, batch):
+        images, captions = batch
+        return clip_loss(*net(images.to(trainer.device), tokenizer(captions).to(trainer.device)))
+
+    def clamp_temperature(step: int) -> None:
         with torch.no_grad():  # as in CLIP: keep the temperature below 100
             model.logit_scale.clamp_(0, math.log(100))
-        log.append({"step": step, "loss": loss.item(), "lr": lr_at(cfg, step), "time": time.time() - t0})
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            save_checkpoint(out / "checkpoints", step + 1, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
-                "log": log, "rng": rng_state(), "config": asdict(cfg)}, keep=1)
-    extra = {"train_config": asdict(cfg), "final_loss": float(np.mean([r["loss"] for r in log[-50:]]))}
-    return export_teacher(model, tokenizer, open_clip.get_model_config(cfg.model), out / "export", extra, cfg.image_size)
+
+    history = trainer.fit(model, opt, _HandSchedule(cfg, opt), batches, cfg.steps, loss_fn,
+                          after_step=clamp_temperature)
+    losses = [r["loss"] for r in history if "loss" in r]
+    extra = {"train_config": asdict(cfg), "final_loss": float(np.mean(losses[-5:])) if losses else None}
+    folder = None
+    if trainer.main:
+        folder = export_teacher(model.cpu(), tokenizer, open_clip.get_model_config(cfg.model), Path(cfg.output_dir) / "export",
+                                extra, cfg.image_size)
+    trainer.finish({"steps": history[-1]["step"] if history else 0, "final_loss": extra["final_loss"]},
+                   history=history)
+    return folder
 
 
 def export_teacher(model, tokenizer: WordTokenizer, model_cfg: dict, folder: str | Path, extra: dict | None = None,
@@ -139,9 +174,10 @@ def export_teacher(model, tokenizer: WordTokenizer, model_cfg: dict, folder: str
         "milan_lab": {"vocab": tokenizer.vocab, "context_length": tokenizer.context_length, **(extra or {})},
     }
     (tmp / "open_clip_config.json").write_text(json.dumps(config, indent=1))
-    # fp16 on disk halves the shipped size; loading casts back to fp32
+    # fp16 on disk halves the shipped size; loading casts back to fp32. safetensors: plain tensors,
+    # read by open_clip's local-dir loader as well as by ours
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save(state, tmp / "open_clip_pytorch_model.bin")
+    save_weights(tmp / "open_clip_model.safetensors", state)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder

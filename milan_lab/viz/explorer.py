@@ -2,73 +2,24 @@
 Gradio app (apps/explorer.py) and the ipywidgets notebook (notebooks/explore.ipynb)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from milan_lab.config import PretrainConfig, from_dict
+from milan_lab.data.images import load_image
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from milan_lab.errors import BadImage
 from milan_lab.models.losses import unpatchify
 from milan_lab.models.masking import sample_mask
-from milan_lab.models.milan import MILAN, check_teacher
+from milan_lab.models.milan import MILAN
 from milan_lab.models.teacher import Teacher
 from milan_lab.viz import maps
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SHIPPED_MODEL = ASSETS / "milan_tiny_offline.pt"
-MIN_SIDE = 16            # smaller images carry no patches worth showing
-MAX_PIXELS = 40_000_000  # refuse above this (decoding alone would take seconds and GBs)
+SHIPPED_MODEL = ASSETS / "milan_tiny_offline.safetensors"
 DISPLAY = 256
-
-
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses (DecompressionBombError) at twice this
-
-
-class BadImage(ValueError):
-    """An input that cannot be shown; the message is meant for the user."""
-
-
-def load_image(src) -> Image.Image:
-    """Path, bytes, PIL image or array -> RGB PIL image, with a clear error for anything else.
-    Grayscale, palette, RGBA and 16-bit inputs are converted; huge inputs are refused."""
-    if src is None:
-        raise BadImage("No image: upload one or pick an example.")
-    if isinstance(src, np.ndarray):
-        arr = src
-        if arr.dtype == np.uint16:
-            arr = (arr / 257).astype(np.uint8)
-        elif arr.dtype != np.uint8:
-            arr = (np.clip(arr, 0, 1) * 255).astype(np.uint8) if arr.max() <= 1.0 else np.clip(arr, 0, 255).astype(np.uint8)
-        if arr.ndim not in (2, 3):
-            raise BadImage(f"Expected an image array [H, W] or [H, W, C], got shape {arr.shape}.")
-        img = Image.fromarray(arr[..., :3] if arr.ndim == 3 and arr.shape[2] >= 3 else arr.squeeze())
-    elif isinstance(src, Image.Image):
-        img = src
-    else:
-        try:
-            img = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
-            if img.width * img.height > MAX_PIXELS:
-                raise BadImage(f"Image is too large ({img.width}x{img.height}); the limit is {MAX_PIXELS // 10**6} MP.")
-            img.load()
-        except BadImage:
-            raise
-        except Image.DecompressionBombError:
-            raise BadImage(f"Image is too large; the limit is {MAX_PIXELS // 10**6} MP.") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise BadImage(f"This file is not a readable image ({type(e).__name__}). Try a PNG or JPEG.") from None
-    if min(img.size) < MIN_SIDE:
-        raise BadImage(f"Image is too small ({img.width}x{img.height}); at least {MIN_SIDE} px per side is needed.")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray((255 * (arr - arr.min()) / max(arr.max() - arr.min(), 1)).astype(np.uint8))
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    return img.convert("RGB")
 
 
 def square(img: Image.Image, size: int) -> Image.Image:
@@ -79,22 +30,10 @@ def square(img: Image.Image, size: int) -> Image.Image:
 
 
 def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = None, device="cpu") -> MILAN:
-    """A MILAN model from a pretraining checkpoint (default: the shipped offline model). The
-    given teacher is used when it fits the checkpoint's student, else the configured one."""
-    from milan_lab.engine.checkpoint import load_checkpoint, resolve_checkpoint
-    state = load_checkpoint(resolve_checkpoint(checkpoint or SHIPPED_MODEL))
-    cfg = from_dict(PretrainConfig, state["config"]).model
-    if teacher is not None:
-        try:
-            check_teacher(cfg, teacher)
-        except ValueError:
-            teacher = None
-    if teacher is None and cfg.needs_teacher:
-        from milan_lab.teacher.load import load_teacher
-        teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
-    model = MILAN(cfg, teacher if cfg.needs_teacher else None)
-    model.load_student_state_dict({k: v.float() for k, v in state["model"].items()})
-    return model.to(device).eval()
+    """A MILAN model from a pretraining checkpoint or run folder (default: the shipped offline
+    model) with a teacher: ``teacher`` when it fits the checkpoint's student, else the configured one."""
+    from milan_lab.models.load import load_model
+    return load_model(checkpoint or SHIPPED_MODEL, task="pretrain", teacher=teacher or "auto", device=device)
 
 
 class Explorer:

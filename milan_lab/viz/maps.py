@@ -56,7 +56,11 @@ def pca_rgb(target: torch.Tensor, pred: torch.Tensor) -> tuple[np.ndarray, np.nd
     components of the *target* (one shared basis) -> two [g, g, 3] images in [0, 1]."""
     t, p = target.float().cpu(), pred.float().cpu()
     mean = t.mean(0, keepdim=True)
-    _, _, v = torch.pca_lowrank(t - mean, q=3, center=False)
+    # a full SVD, not torch.pca_lowrank: that one is randomised, and the same request must give
+    # the same picture; each component's sign is fixed so its largest loading is positive
+    _, _, vh = torch.linalg.svd((t - mean).double(), full_matrices=False)
+    v = vh[:3].T
+    v = (v * torch.sign(v.gather(0, v.abs().argmax(0, keepdim=True)))).float()
     pt, pp = (t - mean) @ v, (p - mean) @ v
     lo, hi = pt.min(0).values, pt.max(0).values
     norm = lambda z: ((z - lo) / (hi - lo + 1e-12)).clamp(0, 1).numpy()  # noqa: E731

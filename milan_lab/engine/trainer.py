@@ -1,0 +1,214 @@
+"""The one training loop every job uses (pretraining, fine-tuning, linear probing, the teacher).
+
+A job builds its model, optimizer, schedule and data, then hands the trainer a
+``loss_fn(net, batch) -> loss`` and, optionally, an ``evaluate(step, epoch_end, last) -> row``.
+The trainer owns the rest, as timm's train.py and nanoGPT's train.py do in one place:
+
+* device and DDP set-up and teardown (torchrun: NCCL on GPU, gloo on CPU);
+* precision: bf16 autocast on CUDA, fp16 autocast with a GradScaler, fp32 on CPU;
+* gradient accumulation (DDP's no_sync on all but the last micro-step) and clipping;
+* seeding: identical initial weights on every rank, then one RNG stream per rank;
+* exact resume from the newest atomic checkpoint (every rank's RNG state is saved), after
+  checking that the checkpoint fits the model;
+* metrics: CSV + TensorBoard on rank 0, a progress bar; the loss stays on the device and is
+  read every ``log_every`` steps (no host sync per step on GPU), and a NaN/inf loss stops the
+  run before it can reach a checkpoint.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from tqdm import tqdm
+
+from milan_lab.config import to_dict
+from milan_lab.engine import distributed as dist_utils
+from milan_lab.engine.checkpoint import (latest_checkpoint, load_checkpoint, remove_stale_temporaries, rng_state,
+                                         save_checkpoint, set_rng_state)
+from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, make_loader, precision_for,
+                                     resolve_workers, write_json)
+from milan_lab.errors import TrainingDiverged
+
+Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
+
+
+class Trainer:
+    def __init__(self, cfg, name: str):
+        """``cfg``: a job config (``JobConfig`` fields); validated here, before any work."""
+        cfg.validate()
+        self.cfg, self.name = cfg, name
+        self.device = dist_utils.resolve_device(cfg.device)
+        self.rank, self.world = dist_utils.init_distributed(self.device)
+        self.main = dist_utils.is_main(self.rank)
+        self.out = Path(cfg.output_dir)
+        self.amp_dtype, use_scaler = precision_for(cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.checkpoint_path: Path | None = None
+        torch.manual_seed(cfg.seed)  # the job builds its model next: identical initial weights on every rank
+
+    def autocast(self):
+        return autocast(self.device, self.amp_dtype)
+
+    def dataset_batches(self, dataset) -> Batches:
+        """Global batches of ``dataset`` in a (seed, epoch) order, this rank's slice of each."""
+        workers = resolve_workers(self.cfg.num_workers, self.device)
+
+        def batches(epoch: int, start: int):
+            dataset.set_epoch(epoch)
+            sampler = EpochBatchSampler(len(dataset), self.cfg.batch_size, self.cfg.seed, epoch, self.rank,
+                                        self.world, start_batch=start)
+            return make_loader(dataset, sampler, workers, self.device)
+        return batches
+
+    # -----------------------------------------------------------------------------------------
+    def fit(self, model, optimizer, scheduler, batches: Batches, steps_per_epoch: int, loss_fn,
+            evaluate=None, after_step=None, state_dict=None, load_state_dict=None) -> list[dict]:
+        """Train to ``epochs * steps_per_epoch`` steps (or ``max_steps``), resuming from
+        ``output_dir`` when it holds a checkpoint; returns the history of logged rows.
+
+        ``scheduler.step_update(step)`` sets the lr before each step; ``state_dict()`` /
+        ``load_state_dict(sd)`` default to the model's own (MILAN leaves its frozen teacher out)."""
+        cfg, device = self.cfg, self.device
+        if steps_per_epoch <= 0:
+            raise ValueError(f"the training data holds fewer images than one batch of {cfg.batch_size}")
+        state_dict = state_dict or model.state_dict
+        load_state_dict = load_state_dict or model.load_state_dict
+        model.to(device).train()
+        total = steps_per_epoch * cfg.epochs
+        step, history, window = self._resume(model, optimizer, load_state_dict)
+        log = MetricsLog(self.out / "metrics.csv", enabled=self.main, purge_after=step)
+        net = model
+        if self.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        last = min(total, cfg.max_steps or total)
+        bar = tqdm(total=last, initial=step, disable=not (self.main and cfg.progress), desc=self.name,
+                   dynamic_ncols=True, mininterval=2.0)
+        loss_sum = torch.tensor(window[0], device=device)  # since the last logged row, on the device
+        bad_step = torch.full((), -1, device=device, dtype=torch.long)  # first step with a non-finite loss
+        steps_since, images_since, t_last = window[1], 0, time.time()
+        while step < last:
+            epoch = step // steps_per_epoch
+            for batch in batches(epoch, step % steps_per_epoch):
+                scheduler.step_update(step)
+                loss = self._step(net, model, optimizer, batch, loss_fn)
+                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), step + 1, bad_step)
+                if device.type == "cpu":  # no sync to avoid on CPU: stop at the step itself
+                    self._check_finite(bad_step)
+                if after_step is not None:
+                    after_step(step)
+                loss_sum += loss
+                step, steps_since = step + 1, steps_since + 1
+                images_since += cfg.batch_size
+                bar.update(1)
+                epoch_end, is_last = step % steps_per_epoch == 0, step >= last
+                if step % cfg.log_every == 0 or is_last:
+                    self._check_finite(bad_step)
+                    now = time.time()
+                    row = {"step": step, "epoch": step / steps_per_epoch,
+                           "loss": dist_utils.all_reduce_mean(loss_sum.item() / steps_since, device),
+                           "lr": max(g["lr"] for g in optimizer.param_groups),
+                           "img_per_s": images_since / max(now - t_last, 1e-9)}
+                    loss_sum.zero_()
+                    steps_since, images_since, t_last = 0, 0, now
+                    history.append(row)
+                    log.log(row)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['img_per_s']:.0f}")
+                if evaluate is not None and (epoch_end or is_last):
+                    row = evaluate(step, epoch_end, is_last) if self.main else None
+                    if row:
+                        row = {"step": step, "epoch": step / steps_per_epoch, **row}
+                        history.append(row)
+                        log.log(row)
+                if step % cfg.checkpoint_every == 0 or is_last:
+                    self._check_finite(bad_step)  # a diverged run never overwrites a good checkpoint
+                    self._save(step, state_dict(), optimizer, history, (loss_sum.item(), steps_since))
+                if is_last:
+                    break
+        bar.close()
+        log.close()
+        return history
+
+    def finish(self, summary: dict, **extra) -> dict:
+        """Write ``metrics.json`` (rank 0), wait for every rank, tear DDP down; returns ``summary``."""
+        if self.main:
+            write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": to_dict(self.cfg)})
+        dist_utils.barrier()
+        dist_utils.cleanup()
+        return summary
+
+    # -----------------------------------------------------------------------------------------
+    def _step(self, net, model, optimizer, batch, loss_fn) -> torch.Tensor:
+        """One optimiser step over ``accum_steps`` micro-batches; returns the (detached) loss."""
+        cfg = self.cfg
+        micro = split_batch(batch, cfg.accum_steps)
+        total = torch.zeros((), device=self.device)
+        for i, chunk in enumerate(micro):
+            with dist_utils.no_sync(net, i < len(micro) - 1), self.autocast():
+                loss = loss_fn(net, chunk) / len(micro)
+            self.scaler.scale(loss).backward()
+            total += loss.detach().float()
+        if cfg.clip_grad:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def _check_finite(self, bad_step: torch.Tensor) -> None:
+        bad = int(bad_step.item())
+        if bad >= 0:
+            good = f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else \
+                "no checkpoint was written before it"
+            raise TrainingDiverged(f"the loss became NaN or infinite at step {bad}; {good}. Try a lower lr "
+                                   f"(base_lr / lr), clip_grad=1.0, or a longer warm-up")
+
+    def _resume(self, model, optimizer, load_state_dict) -> tuple[int, list]:
+        folder = self.out / "checkpoints"
+        if self.main:
+            remove_stale_temporaries(folder)  # partial writes of a killed run
+        ckpt = latest_checkpoint(folder) if self.cfg.resume else None
+        if ckpt is None:
+            torch.manual_seed(self.cfg.seed + self.rank)  # per-rank stream for masks, drop-path, augmentation
+            return 0, [], (0.0, 0)
+        from milan_lab.models.load import check_resumable
+        state = load_checkpoint(ckpt)
+        check_resumable(model, state["model"], ckpt, self.out, state.get("config"), getattr(self.cfg, "model", None))
+        load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
+        self.checkpoint_path = ckpt
+        return state["step"], state["history"], tuple(state.get("loss_window", (0.0, 0)))
+
+    def _save(self, step: int, model_state: dict, optimizer, history, loss_window) -> None:
+        """Every rank's RNG state is gathered so each resumes its own stream; rank 0 writes."""
+        states = [rng_state()]
+        if self.world > 1:
+            gathered = [None] * self.world
+            torch.distributed.all_gather_object(gathered, states[0])
+            states = gathered
+        if self.main:
+            self.checkpoint_path = save_checkpoint(self.out / "checkpoints", step, {
+                "model": model_state, "optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": step, "history": history, "rng": states, "config": to_dict(self.cfg),
+                "loss_window": list(loss_window)},  # the running mean of the next logged row: exact resume
+                keep=self.cfg.keep_checkpoints)
+        dist_utils.barrier()
+
+
+def split_batch(batch, parts: int) -> list:
+    """``parts`` micro-batches of a batch (a tensor, or a tuple/list of tensors and lists)."""
+    if parts == 1:
+        return [batch]
+    if isinstance(batch, torch.Tensor):
+        return list(batch.chunk(parts))
+    columns = [split_batch(col, parts) if isinstance(col, torch.Tensor) else
+               [col[i * len(col) // parts:(i + 1) * len(col) // parts] for i in range(parts)] for col in batch]
+    return [type(batch)(col[i] for col in columns) if isinstance(batch, tuple) else [col[i] for col in columns]
+            for i in range(parts)]

@@ -1,0 +1,31 @@
+"""Errors meant for the user: each message is one line that names the problem and what to do.
+
+The CLI prints them without a traceback and exits with code 2; the API raises them as they are,
+so a script can catch :class:`MilanLabError` (or the more specific type) and nothing else.
+"""
+from __future__ import annotations
+
+
+class MilanLabError(Exception):
+    """Base class of every error whose message is written for the user."""
+
+
+class CheckpointError(MilanLabError, ValueError):
+    """A weights or checkpoint file that cannot be used: missing, empty, truncated, not a
+    checkpoint, unsafe (refused), or built for another architecture."""
+
+
+class ConfigError(MilanLabError, ValueError):
+    """A bad option: unknown or ambiguous key, a value of the wrong type or out of range."""
+
+
+class TrainingDiverged(MilanLabError, FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+class DiskFull(MilanLabError, OSError):
+    """No space left while writing a file; the partial file was removed."""
+
+
+class BadImage(MilanLabError, ValueError):
+    """An image that cannot be read or used."""

@@ -1,0 +1,170 @@
+"""Building models from checkpoints: the one path every caller (zoo, explorer, evaluation, CLI,
+fine-tuning) takes from a file to a model.
+
+A milan_lab checkpoint carries its own config, so the architecture is read from the file; an
+mmpretrain file carries none, so the caller names it (``cfg``, e.g. from a zoo entry). The task
+is read off the weights: a decoder means pretraining, a head with BatchNorm statistics a linear
+probe, any other head fine-tuning.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from milan_lab.config import ModelConfig, model_config_from
+from milan_lab.convert import from_mmpretrain
+from milan_lab.engine.checkpoint import resolve_checkpoint
+from milan_lab.errors import CheckpointError
+from milan_lab.models.classifier import MILANClassifier
+from milan_lab.models.milan import MILAN, check_teacher
+from milan_lab.models.vit import ViTEncoder
+from milan_lab.weights import check_fits, load_into, read_weights, state_dict_of
+
+TASKS = ("pretrain", "finetune", "linear")
+
+
+def read_checkpoint(source: str | Path) -> tuple[Path, dict]:
+    """(file, its dict) for a checkpoint file or a run folder (its newest checkpoint)."""
+    path = resolve_checkpoint(source)
+    return path, read_weights(path)
+
+
+def task_of(weights: dict) -> str:
+    """'pretrain' | 'finetune' | 'linear', from the weight names (milan_lab or mmpretrain layout)."""
+    if any(k.startswith(("decoder.", "neck.decoder")) for k in weights):
+        return "pretrain"
+    if any(k.startswith(("fc_norm.running_mean", "neck.bn.")) for k in weights):
+        return "linear"
+    if any(k.startswith(("head.", "head.fc.")) for k in weights):
+        return "finetune"
+    return "pretrain"  # encoder-only files (e.g. exports) load as a pretraining model without a decoder check
+
+
+def weights_for(state: dict, task: str, source: str) -> dict:
+    """The model's weights in milan_lab's layout (mmpretrain files are converted)."""
+    weights = state_dict_of(state)
+    if not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{source}: holds no tensors under 'model' / 'state_dict' (keys: {list(state)[:5]})")
+    if any(k.startswith("backbone.") for k in weights):
+        try:
+            weights = from_mmpretrain(weights, task)
+        except KeyError as e:
+            raise CheckpointError(f"{source}: {e.args[0]}") from None
+    return weights
+
+
+def build_model(cfg: ModelConfig, task: str = "pretrain", num_classes: int = 0, teacher=None):
+    """A randomly initialised model of ``task`` for ``cfg``."""
+    if task == "pretrain":
+        return MILAN(cfg, teacher, require_teacher=False)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return MILANClassifier(cfg, num_classes, task)
+
+
+def load_model(source: str | Path, cfg: ModelConfig | None = None, task: str | None = None, teacher="none",
+               device: str | torch.device = "cpu"):
+    """A MILAN (pretraining) or MILANClassifier model with the weights of ``source`` (a file or a
+    run folder), in eval mode.
+
+    ``cfg``: the architecture when the file has no config of its own (mmpretrain files);
+    ``task``: expected task, checked against the file. ``teacher``: "none" (features only),
+    "auto" (the teacher named in the checkpoint's config, loaded when the model needs one), or a
+    :class:`~milan_lab.models.teacher.Teacher` (used when it fits, else as "auto")."""
+    path, state = read_checkpoint(source)
+    saved = state.get("config") if isinstance(state.get("config"), dict) else None
+    if saved is not None:
+        cfg = model_config_from(saved)
+    elif cfg is None:
+        raise CheckpointError(f"{path}: has no config of its own; name its architecture (a zoo model or preset)")
+    found = task_of(state_dict_of(state))
+    if task is not None and task != found and found != "pretrain":
+        raise CheckpointError(f"{path}: a {found} checkpoint, but a {task} model was asked for")
+    task = task or found
+    weights = weights_for(state, task, str(path))
+    num_classes = weights["head.weight"].shape[0] if "head.weight" in weights else 0
+    model = build_model(cfg, task, num_classes, _teacher_for(cfg, teacher, device) if task == "pretrain" else None)
+    if task == "pretrain" and not any(k.startswith("decoder.") for k in weights):
+        load_into(model.encoder, _strip(weights, "encoder."), str(path))  # an encoder-only file
+    else:
+        load_into(model, weights, str(path))
+    model.checkpoint_path = str(path)
+    return model.to(device).eval()
+
+
+def load_encoder_weights(model, source: str | Path) -> dict:
+    """Copy the encoder of a checkpoint into ``model.encoder`` (fine-tuning, probing); returns
+    the checkpoint's config. Refuses, naming the differences, a checkpoint of another size."""
+    path, state = read_checkpoint(source)
+    weights = weights_for(state, task_of(state_dict_of(state)), str(path))
+    encoder = _strip(weights, "encoder.")
+    if isinstance(model.encoder.norm, torch.nn.Identity):  # fine-tuning pools without the final norm
+        encoder = {k: v for k, v in encoder.items() if not k.startswith("norm.")}
+    if not encoder:
+        raise CheckpointError(f"{path}: holds no encoder weights (keys like {list(weights)[:3]})")
+    saved = state.get("config") if isinstance(state.get("config"), dict) else None
+    try:
+        load_into(model.encoder, encoder, str(path))
+    except CheckpointError:
+        if saved is not None:  # name the config fields that differ: more useful than tensor shapes
+            diff = _arch_diff(model_config_from(saved), model.cfg)
+            if diff:
+                raise CheckpointError(f"{path}: built for another architecture ({diff}); use the preset it was "
+                                      f"trained with (--preset) or set these model.* options") from None
+        raise
+    return saved or {}
+
+
+def load_encoder(source: str | Path | None, cfg: ModelConfig, seed: int = 0) -> ViTEncoder:
+    """The encoder of a checkpoint (architecture from the file when it has a config), or a
+    randomly initialised one of ``cfg`` for ``source`` None / 'random'."""
+    if source in (None, "", "random"):
+        torch.manual_seed(seed)
+        return ViTEncoder.from_config(cfg).eval()
+    model = load_model(source, cfg)
+    if isinstance(model, MILANClassifier):
+        raise CheckpointError(f"{source}: a {model.head_type} classifier; give a pretraining checkpoint")
+    return model.encoder.eval()
+
+
+ARCH_FIELDS = ("image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "decoder",
+               "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target", "target_dim")
+
+
+def _arch_diff(saved: ModelConfig, current: ModelConfig) -> str:
+    """'embed_dim 192 in the checkpoint vs 48 here, ...' for the architecture fields that differ."""
+    return ", ".join(f"{f} {getattr(saved, f)} in the checkpoint vs {getattr(current, f)} here"
+                     for f in ARCH_FIELDS if getattr(saved, f) != getattr(current, f))
+
+
+def check_resumable(model, state: dict, path: Path, output_dir: str | Path, saved_cfg: dict | None,
+                    current: ModelConfig | None) -> None:
+    """Before resuming: the checkpoint in ``output_dir`` must fit ``model``."""
+    comparable = isinstance(current, ModelConfig) and isinstance((saved_cfg or {}).get("model"), dict)
+    diff = _arch_diff(model_config_from(saved_cfg), current) if comparable else ""
+    try:
+        check_fits(model, state, str(path))
+    except CheckpointError as e:
+        raise CheckpointError(f"output_dir {output_dir} holds checkpoints of another architecture "
+                              f"({diff or str(e).split(': ', 1)[-1]}); use a new output_dir, or resume=false "
+                              f"to start over there") from None
+
+
+def _teacher_for(cfg: ModelConfig, teacher, device):
+    if teacher == "none" or teacher is None:
+        return None
+    if not isinstance(teacher, str):
+        try:
+            check_teacher(cfg, teacher)
+            return teacher
+        except ValueError:
+            pass
+    if not cfg.needs_teacher:
+        return None
+    from milan_lab.teacher.load import load_teacher
+    return load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
+
+
+def _strip(weights: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
