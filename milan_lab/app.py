@@ -71,8 +71,32 @@ def example_images(folder: Path) -> list[str]:
     return paths
 
 
+def checked_image_class():
+    """gr.Image whose unreadable inputs get the app's own message (the one ``/upload`` gives) on
+    every endpoint, instead of Gradio's generic "Could not preprocess input component"."""
+    import gradio as gr
+
+    class CheckedImage(gr.Image):
+        def get_block_name(self) -> str:  # the browser side is gr.Image's own
+            return "image"
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except gr.Error:
+                raise
+            except Exception:
+                try:
+                    load_image(getattr(payload, "path", None))
+                except BadImage as e:
+                    raise gr.Error(str(e)) from None
+                raise gr.Error("This file is not a readable image. Try a PNG or JPEG.") from None
+    return CheckedImage
+
+
 def build_app(explorer: Explorer):
     import gradio as gr
+    CheckedImage = checked_image_class()
 
     def guard(fn):
         def wrapped(*args):
@@ -126,7 +150,7 @@ def build_app(explorer: Explorer):
                     "teacher; the real photos need a real CLIP teacher to be meaningful.")
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(label="Image", type="numpy", value=examples[0], elem_id="input-image")
+                image = CheckedImage(label="Image", type="numpy", value=examples[0], elem_id="input-image")
                 upload = gr.File(label="…or upload any file (checked before use)", file_types=None,
                                  elem_id="file-upload")
                 gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Examples")

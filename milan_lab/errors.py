@@ -29,3 +29,7 @@ class DiskFull(MilanLabError, OSError):
 
 class BadImage(MilanLabError, ValueError):
     """An image that cannot be read or used."""
+
+
+class DownloadError(MilanLabError, RuntimeError):
+    """Weights that must be downloaded could not be (offline, or the network failed)."""

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import pickle
+import pickletools
 import shutil
 import zipfile
 from pathlib import Path
@@ -53,9 +54,8 @@ def read_weights(path: str | Path, allow_torchscript: bool = False) -> dict:
             raise CheckpointError(f"{path}: a damaged TorchScript archive ({_first_line(e)})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        text = str(e)
-        if "Unsupported global" in text or "Unsupported operand" in text or "GLOBAL" in text:
+    except pickle.UnpicklingError:
+        if _imports_objects(path):
             raise CheckpointError(
                 f"{path}: holds Python objects besides tensors and plain data; refused for safety "
                 f"(milan-lab loads only plain-tensor checkpoints; re-save its state dict, or use a .safetensors file)") from None
@@ -172,6 +172,21 @@ def _is_disk_full(e: BaseException) -> bool:
     # torch.save reports a failed write from its C++ zip writer as a RuntimeError
     text = str(e)
     return isinstance(e, RuntimeError) and ("file write failed" in text or "No space left" in text)
+
+
+def _imports_objects(path: Path) -> bool:
+    """Whether the file is a well-formed pickle that imports Python objects (what torch's
+    weights_only loader refuses), as opposed to bytes that are no pickle at all."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+        else:
+            data = path.read_bytes()
+        ops = {op.name for op, _, _ in pickletools.genops(data)}
+    except Exception:  # not a pickle: any parse failure means the bytes are something else
+        return False
+    return bool(ops & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"})
 
 
 def is_torchscript(path: Path) -> bool:

@@ -22,7 +22,7 @@ import torch
 
 from milan_lab.config import PRESETS, ModelConfig
 from milan_lab.data.scenes import SHAPES
-from milan_lab.errors import CheckpointError
+from milan_lab.errors import CheckpointError, DownloadError
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.load import build_model, load_model
 
@@ -73,13 +73,13 @@ def download(url: str) -> Path:
     hint = (f"download of {name} is not possible here; fetch it elsewhere ({url}) and pass "
             f"pretrained=<path> to the local file")
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MILAN_LAB_OFFLINE") == "1":
-        raise RuntimeError(f"offline mode: {hint}")
+        raise DownloadError(f"offline mode: {hint}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(name)
     try:  # writes to a temporary file and moves it into place only when the hash matches
         torch.hub.download_url_to_file(url, str(dest), hash_prefix=match.group(1) if match else None, progress=True)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise RuntimeError(f"{hint} ({type(e).__name__}: {e})") from None
+        raise DownloadError(f"{hint} ({type(e).__name__}: {e})") from None
     except RuntimeError as e:  # torch.hub: "invalid hash value"
         raise CheckpointError(f"{name}: the download is corrupt ({e})") from None
     return dest

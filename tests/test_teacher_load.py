@@ -61,6 +61,27 @@ def test_mmpretrain_target_generator_checkpoint(tmp_path):
     torch.testing.assert_close(teacher(x)[0][:, 0], clip.visual(x))
 
 
+def test_mmpretrain_layouts_without_openai_markers(tmp_path):
+    """A state dict of mmpretrain's CLIP module, and the teacher inside an mmpretrain MILAN
+    pretraining checkpoint (``target_generator.tokenizer.*``), are recognised by their weight names."""
+    clip, state = _openai_release(2)
+    plain = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    torch.save(plain, tmp_path / "mmpretrain_clip.pth")
+    milan = {f"target_generator.tokenizer.{k}": v.half() for k, v in plain.items()}
+    milan.update({"backbone.cls_token": torch.zeros(1, 1, 8), "neck.mask_token": torch.zeros(1, 1, 8)})
+    torch.save({"meta": {"epoch": 400}, "state_dict": milan}, tmp_path / "milan_vit-base-p16.pth")
+    x = torch.randn(2, 3, 32, 32)
+    for name in ("mmpretrain_clip.pth", "milan_vit-base-p16.pth"):
+        teacher = load_teacher(pretrained=str(tmp_path / name))
+        assert _uses_quick_gelu(teacher), name
+        tol = dict(atol=2e-2, rtol=2e-2) if name.startswith("milan") else {}  # the MILAN file holds fp16
+        torch.testing.assert_close(teacher(x)[0][:, 0], clip.visual(x), **tol)
+    # a MILAN checkpoint whose teacher part is missing its text tower is named as such
+    torch.save({"state_dict": {k: v for k, v in milan.items() if "visual." in k}}, tmp_path / "image_only.pth")
+    with pytest.raises(CheckpointError, match="without its text tower"):
+        load_teacher(pretrained=str(tmp_path / "image_only.pth"))
+
+
 def test_openai_tag_forces_quick_gelu_and_other_tags_do_not(monkeypatch):
     seen = {}
 
@@ -87,5 +108,6 @@ def test_errors_say_what_to_pass_instead(tmp_path):
 
 def test_offline_tag_download_fails_clearly(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="offline mode: the weights of ViT-B-32:laion2b_s34b_b79k cannot be "
+                                           "downloaded here.*pretrained=<path>"):
         load_teacher("ViT-B-32", pretrained="laion2b_s34b_b79k")

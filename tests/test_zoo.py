@@ -99,7 +99,9 @@ def test_export_to_timm_and_back(tmp_path):
     model = MILAN(cfg)
     ckpt = tmp_path / "ckpt.pt"
     torch.save({"model": model.student_state_dict()}, ckpt)
-    out = export_timm(ckpt, tmp_path / "timm.pth")
+    out = export_timm(ckpt, tmp_path / "timm.safetensors")
+    from safetensors.torch import load_file
+    assert set(load_file(out)) == {k[len("encoder."):] for k in model.student_state_dict() if k.startswith("encoder.")}
     vit = timm.create_model("vit_base_patch16_224", pretrained=True, pretrained_cfg_overlay=dict(file=out),
                             num_classes=0, img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3)
     x = torch.randn(2, 3, 32, 32)
@@ -135,3 +137,63 @@ def test_seed_snippets_run_unchanged_when_weights_are_in_the_cache(monkeypatch, 
     predict = inference_model(name, str(tmp_path / "bird.JPEG"))
     assert predict["pred_class"] in zoo.class_names("imagenet") and 0 < predict["pred_score"] <= 1
     torch.testing.assert_close(model(inputs), src.half().float()(inputs), atol=1e-3, rtol=1e-3)
+
+
+def _cache_file(monkeypatch, tmp_path, name, state):
+    from milan_lab import zoo
+    monkeypatch.setenv("MILAN_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.save({"meta": {}, "state_dict": {k: v.half() for k, v in state.items()}},
+               tmp_path / zoo.MODELS[name]["url"].rsplit("/", 1)[-1])
+
+
+def test_seed_pretraining_snippet_runs_verbatim(monkeypatch, tmp_path):
+    """mmpretrain's "Use the model" snippet for the pretraining model, word for word (with
+    milan_lab for mmpretrain): ``model(inputs)`` is the tensor mode (the backbone's features)."""
+    src = MILAN(ModelConfig(), require_teacher=False)
+    mm = to_mmpretrain(src.student_state_dict())
+    mm["target_generator.tokenizer.visual.proj"] = torch.zeros(768, 512)  # the teacher's weights are skipped
+    _cache_file(monkeypatch, tmp_path, "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k", mm)
+
+    import torch as torch_  # the snippet's own imports
+    from milan_lab import get_model as get_model_
+
+    model = get_model_('milan_vit-base-p16_16xb256-amp-coslr-400e_in1k', pretrained=True)
+    inputs = torch_.rand(1, 3, 224, 224)
+    out = model(inputs)
+    print(type(out))
+    # To extract features.
+    feats = model.extract_feat(inputs)
+    print(type(feats))
+
+    assert out.shape == feats.shape == (1, 197, 768) and torch.equal(out, feats)
+    torch.testing.assert_close(feats, src.half().float().extract_feat(inputs), atol=1e-3, rtol=1e-3)
+    assert model.forward_train is not None  # the training pass keeps its own name
+
+
+def test_seed_linear_probe_snippet_runs_verbatim(monkeypatch, tmp_path):
+    name = "vit-base-p16_milan-pre_8xb2048-linear-coslr-100e_in1k"
+    src = MILANClassifier(ModelConfig(), 1000, "linear")
+    src.fc_norm.running_mean.normal_()
+    state = to_mmpretrain({f"encoder.{k}": v for k, v in src.encoder.state_dict().items()})
+    state.update({"neck.bn.running_mean": src.fc_norm.running_mean, "neck.bn.running_var": src.fc_norm.running_var,
+                  "neck.bn.num_batches_tracked": src.fc_norm.num_batches_tracked,
+                  "head.fc.weight": src.head.weight, "head.fc.bias": src.head.bias})
+    _cache_file(monkeypatch, tmp_path, name, state)
+    from PIL import Image
+    Image.fromarray((torch.rand(300, 400, 3) * 255).byte().numpy()).save(tmp_path / "bird.JPEG")
+
+    from milan_lab import get_model, inference_model
+
+    model = get_model(name, pretrained=True)
+    inputs = torch.rand(1, 3, 224, 224)
+    out = model(inputs)
+    feats = model.extract_feat(inputs)
+    predict = inference_model(name, str(tmp_path / "bird.JPEG"))
+    print(predict['pred_class'])
+    print(predict['pred_score'])
+
+    assert out.shape == (1, 1000) and feats.shape == (1, 768)
+    src.eval()
+    torch.testing.assert_close(out, src.half().float()(inputs), atol=1e-2, rtol=1e-2)
+    assert predict["pred_class"] in model.class_names

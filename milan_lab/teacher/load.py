@@ -25,7 +25,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from milan_lab.errors import CheckpointError
+from milan_lab.errors import CheckpointError, DownloadError
 from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
 from milan_lab.teacher import registry
 from milan_lab.teacher.tokenizer import WordTokenizer
@@ -84,7 +84,14 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
         quick_gelu = bool(tag_cfg.get("quick_gelu", False))
         mean, std = tag_cfg.get("mean", mean), tag_cfg.get("std", std)
     if state is None:
-        clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu, device=device)
+        try:
+            clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu, device=device)
+        except RuntimeError as e:  # open_clip: "Failed to download weights for tag ..."
+            offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+            raise DownloadError(
+                f"{'offline mode: ' if offline else ''}the weights of {name}:{pretrained} cannot be downloaded here"
+                f"{'' if offline else ' (' + str(e).splitlines()[0][:200] + ')'}; fetch them elsewhere and pass "
+                f"pretrained=<path> to the local file") from None
     else:  # a local file in open_clip's layout: read safely above, loaded here with a readable error
         from milan_lab.weights import load_into
         clip = open_clip.create_model(name, pretrained=None)

@@ -64,7 +64,8 @@ def accuracy_curves(history: list[dict], title: str):
     axes[0].plot([r["epoch"] for r in rows], [r["top5"] for r in rows], marker="s", label="val top-5")
     axes[0].set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy", ylim=(0, 1.02))
     axes[0].legend()
-    axes[1].plot([r["epoch"] for r in rows], [r["loss"] for r in rows], color="tab:red", label="train loss")
+    losses = [r for r in history if "loss" in r]  # logged every log_every steps, apart from the evaluations
+    axes[1].plot([r["epoch"] for r in losses], [r["loss"] for r in losses], color="tab:red", label="train loss")
     axes[1].set(xlabel="epoch", ylabel="loss", title="training loss")
     axes[1].legend()
     fig.tight_layout()

@@ -1,0 +1,217 @@
+"""The Gradio explorer: layout and wiring only; every handler is a method of
+:class:`milan_lab.viz.explorer.Explorer` (the ipywidgets notebook calls the same ones).
+
+Kept inside the package (not only in apps/) so that ``milan-lab app`` works from an install;
+``apps/explorer.py`` is the script entry point.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from milan_lab.viz import maps
+from milan_lab.viz.explorer import BadImage, Explorer, load_image
+from milan_lab.viz.plots import text_maps_image
+
+SAMPLERS = ["semantic", "random", "topk", "inverse"]
+DEFAULT_PROMPTS = "a star, a circle, a square"
+ABOUT = """
+**Attention.** The frozen CLIP teacher's class-token attention over the image patches (last
+block by default). MILAN samples visible patches in proportion to it: attention is what makes
+masking *semantic*. Rollout multiplies attention through all layers (Abnar & Zuidema, 2020).
+
+**Masks.** Which patches each sampler keeps visible (bright) and removes (grey). *random* is
+MAE; *semantic* is MILAN (draws without replacement, weighted by attention); *topk* keeps the most
+attended patches deterministically, *inverse* the least -- both for teaching: top-k hides all
+context, inverse hides the object.
+
+**Reconstruction.** The MILAN model sees only the visible patches and predicts the teacher's
+features for every patch. Left to right: the masked input, the teacher's features and the
+prediction projected to RGB with one shared PCA basis (similar colours = similar features), and
+the per-patch cosine similarity (hatched = visible patches, given to the decoder as prompts).
+Text maps compare each prompt with the target and predicted features through the teacher's text
+tower. With the shipped offline teacher, prompts use its vocabulary (shapes, colours, places);
+real photos are meaningful only with a real CLIP teacher (`milan-lab app --teacher ViT-B-16
+--teacher-pretrained openai`).
+"""
+
+
+def example_images(folder: Path) -> list[str]:
+    """Offline scenes plus real photos shipped inside installed packages."""
+    from milan_lab.data.scenes import make_scene
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(4):
+        p = folder / f"scene_{i}.png"
+        if not p.exists():
+            Image.fromarray(make_scene(0, "test", i, 256)[0]).save(p)
+        paths.append(str(p))
+    try:
+        from skimage import data
+        for name in ("astronaut", "chelsea", "coffee"):
+            p = folder / f"{name}.png"
+            if not p.exists():
+                Image.fromarray(getattr(data, name)()).save(p)
+            paths.append(str(p))
+    except Exception:  # scikit-image is a dependency; keep the app usable without it anyway
+        pass
+    try:
+        import matplotlib.cbook as cbook
+        p = folder / "grace_hopper.png"
+        if not p.exists():
+            with cbook.get_sample_data("grace_hopper.jpg") as f:
+                Image.open(f).convert("RGB").save(p)
+        paths.append(str(p))
+    except Exception:
+        pass
+    return paths
+
+
+def checked_image_class():
+    """gr.Image whose unreadable inputs get the app's own message (the one ``/upload`` gives) on
+    every endpoint, instead of Gradio's generic "Could not preprocess input component"."""
+    import gradio as gr
+from gradio.events import Dependency
+
+    class CheckedImage(gr.Image):
+        def get_block_name(self) -> str:  # the browser side is gr.Image's own
+            return "image"
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except gr.Error:
+                raise
+            except Exception:
+                try:
+                    load_image(getattr(payload, "path", None))
+                except BadImage as e:
+                    raise gr.Error(str(e)) from None
+                raise gr.Error("This file is not a readable image. Try a PNG or JPEG.") from None
+    return CheckedImage
+
+
+def build_app(explorer: Explorer):
+    import gradio as gr
+    CheckedImage = checked_image_class()
+
+    def guard(fn):
+        def wrapped(*args):
+            try:
+                return fn(*args)
+            except BadImage as e:
+                raise gr.Error(str(e)) from None
+        wrapped.__name__ = fn.__name__
+        return wrapped
+
+    n_layers = explorer.num_layers
+    n_heads = explorer.teacher.num_heads
+
+    @guard
+    def on_upload(file):
+        if file is None:
+            raise BadImage("No file uploaded.")
+        return np.asarray(load_image(file if isinstance(file, str) else file.name))
+
+    @guard
+    def on_attention(image, layer, head):
+        r = explorer.attention(image, int(layer), None if head == "mean" else int(head), rollout=True)
+        return maps.to_uint8(r["map"]), maps.to_uint8(r["rollout"])
+
+    @guard
+    def on_masks(image, sampler_a, sampler_b, ratio, seed):
+        a = explorer.masks(image, sampler_a, ratio, seed)
+        b = explorer.masks(image, sampler_b, ratio, seed)
+        note = (f"{sampler_a}: visible patches hold {100 * a['kept_attention']:.0f} % of the teacher's attention; "
+                f"{sampler_b}: {100 * b['kept_attention']:.0f} % (mask ratio {ratio:.2f}, seed {int(seed)}).")
+        return maps.to_uint8(a["overlay"]), maps.to_uint8(b["overlay"]), note
+
+    @guard
+    def on_reconstruct(image, sampler, ratio, seed, prompts):
+        texts = [t.strip() for t in (prompts or "").split(",") if t.strip()]
+        r = explorer.reconstruction(image, sampler, ratio, seed, texts)
+        if r.get("cosine") is None:  # pixel-target model
+            return (maps.to_uint8(r["masked_input"]), maps.to_uint8(maps.enlarge(r["pixels"], 256)),
+                    maps.to_uint8(maps.enlarge(r["pasted"], 256)), None, None, "pixel reconstruction (MAE target)")
+        text_img = text_maps_image(r["prompts"], r["text_target"], r["text_pred"], r["mask"]) if texts else None
+        note = f"mean cosine to the target: masked patches {r['cos_masked']:.3f}"
+        if r["cos_visible"] is not None:
+            note += f", visible patches {r['cos_visible']:.3f}"
+        return (maps.to_uint8(r["masked_input"]), maps.to_uint8(maps.enlarge(r["pca_target"], 256)),
+                maps.to_uint8(maps.enlarge(r["pca_pred"], 256)), maps.to_uint8(r["cosine"]), text_img, note)
+
+    examples = example_images(Path(tempfile.gettempdir()) / "milan_lab_examples")
+    with gr.Blocks(title="milan-lab explorer") as demo:
+        gr.Markdown(f"# MILAN explorer\nTeacher: `{explorer.teacher.name}` · MILAN model: "
+                    f"`{'loaded' if explorer.model is not None else 'none'}`. Offline scenes suit the shipped "
+                    "teacher; the real photos need a real CLIP teacher to be meaningful.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = CheckedImage(label="Image", type="numpy", value=examples[0], elem_id="input-image")
+                upload = gr.File(label="…or upload any file (checked before use)", file_types=None,
+                                 elem_id="file-upload")
+                gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Examples")
+            with gr.Column(scale=2):
+                with gr.Tab("Attention"):
+                    with gr.Row():
+                        layer = gr.Slider(-1, n_layers - 1, value=-1, step=1, label="layer (-1 = last)")
+                        head = gr.Dropdown(["mean"] + [str(h) for h in range(n_heads)], value="mean", label="head")
+                    with gr.Row():
+                        att_map = gr.Image(label="class-token attention", elem_id="attention-map")
+                        att_roll = gr.Image(label="attention rollout", elem_id="attention-rollout")
+                with gr.Tab("Masks"):
+                    with gr.Row():
+                        sampler_a = gr.Dropdown(SAMPLERS, value="semantic", label="sampler A")
+                        sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B")
+                        ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
+                        seed = gr.Number(value=0, precision=0, label="seed")
+                    with gr.Row():
+                        mask_a = gr.Image(label="sampler A", elem_id="mask-a")
+                        mask_b = gr.Image(label="sampler B", elem_id="mask-b")
+                    mask_note = gr.Markdown()
+                with gr.Tab("Reconstruction"):
+                    with gr.Row():
+                        rec_sampler = gr.Dropdown(SAMPLERS, value="semantic", label="sampler")
+                        prompts = gr.Textbox(value=DEFAULT_PROMPTS, label="text prompts (comma separated)")
+                    with gr.Row():
+                        rec_masked = gr.Image(label="masked input", elem_id="rec-masked")
+                        rec_target = gr.Image(label="target features (PCA)", elem_id="rec-target")
+                        rec_pred = gr.Image(label="predicted features (PCA)", elem_id="rec-pred")
+                        rec_cos = gr.Image(label="cosine per patch", elem_id="rec-cos")
+                    rec_text = gr.Image(label="text-prompt similarity: target vs prediction", elem_id="rec-text")
+                    rec_note = gr.Markdown()
+                with gr.Tab("About"):
+                    gr.Markdown(ABOUT)
+
+        att_in, att_out = [image, layer, head], [att_map, att_roll]
+        mask_in, mask_out = [image, sampler_a, sampler_b, ratio, seed], [mask_a, mask_b, mask_note]
+        rec_in = [image, rec_sampler, ratio, seed, prompts]
+        rec_out = [rec_masked, rec_target, rec_pred, rec_cos, rec_text, rec_note]
+        upload.upload(on_upload, [upload], [image], api_name="upload")
+        for trigger in (image.change, demo.load):
+            trigger(on_attention, att_in, att_out, api_name=False)
+            trigger(on_masks, mask_in, mask_out, api_name=False)
+            trigger(on_reconstruct, rec_in, rec_out, api_name=False)
+        layer.release(on_attention, att_in, att_out, api_name="attention")
+        head.change(on_attention, att_in, att_out, api_name=False)
+        for comp in (sampler_a, sampler_b, seed):
+            comp.change(on_masks, mask_in, mask_out, api_name=False)
+        ratio.release(on_masks, mask_in, mask_out, api_name="masks")
+        ratio.release(on_reconstruct, rec_in, rec_out, api_name="reconstruct")
+        for comp in (rec_sampler, prompts):
+            comp.change(on_reconstruct, rec_in, rec_out, api_name=False)
+    demo.queue(default_concurrency_limit=2, max_size=32)
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, teacher: str | None = None,
+           teacher_pretrained: str | None = None, checkpoint: str | None = None, block: bool = True):
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    explorer = Explorer.from_defaults(teacher, teacher_pretrained, checkpoint)
+    demo = build_app(explorer)
+    demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True)
+    return demo
