@@ -1,4 +1,6 @@
 """The explorer: handlers directly, the launched app through gradio_client, and a real browser."""
+import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -11,6 +13,8 @@ from milan_lab.viz.explorer import BadImage, Explorer, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "outputs" / "test-artifacts"
+# Debian's package (scripts/setup.sh --dev installs it); CHROMIUM overrides, e.g. on other systems
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -105,18 +109,23 @@ def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scen
     assert Path(a).is_file() and "semantic" in note and "random" in note
     out = client.predict(img, "semantic", 0.75, 0, "a star, a ring", api_name="/reconstruct")
     assert all(Path(p).is_file() for p in out[:5]) and "cosine" in out[5]
-    with pytest.raises(Exception, match="not a readable image"):
-        bad = ROOT / "outputs" / "not_an_image.png"
-        bad.parent.mkdir(exist_ok=True)
-        bad.write_bytes(b"nope")
-        client.predict(handle_file(str(bad)), api_name="/upload")
+    bad = ROOT / "outputs" / "not_an_image.png"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_bytes(b"nope")
+    calls = {"/upload": (), "/attention": (-1, "mean"), "/masks": ("semantic", "random", 0.5, 0),
+             "/reconstruct": ("semantic", 0.75, 0, "a star")}
+    for endpoint, args in calls.items():  # the same clear message on every endpoint
+        with pytest.raises(Exception, match="not_an_image.png: not a readable image") as info:
+            client.predict(handle_file(str(bad)), *args, api_name=endpoint)
+        assert "Could not preprocess" not in str(info.value), endpoint
 
 
 def test_real_browser_upload_slider_and_panels(running_app, scene_png):
     from playwright.sync_api import sync_playwright
+    assert CHROMIUM, "no chromium found: scripts/setup.sh --dev installs Debian's package (or set CHROMIUM)"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

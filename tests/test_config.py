@@ -58,3 +58,51 @@ def test_describe_lists_every_option():
     assert "epochs" in keys and "model.mask_ratio" in keys and "model" not in keys
     assert any(k == "layer_decay" for k, _, _ in describe(FinetuneConfig))
     assert any(k == "momentum" for k, _, _ in describe(LinearProbeConfig))
+
+
+def test_every_short_key_that_names_two_fields_is_refused_naming_both():
+    import dataclasses
+
+    from milan_lab.config import JOBS, ModelConfig
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    for job, cls in JOBS.items():
+        for f in dataclasses.fields(cls):
+            if f.name in model_fields:  # a job field with a model field's name: the short key is ambiguous
+                with pytest.raises(ValueError, match=rf"ambiguous config key '{f.name}'.*'model.{f.name}'"):
+                    get_config(job, None, [f"{f.name}=1"])
+        for name in model_fields:  # every short model key reaches the model, dotted or not
+            cfg = get_config(job, None)
+            value = getattr(cfg.model, name)
+            short = apply_overrides(cfg, {name: value})
+            assert getattr(short.model, name) == value and short == apply_overrides(cfg, {f"model.{name}": value})
+    # the case that used to be silently wrong: fine-tuning's drop path is model.drop_path, 0.1 by default
+    assert get_config("finetune", None).model.drop_path == 0.1 and get_config("pretrain", None).model.drop_path == 0
+    assert get_config("finetune", None, ["model.drop_path=0.3"]).model.drop_path == 0.3
+    assert get_config("finetune", None, ["drop_path=0.2"]).model.drop_path == 0.2
+
+
+def test_finetune_drop_path_override_reaches_the_model_and_the_saved_config(tmp_path):
+    import json
+
+    from milan_lab.engine.finetune import build_finetune, finetune
+    cfg = get_config("finetune", "milan_vit-micro-p8_offline",
+                     ["model.drop_path=0.3", "offline_size=64", "eval_size=32", "batch_size=32", "max_steps=1",
+                      "mixup=0", "cutmix=0", f"output_dir={tmp_path}", "progress=false"])
+    model = build_finetune(cfg)[0]
+    assert model.encoder.blocks[-1].drop_path1.drop_prob == pytest.approx(0.3)
+    finetune(cfg)
+    saved = json.loads((tmp_path / "metrics.json").read_text())["config"]
+    assert saved["model"]["drop_path"] == 0.3 and "drop_path" not in saved
+
+
+def test_fp16_gets_a_grad_scaler_bf16_and_fp32_do_not():
+    import torch
+
+    from milan_lab.engine.common import precision_for
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert precision_for("fp16", cuda) == (torch.float16, True)
+    assert precision_for("bf16", cuda) == (torch.bfloat16, False)
+    assert precision_for("auto", cuda) == (torch.bfloat16, False)
+    assert precision_for("auto", cpu) == (None, False) and precision_for("fp32", cuda) == (None, False)
+    with pytest.raises(ValueError, match="far slower than fp32"):
+        precision_for("bf16", cpu)

@@ -31,6 +31,14 @@ def test_loss_falls_on_offline_data(teacher_dir, tmp_path):
     losses = [r["loss"] for r in rows if "loss" in r]
     assert summary["steps"] == 40 and len(losses) == 40
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+    # TensorBoard events beside metrics.csv, with the same losses
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = list((tmp_path / "run").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    logged = [e.value for e in acc.Scalars("loss")]
+    assert logged == pytest.approx(losses, rel=1e-6)
 
 
 def test_recipe_param_groups_and_schedule(tiny_cfg, tiny_teacher):

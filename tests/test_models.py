@@ -100,14 +100,18 @@ def test_config_and_teacher_mismatches_fail_early(tiny_cfg, tiny_teacher):
         MILAN(tiny_cfg)
 
 
-def test_vit_b16_parameter_counts():
+def test_vit_b16_parameter_counts_from_the_preset():
+    """The preset's config, through the same builders the trainers use; on the meta device (no
+    memory, no initialisation): only shapes matter for counting."""
     from milan_lab.config import get_config
     from milan_lab.models.classifier import MILANClassifier
     cfg = get_config("pretrain", "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k").model
-    enc = ViTEncoder(224, 16, 768, 12, 12)
-    dec = PromptingDecoder(196, 768, 512, 8, 16, 512)
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert round(n(enc) / 1e6, 2) == 85.80
-    assert round(n(dec) / 1e6, 2) == 25.98
-    assert round((n(enc) + n(dec)) / 1e6, 2) == 111.78
-    assert round(n(MILANClassifier(cfg, 1000)) / 1e6, 2) == 86.57
+    with torch.device("meta"):
+        model = MILAN(cfg, require_teacher=False)
+        classifier = MILANClassifier(cfg, 1000)
+    assert isinstance(model.decoder, PromptingDecoder) and isinstance(model.encoder, ViTEncoder)
+    assert round(n(model.encoder) / 1e6, 2) == 85.80
+    assert round(n(model.decoder) / 1e6, 2) == 25.98
+    assert round(n(model) / 1e6, 2) == 111.78
+    assert round(n(classifier) / 1e6, 2) == 86.57

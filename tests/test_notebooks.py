@@ -1,6 +1,8 @@
 """Every notebook runs top to bottom through papermill with tiny parameters; assertions are on
 the metrics each one saves."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -22,9 +24,18 @@ def run(name: str, out_dir: Path, **params) -> dict:
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
+    """The README's main command (papermill CLI with --log-output), with tiny parameters: the
+    training progress must reach the terminal."""
     out = tmp_path_factory.mktemp("nb") / "pretrain"
-    metrics = run("pretrain", out, preset=MICRO, max_steps=6, offline_size=256, batch_size=32)
-    return out, metrics
+    out.mkdir()
+    params = dict(preset=MICRO, max_steps=6, offline_size=256, batch_size=32, output_dir=str(out))
+    res = subprocess.run([sys.executable, "-m", "papermill", "--log-output", str(NOTEBOOKS / "pretrain.ipynb"),
+                          str(out / "pretrain.ipynb"), *[a for k, v in params.items() for a in ("-p", k, str(v))]],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    progress = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("pretrain:")]
+    assert any("6/6" in line and "loss=" in line for line in progress), progress
+    return out, json.loads((out / "pretrain_metrics.json").read_text())
 
 
 def test_notebooks_are_committed_clean_with_a_parameters_cell():

@@ -9,14 +9,11 @@ from torchvision import transforms as T
 IMAGENET_MEAN, IMAGENET_STD = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # timm's constants, short names
 
 
-def pretrain_transform(image_size: int, min_scale: float = 0.2, hflip: bool = True) -> T.Compose:
+def pretrain_transform(image_size: int, min_scale: float = 0.2) -> T.Compose:
     """The standard MAE/MILAN pretraining view: RandomResizedCrop(scale=(0.2, 1.0), bicubic),
     horizontal flip, ImageNet mean/std."""
-    steps = [T.RandomResizedCrop(image_size, scale=(min_scale, 1.0), interpolation=T.InterpolationMode.BICUBIC)]
-    if hflip:
-        steps.append(T.RandomHorizontalFlip())
-    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    return T.Compose(steps)
+    return T.Compose([T.RandomResizedCrop(image_size, scale=(min_scale, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+                      T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def eval_transform(image_size: int, crop_ratio: float = 0.875) -> T.Compose:

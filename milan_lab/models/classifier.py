@@ -53,9 +53,6 @@ class MILANClassifier(nn.Module):
         """Logits [N, num_classes]."""
         return self.head(self.fc_norm(self.extract_feat(images)))
 
-    def get_last_selfattention(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder.get_last_selfattention(images)
-
     def group_matcher(self, coarse: bool = False) -> dict:
         """timm's layer grouping (used by its layer-wise lr decay): embeddings are layer 0,
         block i is layer i + 1, everything after the blocks is the top layer."""

@@ -42,7 +42,7 @@ class ViTEncoder(nn.Module):
         self.num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = sincos_pos_embed(embed_dim, image_size // patch_size)
-        dpr = torch.linspace(0, drop_path, depth).tolist()
+        dpr = torch.linspace(0, drop_path, depth, device="cpu").tolist()  # cpu: also when built on "meta"
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=dpr[i],
                   norm_layer=partial(nn.LayerNorm, eps=1e-6)) for i in range(depth))
