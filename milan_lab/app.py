@@ -71,32 +71,32 @@ def example_images(folder: Path) -> list[str]:
     return paths
 
 
-def checked_image_class():
-    """gr.Image whose unreadable inputs get the app's own message (the one ``/upload`` gives) on
-    every endpoint, instead of Gradio's generic "Could not preprocess input component"."""
+def check_image_inputs(component) -> None:
+    """Give an image input the app's own message for unreadable files (the one ``/upload`` gives)
+    on every endpoint, instead of Gradio's generic "Could not preprocess input component".
+
+    Wraps the instance's ``preprocess`` rather than subclassing gr.Image: Gradio writes a ``.pyi``
+    stub beside the module of every component class it sees defined, which an installed package
+    must not do."""
     import gradio as gr
+    preprocess = component.preprocess
 
-    class CheckedImage(gr.Image):
-        def get_block_name(self) -> str:  # the browser side is gr.Image's own
-            return "image"
-
-        def preprocess(self, payload):
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:
             try:
-                return super().preprocess(payload)
-            except gr.Error:
-                raise
-            except Exception:
-                try:
-                    load_image(getattr(payload, "path", None))
-                except BadImage as e:
-                    raise gr.Error(str(e)) from None
-                raise gr.Error("This file is not a readable image. Try a PNG or JPEG.") from None
-    return CheckedImage
+                load_image(getattr(payload, "path", None))
+            except BadImage as e:
+                raise gr.Error(str(e)) from None
+            raise gr.Error("This file is not a readable image. Try a PNG or JPEG.") from None
+    component.preprocess = checked
 
 
 def build_app(explorer: Explorer):
     import gradio as gr
-    CheckedImage = checked_image_class()
 
     def guard(fn):
         def wrapped(*args):
@@ -150,7 +150,8 @@ def build_app(explorer: Explorer):
                     "teacher; the real photos need a real CLIP teacher to be meaningful.")
         with gr.Row():
             with gr.Column(scale=1):
-                image = CheckedImage(label="Image", type="numpy", value=examples[0], elem_id="input-image")
+                image = gr.Image(label="Image", type="numpy", value=examples[0], elem_id="input-image")
+                check_image_inputs(image)
                 upload = gr.File(label="…or upload any file (checked before use)", file_types=None,
                                  elem_id="file-upload")
                 gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Examples")
