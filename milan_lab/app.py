@@ -23,6 +23,11 @@ ABOUT = """
 block by default). MILAN samples visible patches in proportion to it: attention is what makes
 masking *semantic*. Rollout multiplies attention through all layers (Abnar & Zuidema, 2020).
 
+Below it, the *student's* own class-token attention (the MILAN encoder's last block, as DINO
+shows it) beside a randomly initialised encoder of the same size: pretraining on CLIP targets
+teaches the student to look where the teacher looks; the note gives the correlation of each map
+with the teacher's.
+
 **Masks.** Which patches each sampler keeps visible (bright) and removes (grey). *random* is
 MAE; *semantic* is MILAN (draws without replacement, weighted by attention); *topk* keeps the most
 attended patches deterministically, *inverse* the least -- both for teaching: top-k hides all
@@ -32,6 +37,10 @@ context, inverse hides the object.
 features for every patch. Left to right: the masked input, the teacher's features and the
 prediction projected to RGB with one shared PCA basis (similar colours = similar features), and
 the per-patch cosine similarity (hatched = visible patches, given to the decoder as prompts).
+**Segmentation.** A linear classifier per patch token of the frozen encoder, trained by
+`milan-lab seg-probe CHECKPOINT` on offline scenes with their label maps (background and eight
+shapes), upsampled to pixels.
+
 Text maps compare each prompt with the target and predicted features through the teacher's text
 tower. With the shipped offline teacher, prompts use its vocabulary (shapes, colours, places);
 real photos are meaningful only with a real CLIP teacher (`milan-lab app --teacher ViT-B-16
@@ -109,6 +118,7 @@ def build_app(explorer: Explorer):
 
     n_layers = explorer.num_layers
     n_heads = explorer.teacher.num_heads
+    n_student_heads = explorer.model.encoder.num_heads if explorer.model is not None else 1
 
     @guard
     def on_upload(file):
@@ -120,6 +130,24 @@ def build_app(explorer: Explorer):
     def on_attention(image, layer, head):
         r = explorer.attention(image, int(layer), None if head == "mean" else int(head), rollout=True)
         return maps.to_uint8(r["map"]), maps.to_uint8(r["rollout"])
+
+    @guard
+    def on_student(image, head):
+        if explorer.model is None:
+            return None, None, "No MILAN model loaded."
+        r = explorer.student_attention(image, None if head == "mean" else int(head))
+        agree = r["agreement"]
+        note = ("Correlation with the teacher's map over patches: " + ", ".join(
+            f"{k} {v:+.2f}" for k, v in agree.items() if v is not None)) if agree["student"] is not None else ""
+        return maps.to_uint8(r["student"]), maps.to_uint8(r["random"]), note
+
+    @guard
+    def on_segment(image):
+        r = explorer.segmentation(image)
+        if r is None:
+            return None, ("No dense probe for this model yet: run `milan-lab seg-probe CHECKPOINT` "
+                          "(it saves one beside the checkpoint), then restart the app.")
+        return maps.to_uint8(r["overlay"]), "Predicted: " + ", ".join(r["present"])
 
     @guard
     def on_masks(image, sampler_a, sampler_b, ratio, seed):
@@ -161,8 +189,17 @@ def build_app(explorer: Explorer):
                         layer = gr.Slider(-1, n_layers - 1, value=-1, step=1, label="layer (-1 = last)")
                         head = gr.Dropdown(["mean"] + [str(h) for h in range(n_heads)], value="mean", label="head")
                     with gr.Row():
-                        att_map = gr.Image(label="class-token attention", elem_id="attention-map")
-                        att_roll = gr.Image(label="attention rollout", elem_id="attention-rollout")
+                        att_map = gr.Image(label="teacher: class-token attention", elem_id="attention-map")
+                        att_roll = gr.Image(label="teacher: attention rollout", elem_id="attention-rollout")
+                    gr.Markdown("The MILAN student's own class-token attention (last block, DINO's view), and a "
+                                "randomly initialised encoder's: after pretraining, the student looks where CLIP looks.")
+                    with gr.Row():
+                        stu_head = gr.Dropdown(["mean"] + [str(h) for h in range(n_student_heads)], value="mean",
+                                               label="student head")
+                    with gr.Row():
+                        stu_map = gr.Image(label="student (MILAN encoder)", elem_id="student-attention")
+                        rnd_map = gr.Image(label="random encoder", elem_id="random-attention")
+                    stu_note = gr.Markdown()
                 with gr.Tab("Masks"):
                     with gr.Row():
                         sampler_a = gr.Dropdown(SAMPLERS, value="semantic", label="sampler A")
@@ -184,6 +221,11 @@ def build_app(explorer: Explorer):
                         rec_cos = gr.Image(label="cosine per patch", elem_id="rec-cos")
                     rec_text = gr.Image(label="text-prompt similarity: target vs prediction", elem_id="rec-text")
                     rec_note = gr.Markdown()
+                with gr.Tab("Segmentation"):
+                    gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
+                                "each pixel's class among background and the eight shapes.")
+                    seg_map = gr.Image(label="dense probe prediction", elem_id="segmentation")
+                    seg_note = gr.Markdown()
                 with gr.Tab("About"):
                     gr.Markdown(ABOUT)
 
@@ -191,11 +233,16 @@ def build_app(explorer: Explorer):
         mask_in, mask_out = [image, sampler_a, sampler_b, ratio, seed], [mask_a, mask_b, mask_note]
         rec_in = [image, rec_sampler, ratio, seed, prompts]
         rec_out = [rec_masked, rec_target, rec_pred, rec_cos, rec_text, rec_note]
+        stu_in, stu_out = [image, stu_head], [stu_map, rnd_map, stu_note]
         upload.upload(on_upload, [upload], [image], api_name="upload")
         for trigger in (image.change, demo.load):
             trigger(on_attention, att_in, att_out, api_name=False)
             trigger(on_masks, mask_in, mask_out, api_name=False)
             trigger(on_reconstruct, rec_in, rec_out, api_name=False)
+            trigger(on_student, stu_in, stu_out, api_name=False)
+            trigger(on_segment, [image], [seg_map, seg_note], api_name=False)
+        stu_head.change(on_student, stu_in, stu_out, api_name="student_attention")
+        image.upload(on_segment, [image], [seg_map, seg_note], api_name="segmentation")
         layer.release(on_attention, att_in, att_out, api_name="attention")
         head.change(on_attention, att_in, att_out, api_name=False)
         for comp in (sampler_a, sampler_b, seed):

@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-size", type=int, default=2048)
     s.add_argument("--val-size", type=int, default=1024)
 
+    s = sub.add_parser("seg-probe", help="linear dense (segmentation) probe of a frozen encoder: mIoU")
+    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
+    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
+    s.add_argument("--data", default="offline", help="'offline' (scenes with label maps) or an ADE20K-layout folder")
+    s.add_argument("--train-size", type=int, default=1024)
+    s.add_argument("--val-size", type=int, default=512)
+    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-save", action="store_true", help="do not save the probe beside the checkpoint")
+    s.add_argument("--json", action="store_true")
+
     t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")
     tsub = t.add_subparsers(dest="teacher_command", required=True)
     s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)")
@@ -122,6 +133,19 @@ def _dispatch(args) -> int | None:
     elif cmd == "knn":
         from milan_lab.engine.evaluate import knn_eval
         print(json.dumps(knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size), indent=1))
+    elif cmd == "seg-probe":
+        from milan_lab.engine.evaluate import seg_probe_eval
+        r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
+                           args.seed, save=not args.no_save)
+        if args.json:
+            print(json.dumps(r, indent=1))
+        else:
+            print(f"{r['checkpoint']}: mIoU {100 * r['miou']:.1f} %, pixel accuracy {100 * r['pixel_acc']:.1f} % "
+                  f"({r['val_images']} validation images, {r['data']})")
+            for name, iou in r["iou"].items():
+                print(f"  {name:<12} IoU {'-' if iou is None else f'{100 * iou:5.1f} %'}")
+            if "probe" in r:
+                print(f"probe saved to {r['probe']}")
     elif cmd == "teacher":
         _teacher(args)
     elif cmd == "bench":

@@ -43,6 +43,7 @@ class ModelConfig:
     loss_on: str = "all"            # "all" tokens (references) | "masked" patches only
     sampler: str = "semantic"       # "random" | "semantic" | "topk" | "inverse"
     mask_ratio: float = 0.75
+    masks_per_image: int = 1        # masked views per teacher pass (1: the references; >1 amortises the teacher)
     teacher: str = "ViT-B-16"       # open_clip name, a teacher folder, or "shipped"
     teacher_pretrained: str | None = "openai"  # open_clip tag or a local checkpoint file
     teacher_input_norm: str = "same"  # "same": the student's ImageNet-normalised input; "clip"
@@ -54,7 +55,7 @@ class ModelConfig:
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("teacher_input_norm", self.teacher_input_norm, ("same", "clip"))
         _fraction(self, "mask_ratio", "drop_path", closed_right=False)
-        _positive(self, "image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio",
+        _positive(self, "masks_per_image", "image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio",
                   "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target_dim")
         if self.image_size % self.patch_size:
             raise ConfigError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
@@ -75,6 +76,7 @@ class JobConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: str = "offline"           # "offline" (generated scenes) or an ImageNet-style folder
     offline_size: int = 12800       # offline training images per epoch
+    offline_cache_mb: int = 512     # keep rendered offline scenes in memory up to this size (0: render each time)
     epochs: int = 100
     warmup_epochs: float = 5.0
     batch_size: int = 1024          # global batch (over all processes and accumulation steps)
@@ -103,7 +105,7 @@ class JobConfig:
         self.model.validate()
         _positive(self, "epochs", "batch_size", "accum_steps", "offline_size", "checkpoint_every", "log_every",
                   "base_lr")
-        _at_least(self, 0, "warmup_epochs", "weight_decay", "min_lr", "keep_checkpoints")
+        _at_least(self, 0, "warmup_epochs", "weight_decay", "min_lr", "keep_checkpoints", "offline_cache_mb")
         _at_least(self, -1, "num_workers")
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"bad value for 'lr': must be positive (or none), got {self.lr}")

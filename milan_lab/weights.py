@@ -24,6 +24,8 @@ import torch
 from milan_lab.errors import CheckpointError, DiskFull
 
 SAFETENSORS = (".safetensors",)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def read_weights(path: str | Path, allow_torchscript: bool = False) -> dict:
@@ -131,6 +133,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], nbytes: int = 
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as a plain open() would create it (some writers use 0600)
         with open(tmp, "rb") as f:  # make the bytes durable before the rename publishes them
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -109,6 +109,10 @@ def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scen
     assert Path(a).is_file() and "semantic" in note and "random" in note
     out = client.predict(img, "semantic", 0.75, 0, "a star, a ring", api_name="/reconstruct")
     assert all(Path(p).is_file() for p in out[:5]) and "cosine" in out[5]
+    student, random_map, note = client.predict(img, "mean", api_name="/student_attention")
+    assert Path(student).is_file() and Path(random_map).is_file() and "student" in note
+    seg, seg_note = client.predict(img, api_name="/segmentation")
+    assert Path(seg).is_file() and seg_note.startswith("Predicted:")
     bad = ROOT / "outputs" / "not_an_image.png"
     bad.parent.mkdir(exist_ok=True)
     bad.write_bytes(b"nope")
@@ -143,6 +147,7 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
             return False
 
         assert panel_has_image("attention-map")
+        assert panel_has_image("student-attention") and panel_has_image("random-attention")
         page.get_by_role("tab", name="Masks").click()
         slider = page.locator("#ratio input[type=range]")
         slider.fill("0.5")
@@ -151,9 +156,20 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
         assert panel_has_image("mask-a") and panel_has_image("mask-b")
         page.get_by_role("tab", name="Reconstruction").click()
         assert panel_has_image("rec-target") and panel_has_image("rec-pred") and panel_has_image("rec-cos")
+        page.get_by_role("tab", name="Segmentation").click()
+        assert panel_has_image("segmentation")
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "app.png").stat().st_size > 10_000
+
+
+def test_student_attention_and_segmentation_panels(explorer, scene_png):
+    r = explorer.student_attention(str(scene_png))
+    assert r["student"].shape == r["random"].shape == r["teacher"].shape == (256, 256, 3)
+    assert r["agreement"]["student"] > r["agreement"]["random"]  # the pretrained student looks where CLIP looks
+    seg = explorer.segmentation(str(scene_png))  # the shipped model ships with its dense probe
+    assert seg["overlay"].shape == (256, 256, 3) and seg["labels"].shape == (64, 64)
+    assert set(seg["present"]) <= set(seg["classes"]) and "background" in seg["present"]
 
 
 def test_pixel_target_model_shows_pixel_reconstructions(tiny_teacher, scene_png):

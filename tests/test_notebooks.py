@@ -79,12 +79,29 @@ def test_explore_and_tour_notebooks(tmp_path):
     assert e["model_loaded"] and e["examples"] >= 4 and Path(e["figure"]).is_file()
     t = run("tour", tmp_path / "tour")
     assert t["kept_attention"]["semantic"] > t["kept_attention"]["random"]
-    assert len(t["figures"]) == 5 and all(Path(f).is_file() for f in t["figures"])
+    assert len(t["figures"]) == 6 and all(Path(f).is_file() for f in t["figures"])
+    # the shipped student attends where its teacher does, far more than a random encoder of its size
+    assert t["attention_agreement"]["student"] > t["attention_agreement"]["random"] + 0.2
 
 
 def test_ablation_notebook(tmp_path):
-    m = run("ablation", tmp_path / "ablation", seeds=[0], epochs=1, offline_size=64, batch_size=32, max_steps=1,
-            eval_train=64, eval_val=32)
-    assert len(m["rows"]) == 8 and len(m["summary"]) == 8
-    assert {(r["target"], r["sampler"], r["decoder"]) for r in m["summary"]} == {
-        (t, s, d) for t in ("pixels", "clip") for s in ("random", "semantic") for d in ("mae", "prompting")}
+    params = dict(seeds=[0, 1], epochs=1, offline_size=64, batch_size=32, max_steps=1, eval_train=64, eval_val=32,
+                  seg_train=32, seg_val=16, seg_steps=5, arms=["MILAN", "MAE decoder"])
+    m = run("ablation", tmp_path / "ablation", **params)
+    assert [(r["arm"], r["seed"]) for r in m["rows"]] == [("MILAN", 0), ("MAE decoder", 0), ("MILAN", 1),
+                                                          ("MAE decoder", 1)]
+    by_arm = {r["arm"]: r for r in m["summary"]}
+    assert set(by_arm) == {"MILAN", "MAE decoder"} and Path(m["figure"]).is_file()
+    diffs = [a["knn"] - b["knn"] for a, b in zip(m["rows"][::2], m["rows"][1::2])]
+    assert by_arm["MAE decoder"]["knn_milan_minus_arm"] == pytest.approx(sum(diffs) / 2)
+    lo, hi = by_arm["MAE decoder"]["knn_ci"]
+    assert lo <= by_arm["MAE decoder"]["knn_milan_minus_arm"] <= hi
+    again = run("ablation", tmp_path / "ablation", **params)  # finished runs are reused, not repeated
+    assert again["rows"] == m["rows"]
+
+
+def test_segmentation_notebook(tmp_path):
+    m = run("segmentation", tmp_path / "seg", train_size=64, val_size=32, steps=20, n_show=2)
+    assert set(m["results"]) == {"pretrained", "random init"}
+    assert all(Path(f).is_file() for f in m["figures"])
+    assert all(0 <= r["miou"] <= 1 and len(r["iou"]) == 9 for r in m["results"].values())

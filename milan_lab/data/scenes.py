@@ -138,9 +138,12 @@ def _paint(img, rng, shape, colour, centre, radius, angle):
 
 def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64,
                  background_rng: np.random.Generator | None = None,
-                 return_mask: bool = False):
-    """Render ``spec`` as a uint8 image [H, W, 3] (and, with ``return_mask``, the float
-    object coverage [H, W] in [0, 1] of all objects, main and distractors).
+                 return_mask: bool = False, return_labels: bool = False):
+    """Render ``spec`` as a uint8 image [H, W, 3]; with ``return_mask`` also the float object
+    coverage [H, W] in [0, 1] of all objects (main and distractors); with ``return_labels`` also
+    the label map [H, W] uint8: 0 background, 1 + shape index where an object covers at least half
+    the pixel (later objects, the main one last, paint over earlier ones, as in the image).
+    Pixels and labels come from the same painting, so they cannot disagree.
 
     ``background_rng`` lets hard-negative groups share one background (pass a fresh generator
     with the same seed for each member); by default the scene's own ``rng`` draws it.
@@ -151,6 +154,7 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64
     radius = (rng.uniform(9, 12) if spec.size == "small" else rng.uniform(13.5, 16)) * s
     centre = ((17 + 15 * col) * s + rng.uniform(-3, 3) * s, (17 + 15 * row) * s + rng.uniform(-3, 3) * s)
     coverage = np.zeros((image_size, image_size))
+    labels = np.zeros((image_size, image_size), dtype=np.uint8)
     # distractors first (painted under the main object), always clearly smaller
     for _ in range(rng.integers(0, 3)):
         d_shape = SHAPES[rng.integers(len(SHAPES))]
@@ -158,9 +162,12 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64
         d_centre = rng.uniform(6 * s, image_size - 6 * s, 2)
         a = _paint(img, rng, d_shape, d_colour, d_centre, rng.uniform(4, 6.5) * s, rng.uniform(0, 2 * math.pi))
         coverage = np.maximum(coverage, a)
+        labels[a >= 0.5] = SHAPES.index(d_shape) + 1
     a = _paint(img, rng, spec.shape, spec.colour, centre, radius, rng.uniform(-0.25, 0.25))
+    labels[a >= 0.5] = SHAPES.index(spec.shape) + 1
     image = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    return (image, np.maximum(coverage, a)) if return_mask else image
+    extra = ([np.maximum(coverage, a)] if return_mask else []) + ([labels] if return_labels else [])
+    return (image, *extra) if extra else image
 
 
 def make_scene(seed: int, split: str, index: int, image_size: int = 64) -> tuple[np.ndarray, SceneSpec]:
@@ -168,3 +175,23 @@ def make_scene(seed: int, split: str, index: int, image_size: int = 64) -> tuple
     rng = scene_rng(seed, split, index)
     spec = random_spec(rng)
     return render_scene(rng, spec, image_size), spec
+
+
+# Dense labels: class 0 is the background, class 1 + i the shape SHAPES[i], whichever object it is.
+SEG_CLASSES = ("background",) + SHAPES
+
+
+def make_labelled_scene(seed: int, split: str, index: int, image_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The same scene as :func:`make_scene` with its label map: (uint8 image [H, W, 3], uint8
+    labels [H, W] indexing ``SEG_CLASSES``)."""
+    rng = scene_rng(seed, split, index)
+    spec = random_spec(rng)
+    return render_scene(rng, spec, image_size, return_labels=True)
+
+
+def patch_labels(labels: np.ndarray, patch: int) -> np.ndarray:
+    """Per-patch majority label [H/p, W/p] of a label map [H, W] (ties: the lower class)."""
+    h, w = labels.shape
+    blocks = labels.reshape(h // patch, patch, w // patch, patch).transpose(0, 2, 1, 3).reshape(h // patch, w // patch, -1)
+    counts = np.apply_along_axis(np.bincount, 2, blocks.astype(np.int64), minlength=int(labels.max()) + 1)
+    return counts.argmax(-1).astype(labels.dtype)

@@ -84,7 +84,7 @@ class MetricsLog:
     events beside it (``tensorboard --logdir OUTPUT_DIR``). Appending keeps logging O(1) per row
     on long runs; a resumed run first drops what was logged after its checkpoint, in both."""
 
-    COLUMNS = ("step", "epoch", "loss", "lr", "img_per_s", "knn_acc", "top1", "top5")
+    COLUMNS = ("step", "epoch", "elapsed_s", "loss", "lr", "img_per_s", "knn_acc", "top1", "top5")
 
     def __init__(self, path: Path, enabled: bool = True, purge_after: int = 0):
         self.path, self.enabled, self.tb = Path(path), enabled, None

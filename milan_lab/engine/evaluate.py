@@ -5,6 +5,8 @@ for monitoring and ablations, where features are extracted once and reused.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -51,3 +53,35 @@ def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int
     size = encoder.patch_embed.img_size[0]
     train, val = offline_features(encoder, size, train_size, val_size)
     return {"checkpoint": checkpoint, "knn_top1": knn_top1(train, val)}
+
+
+def probe_path_for(checkpoint_file: str | Path) -> Path:
+    """Where the dense probe trained for a checkpoint lives: beside it, ``STEM.seg_probe.safetensors``."""
+    p = Path(checkpoint_file)
+    return p.with_name(f"{p.name.split('.')[0]}.seg_probe.safetensors")
+
+
+def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_size: int = 1024, val_size: int = 512,
+                   steps: int = 300, seed: int = 0, save: bool = True, return_models: bool = False):
+    """The linear dense probe on a frozen encoder ('random' for a random one): mIoU, pixel
+    accuracy and per-class IoU on the validation split; the probe is saved beside the checkpoint.
+    With ``return_models``: (result, encoder, probe)."""
+    from milan_lab.data.segmentation import SegFolder, SegScenes
+    from milan_lab.engine.dense import seg_probe
+    from milan_lab.weights import save_weights
+    encoder = encoder_from(checkpoint, preset, seed)
+    size = encoder.patch_embed.img_size[0]
+    if data == "offline":
+        train, val = SegScenes("train", train_size, size, seed), SegScenes("val", val_size, size, seed)
+    else:
+        train = SegFolder(data, "training", size)
+        val = SegFolder(data, "validation", size, num_classes=train.num_classes)
+    scores, probe = seg_probe(encoder, train, val, len(train.classes), steps, seed)
+    result = {"checkpoint": checkpoint, "data": data, "miou": scores["miou"], "pixel_acc": scores["pixel_acc"],
+              "iou": dict(zip(train.classes, scores["iou"])), "train_images": len(train), "val_images": len(val)}
+    if save and checkpoint not in ("", "random"):
+        from milan_lab.engine.checkpoint import resolve_checkpoint
+        path = probe_path_for(resolve_checkpoint(checkpoint))
+        save_weights(path, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
+        result["probe"] = str(path)
+    return (result, encoder, probe) if return_models else result

@@ -31,16 +31,20 @@ def knn_sets(cfg: PretrainConfig):
     if cfg.data != "offline":
         return None
     tf = eval_transform(cfg.model.image_size, crop_ratio=1.0)
-    return (OfflineScenes("train", cfg.knn_train_size, cfg.model.image_size, cfg.seed, tf),
-            OfflineScenes("val", cfg.knn_val_size, cfg.model.image_size, cfg.seed, tf))
+    size, mb = cfg.model.image_size, cfg.offline_cache_mb
+    return (OfflineScenes("train", cfg.knn_train_size, size, cfg.seed, tf, mb),
+            OfflineScenes("val", cfg.knn_val_size, size, cfg.seed, tf, mb))
 
 
 def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     """Run (or resume) pretraining; returns a summary dict (also written to metrics.json)."""
     trainer = Trainer(cfg, "pretrain")
-    model = model if model is not None else build_milan(cfg.model, trainer.device)
+    # the student is initialised from the seed alone, after the teacher is loaded (loading one
+    # draws random numbers), so runs that differ only in their teacher use start alike
+    model = model if model is not None else build_milan(cfg.model, trainer.device, seed=cfg.seed)
     dataset = build_dataset(cfg.data, "train", cfg.model.image_size,
-                            pretrain_transform(cfg.model.image_size, cfg.min_crop_scale), cfg.seed, cfg.offline_size)
+                            pretrain_transform(cfg.model.image_size, cfg.min_crop_scale), cfg.seed, cfg.offline_size,
+                            cfg.offline_cache_mb)
     steps_per_epoch = len(dataset) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, round(cfg.warmup_epochs * steps_per_epoch),
@@ -48,7 +52,11 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     knn = knn_sets(cfg) if trainer.main and cfg.knn_every else None
 
     def loss_fn(net, images):
-        return net(images.to(trainer.device, non_blocking=True), mode="loss").loss
+        images = images.to(trainer.device, non_blocking=True)
+        # mask noise from (seed, step, rank) alone: paired runs (ablations) and resumed runs draw
+        # the same noise whatever happened before
+        masks = torch.Generator(images.device).manual_seed((cfg.seed * 2**32 + trainer.step) * 1024 + trainer.rank)
+        return net(images, mode="loss", generator=masks).loss
 
     def evaluate(step, epoch_end, last):
         if knn is None or not epoch_end or (step // steps_per_epoch) % cfg.knn_every:

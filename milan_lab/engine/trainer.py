@@ -46,6 +46,8 @@ class Trainer:
         self.amp_dtype, use_scaler = precision_for(cfg.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.checkpoint_path: Path | None = None
+        self.elapsed = 0.0  # seconds of training so far, this run and the runs it resumed
+        self.step = 0       # the step being taken (jobs may derive per-step randomness from it)
         torch.manual_seed(cfg.seed)  # the job builds its model next: identical initial weights on every rank
 
     def autocast(self):
@@ -78,6 +80,7 @@ class Trainer:
         model.to(device).train()
         total = steps_per_epoch * cfg.epochs
         step, history, window = self._resume(model, optimizer, load_state_dict)
+        t_start = time.time() - self.elapsed  # wall-clock of the run, carried over a resume
         log = MetricsLog(self.out / "metrics.csv", enabled=self.main, purge_after=step)
         net = model
         if self.world > 1:
@@ -92,6 +95,7 @@ class Trainer:
         while step < last:
             epoch = step // steps_per_epoch
             for batch in batches(epoch, step % steps_per_epoch):
+                self.step = step
                 scheduler.step_update(step)
                 loss = self._step(net, model, optimizer, batch, loss_fn)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), step + 1, bad_step)
@@ -107,7 +111,7 @@ class Trainer:
                 if step % cfg.log_every == 0 or is_last:
                     self._check_finite(bad_step)
                     now = time.time()
-                    row = {"step": step, "epoch": step / steps_per_epoch,
+                    row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": now - t_start,
                            "loss": dist_utils.all_reduce_mean(loss_sum.item() / steps_since, device),
                            "lr": max(g["lr"] for g in optimizer.param_groups),
                            "img_per_s": images_since / max(now - t_last, 1e-9)}
@@ -119,11 +123,12 @@ class Trainer:
                 if evaluate is not None and (epoch_end or is_last):
                     row = evaluate(step, epoch_end, is_last) if self.main else None
                     if row:
-                        row = {"step": step, "epoch": step / steps_per_epoch, **row}
+                        row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": time.time() - t_start, **row}
                         history.append(row)
                         log.log(row)
                 if step % cfg.checkpoint_every == 0 or is_last:
                     self._check_finite(bad_step)  # a diverged run never overwrites a good checkpoint
+                    self.elapsed = time.time() - t_start
                     self._save(step, state_dict(), optimizer, history, (loss_sum.item(), steps_since))
                 if is_last:
                     break
@@ -184,6 +189,7 @@ class Trainer:
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
         set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
         self.checkpoint_path = ckpt
+        self.elapsed = float(state.get("elapsed_s", 0.0))
         return state["step"], state["history"], tuple(state.get("loss_window", (0.0, 0)))
 
     def _save(self, step: int, model_state: dict, optimizer, history, loss_window) -> None:
@@ -197,7 +203,8 @@ class Trainer:
             self.checkpoint_path = save_checkpoint(self.out / "checkpoints", step, {
                 "model": model_state, "optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "step": step, "history": history, "rng": states, "config": to_dict(self.cfg),
-                "loss_window": list(loss_window)},  # the running mean of the next logged row: exact resume
+                "loss_window": list(loss_window),  # the running mean of the next logged row: exact resume
+                "elapsed_s": self.elapsed},
                 keep=self.cfg.keep_checkpoints)
         dist_utils.barrier()
 

@@ -93,8 +93,17 @@ class MILAN(nn.Module):
     def forward_train(self, images: torch.Tensor, generator: torch.Generator | None = None,
                       masking: Masking | None = None) -> MILANOutput:
         """The training pass: images [N, 3, H, W] (ImageNet-normalised; the teacher sees the
-        same tensor) -> loss, predictions, mask."""
+        same tensor) -> loss, predictions, mask.
+
+        With ``cfg.masks_per_image = k > 1`` one teacher pass serves k differently masked views of
+        each image (pred, mask: [N * k, ...], views of image i at rows i*k .. i*k + k - 1): the
+        teacher is a third of the step on small models, and k views of one crop cost one pass."""
         target, importance = self.forward_teacher(images)
+        k = self.cfg.masks_per_image
+        if k > 1:
+            images = images.repeat_interleave(k, 0)
+            target = target.repeat_interleave(k, 0) if target is not None else None
+            importance = importance.repeat_interleave(k, 0) if importance is not None else None
         if masking is None:
             masking = self.sample_mask(images, importance, generator=generator)
         latent = self.forward_encoder(images, masking)
@@ -139,9 +148,12 @@ def check_teacher(cfg: ModelConfig, teacher: Teacher) -> None:
                          f"features: set model.target_dim={teacher.embed_dim}")
 
 
-def build_milan(cfg: ModelConfig, device="cpu", teacher: Teacher | None = None) -> MILAN:
-    """Build MILAN with the teacher named in ``cfg`` (loaded only when the config needs it)."""
+def build_milan(cfg: ModelConfig, device="cpu", teacher: Teacher | None = None, seed: int | None = None) -> MILAN:
+    """Build MILAN with the teacher named in ``cfg`` (loaded only when the config needs it); with
+    ``seed``, the student's initial weights depend on it alone."""
     if teacher is None and cfg.needs_teacher:
         from milan_lab.teacher.load import load_teacher
         teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
+    if seed is not None:
+        torch.manual_seed(seed)
     return MILAN(cfg, teacher).to(device)

@@ -36,9 +36,28 @@ def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = N
     return load_model(checkpoint or SHIPPED_MODEL, task="pretrain", teacher=teacher or "auto", device=device)
 
 
+def load_probe(checkpoint_path: str | None):
+    """(dense probe, class names) saved beside a checkpoint by ``milan-lab seg-probe``, or None."""
+    if not checkpoint_path:
+        return None
+    from milan_lab.engine.dense import SegProbe
+    from milan_lab.engine.evaluate import probe_path_for
+    from milan_lab.weights import read_weights
+    path = probe_path_for(checkpoint_path)
+    if not path.is_file():
+        return None
+    state = read_weights(path)
+    weights, meta = state["model"], state["config"]
+    probe = SegProbe(weights["head.weight"].shape[1], len(meta["classes"]), meta["image_size"])
+    probe.load_state_dict(weights)
+    return probe.eval(), meta["classes"]
+
+
 class Explorer:
     def __init__(self, teacher: Teacher, model: MILAN | None = None):
         self.teacher, self.model = teacher.eval(), model.eval() if model is not None else None
+        self._random_encoder = None
+        self._probe = None if model is None else load_probe(getattr(model, "checkpoint_path", None))
 
     @classmethod
     def from_defaults(cls, teacher: str | None = None, teacher_pretrained: str | None = None,
@@ -78,6 +97,44 @@ class Explorer:
         out = {"map": maps.heatmap(shown, importance), "importance": importance}
         out["rollout"] = maps.heatmap(shown, maps.attention_rollout(attns)) if rollout else None
         return out
+
+    @torch.no_grad()
+    def student_attention(self, image, head: int | None = None) -> dict:
+        """DINO's view of the student: the class token's last-block attention of the pretrained
+        MILAN encoder, next to a randomly initialised encoder of the same size (seed 0) and the
+        teacher's. {'student', 'random', 'teacher': heat maps; 'agreement': Pearson correlation of
+        the student's and the teacher's maps over patches, when both have the same grid}."""
+        if self.model is None:
+            raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
+        shown, x = self._views(image, self.model.cfg.image_size)
+        if self._random_encoder is None:
+            from milan_lab.models.load import load_encoder
+            self._random_encoder = load_encoder("random", self.model.cfg, seed=0)
+        maps_ = {}
+        for name, encoder in (("student", self.model.encoder), ("random", self._random_encoder)):
+            attn = encoder.get_last_selfattention(x)[0]
+            if head is not None and not 0 <= head < attn.shape[0]:
+                raise BadImage(f"head must be in 0..{attn.shape[0] - 1} or the head average")
+            maps_[name] = maps.cls_attention(attn, head)
+        teacher = self.attention(image)["importance"]
+        out = {k: maps.heatmap(shown, v) for k, v in maps_.items()}
+        out["teacher"] = maps.heatmap(shown, teacher)
+        same = teacher.shape == maps_["student"].shape
+        out["agreement"] = {k: float(np.corrcoef(v.numpy(), teacher.numpy())[0, 1]) if same else None
+                            for k, v in maps_.items()}
+        return out
+
+    @torch.no_grad()
+    def segmentation(self, image) -> dict | None:
+        """The dense probe's prediction for the loaded model ({'overlay', 'labels' [S, S],
+        'classes'}), or None when no probe was trained for it (``milan-lab seg-probe CHECKPOINT``)."""
+        if self.model is None or self._probe is None:
+            return None
+        probe, classes = self._probe
+        shown, x = self._views(image, self.model.cfg.image_size)
+        labels = probe(self.model.encoder.forward_features(x)[:, 1:]).argmax(1)[0]
+        return {"overlay": maps.label_overlay(shown, labels.numpy(), len(classes)), "labels": labels,
+                "classes": classes, "present": [classes[i] for i in sorted(set(labels.flatten().tolist()))]}
 
     @torch.no_grad()
     def masks(self, image, sampler: str = "semantic", ratio: float = 0.75, seed: int = 0) -> dict:

@@ -30,3 +30,25 @@ def panels_figure(explorer: Explorer, images: list[np.ndarray], ratio: float = 0
         rows.append(row)
     return image_grid(rows, [f"val {i}" for i in range(len(images))], cols,
                       title=f"teacher attention, masks (ratio {ratio}) and feature reconstruction")
+
+
+def segmentation_figure(encoders: dict, probes: dict, dataset, n: int = 4):
+    """One row per validation image: input, ground truth, then each encoder's probe prediction."""
+    import torch
+
+    from milan_lab.data.transforms import denormalize
+    from milan_lab.engine.dense import predict
+    num_classes = len(dataset.classes)
+    rows = []
+    for i in range(min(n, len(dataset))):
+        x, labels = dataset[i]
+        shown = denormalize(x)
+        row = [shown, maps.label_overlay(shown, labels.numpy(), num_classes, alpha=0.8)]
+        for name, encoder in encoders.items():
+            with torch.no_grad():
+                pred = predict(probes[name], encoder.forward_features(x[None])[:, 1:])[0]
+            row.append(maps.label_overlay(shown, pred.numpy(), num_classes, alpha=0.8))
+        rows.append(row)
+    return image_grid(rows, [f"val {i}" for i in range(len(rows))],
+                      ["input", "ground truth"] + [f"probe on {name}" for name in encoders],
+                      title="dense probe: background clear, one colour per shape class")

@@ -45,6 +45,16 @@ def attention_rollout(attns: list[torch.Tensor]) -> torch.Tensor:
     return result[0, 1:]
 
 
+def label_overlay(image: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = 0.6) -> np.ndarray:
+    """Label map [S, S] (0 = background, left clear) coloured over ``image`` [H, W, 3] in [0, 1]."""
+    size = image.shape[0]
+    idx = np.kron(labels, np.ones((size // labels.shape[0], size // labels.shape[1]), dtype=labels.dtype))
+    colours = colormaps["tab10"](np.arange(num_classes) % 10)[:, :3]
+    painted = colours[idx]
+    a = alpha * (idx > 0)[..., None]
+    return (1 - a) * image + a * painted
+
+
 def mask_overlay(image: np.ndarray, mask, grey: float = 0.35) -> np.ndarray:
     """Masked patches (mask 1 = removed) dimmed to grey, with visible patches unchanged."""
     m = upsample(patch_grid(mask), image.shape[0])[..., None]

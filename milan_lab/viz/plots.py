@@ -103,23 +103,45 @@ def image_grid(rows: list[list[np.ndarray]], row_titles: list[str], col_titles: 
     return fig
 
 
-def ablation_bars(summary: list[dict], metrics=("knn", "linear")):
-    """Grouped bars with standard deviations over seeds, one group per setting."""
-    labels = [f"{r['target']}\n{r['sampler']}\n{r['decoder']}" for r in summary]
-    x = np.arange(len(summary))
-    width = 0.8 / len(metrics)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1.4]})
-    for i, m in enumerate(metrics):
-        axes[0].bar(x + i * width, [r[m] for r in summary], width, yerr=[r[f"{m}_std"] for r in summary],
-                    capsize=3, label={"knn": "kNN top-1", "linear": "linear probe top-1"}.get(m, m))
-    axes[0].set_xticks(x + width * (len(metrics) - 1) / 2, labels, fontsize=8)
-    axes[0].set(ylabel="val accuracy (offline shapes)", title="ablation: target / sampler / decoder", ylim=(0, 1))
-    axes[0].legend()
-    axes[1].bar(x, [1e3 * r["sec_per_step"] for r in summary], yerr=[1e3 * r["sec_per_step_std"] for r in summary],
-                capsize=3, color="tab:gray", label="time per step")
-    axes[1].set_xticks(x, labels, fontsize=6)
-    axes[1].set(ylabel="ms / step (incl. teacher)", title="cost per step")
-    axes[1].legend()
+METRIC_NAMES = {"knn": "kNN top-1", "linear": "linear probe top-1", "miou": "dense probe mIoU"}
+
+
+def ablation_intervals(summary: list[dict], metrics=("knn", "linear", "miou")):
+    """Dot-and-interval chart: per metric, each arm's paired difference MILAN - arm with its 95 %
+    interval (right of 0: MILAN is better; an interval crossing 0 is no evidence either way)."""
+    arms = [r for r in summary if f"{metrics[0]}_milan_minus_arm" in r]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.7 + 0.55 * len(arms)), sharey=True,
+                             squeeze=False)
+    y = np.arange(len(arms))
+    for ax, m in zip(axes[0], metrics):
+        diffs = np.array([100 * r[f"{m}_milan_minus_arm"] for r in arms])
+        lo = np.array([100 * r[f"{m}_ci"][0] for r in arms])
+        hi = np.array([100 * r[f"{m}_ci"][1] for r in arms])
+        colours = ["tab:green" if r[f"{m}_differs"] else "tab:gray" for r in arms]
+        ax.hlines(y, lo, hi, colors=colours, lw=2)
+        ax.scatter(diffs, y, c=colours, zorder=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set(xlabel=f"MILAN - arm, {METRIC_NAMES.get(m, m)} (points)", title=METRIC_NAMES.get(m, m))
+    axes[0][0].set_yticks(y, [r["arm"] for r in arms])
+    fig.suptitle("paired differences to MILAN, 95 % t-intervals over seeds (green: interval excludes 0)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def iou_bars(results: dict[str, dict], title: str = "dense probe: IoU per class (val)"):
+    """Grouped bars of per-class IoU, one group per class, one bar per encoder."""
+    names = list(results)
+    classes = list(results[names[0]]["iou"])
+    x = np.arange(len(classes))
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 3.6))
+    for i, name in enumerate(names):
+        iou = [results[name]["iou"][c] or 0.0 for c in classes]
+        ax.bar(x + i * width, [100 * v for v in iou], width,
+               label=f"{name} (mIoU {100 * results[name]['miou']:.1f})")
+    ax.set_xticks(x + width * (len(names) - 1) / 2, classes, fontsize=8)
+    ax.set(ylabel="IoU (%)", title=title, ylim=(0, 100))
+    ax.legend()
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,79 @@
+"""Time to a useful encoder: the previous offline recipe against the current default, in one run
+on one machine (machines of one kind differ by 3x, so only a same-run ratio means anything).
+
+    python benchmarks/time_to_quality.py [--target 0.60] [--out outputs/bench/ttq]
+
+For each recipe it prints the steps, images, training FLOPs (teacher forward + 3x student
+forward per image, from ``milan-lab info``) and wall-clock up to the first kNN evaluation at or
+above the target (validation, 8 shape classes, k=20), and the final kNN. kNN is evaluated at the
+end of every epoch in both recipes; its time counts, as it does for a user.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from milan_lab.config import get_config
+from milan_lab.engine.pretrain import pretrain
+from milan_lab.info import model_info
+
+PRESET = "milan_vit-tiny-p8_offline"
+# The offline default before this change (commit fc96af8): 6 epochs x 12,800 scenes at batch 128,
+# one masked view per teacher pass, scenes rendered anew every epoch.
+PREVIOUS = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
+                offline_cache_mb=0)
+
+
+def run(name: str, overrides: dict, out: Path, target: float) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = get_config("pretrain", PRESET, {**overrides, "output_dir": str(out), "progress": False, "knn_every": 1})
+    t = time.perf_counter()
+    summary = pretrain(cfg)
+    wall = time.perf_counter() - t
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    evals = [r for r in history if "knn_acc" in r]
+    hit = next((r for r in evals if r["knn_acc"] >= target), None)
+    per_image = model_info(PRESET)["gflops_pretrain_step_per_image"]
+    k = cfg.model.masks_per_image
+    # a teacher pass per image, k student passes (forward + backward ~ 3x forward) per image
+    teacher = model_info(PRESET)["gflops_teacher"]
+    gflops_img = teacher + k * (per_image - teacher)
+
+    def at(row):
+        steps = row["step"]
+        return {"steps": steps, "images": steps * cfg.batch_size, "tflops": steps * cfg.batch_size * gflops_img / 1e3,
+                "wall_s": row["elapsed_s"], "knn": row["knn_acc"]}
+    return {"recipe": name, "overrides": overrides, "batch_size": cfg.batch_size, "masks_per_image": k,
+            "first_at_target": at(hit) if hit else None, "final_knn": summary["knn_acc"], "total_wall_s": wall,
+            "knn_curve": [(r["step"], round(r["elapsed_s"], 1), round(r["knn_acc"], 4)) for r in evals]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", type=float, default=0.60)
+    p.add_argument("--out", default="outputs/bench/ttq")
+    p.add_argument("--candidate", default="{}", help="JSON overrides of the current preset to try instead of it as is")
+    args = p.parse_args()
+    current = json.loads(args.candidate)
+    results = [run("current default" if not current else "candidate", current, Path(args.out) / "current", args.target),
+               run("previous default", PREVIOUS, Path(args.out) / "previous", args.target)][::-1]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; target kNN top-1 {args.target:.0%}")
+    print(f"{'recipe':<18} {'steps':>6} {'images':>8} {'TFLOP':>7} {'wall s':>7} {'kNN':>6}   final kNN   total s")
+    for r in results:
+        h = r["first_at_target"]
+        cells = (f"{h['steps']:>6} {h['images']:>8} {h['tflops']:>7.1f} {h['wall_s']:>7.0f} {h['knn']:>6.3f}" if h
+                 else f"{'not reached':>38}")
+        print(f"{r['recipe']:<18} {cells}   {r['final_knn']:.3f}       {r['total_wall_s']:.0f}")
+    a, b = (r["first_at_target"] for r in results)  # previous, current
+    if a and b:
+        print(f"wall-clock to the target: current / previous = {b['wall_s'] / a['wall_s']:.2f}")
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
