@@ -7,6 +7,7 @@ precision, checkpoints and resume are the shared :class:`~milan_lab.engine.train
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
 
@@ -55,7 +56,9 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
         images = images.to(trainer.device, non_blocking=True)
         # mask noise from (seed, step, rank) alone: paired runs (ablations) and resumed runs draw
         # the same noise whatever happened before
-        masks = torch.Generator(images.device).manual_seed((cfg.seed * 2**32 + trainer.step) * 1024 + trainer.rank)
+        # (SeedSequence mixes the three into 32 bits: torch's CPU generator ignores higher seed bits)
+        seed = int(np.random.SeedSequence([cfg.seed, trainer.step, trainer.rank]).generate_state(1)[0])
+        masks = torch.Generator(images.device).manual_seed(seed)
         return net(images, mode="loss", generator=masks).loss
 
     def evaluate(step, epoch_end, last):
