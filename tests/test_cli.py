@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from tests.helpers import run_cli
 
 
@@ -12,6 +14,10 @@ def test_info_vit_b16_reports_the_runnable_count():
     assert round(info["params_classifier"] / 1e6, 2) == 86.57
     assert 17.4 < info["gmacs_classifier"] < 17.7  # paper: 17.58 (mmcv also counts norms and activations)
     assert info["params_teacher"] > 80e6  # the ViT-B/16 CLIP image tower, built without weights
+    # the paper's cost claim: the prompting decoder updates only the mask tokens, so it is cheaper than MAE's
+    by_type = info["gflops_decoder_by_type"]
+    assert set(by_type) == {"prompting", "mae"} and 0 < by_type["prompting"] < by_type["mae"]
+    assert by_type["prompting"] == pytest.approx(info["gflops_decoder"])
 
 
 def test_help_lists_every_option_with_default():
