@@ -281,13 +281,6 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(cls, data: dict):
-    data = dict(data)
-    model = model_config_from(data)
-    known = {f.name for f in dataclasses.fields(cls)} - {"model"}
-    return cls(model=model, **{k: v for k, v in data.items() if k in known})
-
-
 def model_config_from(saved: dict) -> ModelConfig:
     """The ModelConfig stored in a saved job config (fields added since are left at defaults)."""
     model = saved.get("model", {}) if isinstance(saved, dict) else {}
