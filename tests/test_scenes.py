@@ -83,3 +83,21 @@ def test_class_folder_and_caption_pairs(tmp_path):
     (pairs / "captions.csv").write_text("image,caption\nmissing.png,x\n")
     with pytest.raises(FileNotFoundError, match="missing"):
         CaptionPairs(str(pairs))
+
+
+def test_scene_cache_changes_nothing_but_time():
+    import torch
+
+    from milan_lab.data.datasets import OfflineScenes
+    from milan_lab.data.transforms import pretrain_transform
+    cached = OfflineScenes("train", 16, 64, 0, pretrain_transform(64), cache_mb=512)
+    fresh = OfflineScenes("train", 16, 64, 0, pretrain_transform(64), cache_mb=0)
+    assert cached._cache == {} and fresh._cache is None
+    for epoch in (0, 1):
+        cached.set_epoch(epoch)
+        fresh.set_epoch(epoch)
+        for i in (0, 5, 5):
+            a, b = cached[i], fresh[i]
+            assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    assert set(cached._cache) == {0, 5}
+    assert OfflineScenes("train", 100_000, 224, cache_mb=512)._cache is None  # too big: rendered each time
