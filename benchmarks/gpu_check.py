@@ -22,10 +22,7 @@ import time
 
 import torch
 
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from milan_lab.engine.bench import _sync
 
 
 def _peak_mem(device) -> float | None:

@@ -52,8 +52,8 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
                                 cfg.min_lr)
     knn = knn_sets(cfg) if trainer.main and cfg.knn_every else None
 
-    def loss_fn(net, images):
-        images = images.to(trainer.device, non_blocking=True)
+    def loss_fn(net, batch):  # (images, labels): pretraining ignores the labels
+        images = batch[0].to(trainer.device, non_blocking=True)
         # mask noise from (seed, step, rank) alone: paired runs (ablations) and resumed runs draw
         # the same noise whatever happened before
         # (SeedSequence mixes the three into 32 bits: torch's CPU generator ignores higher seed bits)
@@ -66,7 +66,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
             return None
         return {"knn_acc": knn_accuracy(model.encoder, *knn, trainer.device)}
 
-    history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(_ImagesOnly(dataset)), steps_per_epoch,
+    history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(dataset), steps_per_epoch,
                           loss_fn, evaluate, state_dict=model.student_state_dict,
                           load_state_dict=model.load_student_state_dict)
     step = history[-1]["step"] if history else 0
@@ -74,22 +74,6 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
                "final_loss": _last(history, "loss"), "knn_acc": _last(history, "knn_acc"),
                "output_dir": str(cfg.output_dir), "checkpoint": str(trainer.checkpoint_path)}
     return trainer.finish(summary, history=history)
-
-
-class _ImagesOnly(torch.utils.data.Dataset):
-    """Pretraining needs no labels: the loader then yields image batches alone."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def set_epoch(self, epoch: int) -> None:
-        self.dataset.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        return self.dataset[index][0]
 
 
 def _last(history: list[dict], key: str):

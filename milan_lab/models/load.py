@@ -30,6 +30,11 @@ def read_checkpoint(source: str | Path) -> tuple[Path, dict]:
     return path, read_weights(path)
 
 
+def saved_config(state: dict) -> dict | None:
+    """The job config a milan_lab checkpoint carries (None for other files)."""
+    return state["config"] if isinstance(state.get("config"), dict) else None
+
+
 def task_of(weights: dict) -> str:
     """'pretrain' | 'finetune' | 'linear', from the weight names (milan_lab or mmpretrain layout)."""
     if any(k.startswith(("decoder.", "neck.decoder")) for k in weights):
@@ -73,7 +78,7 @@ def load_model(source: str | Path, cfg: ModelConfig | None = None, task: str | N
     "auto" (the teacher named in the checkpoint's config, loaded when the model needs one), or a
     :class:`~milan_lab.models.teacher.Teacher` (used when it fits, else as "auto")."""
     path, state = read_checkpoint(source)
-    saved = state.get("config") if isinstance(state.get("config"), dict) else None
+    saved = saved_config(state)
     if saved is not None:
         cfg = model_config_from(saved)
     elif cfg is None:
@@ -103,7 +108,7 @@ def load_encoder_weights(model, source: str | Path) -> dict:
         encoder = {k: v for k, v in encoder.items() if not k.startswith("norm.")}
     if not encoder:
         raise CheckpointError(f"{path}: holds no encoder weights (keys like {list(weights)[:3]})")
-    saved = state.get("config") if isinstance(state.get("config"), dict) else None
+    saved = saved_config(state)
     try:
         load_into(model.encoder, encoder, str(path))
     except CheckpointError:

@@ -116,7 +116,8 @@ class Explorer:
             if head is not None and not 0 <= head < attn.shape[0]:
                 raise BadImage(f"head must be in 0..{attn.shape[0] - 1} or the head average")
             maps_[name] = maps.cls_attention(attn, head)
-        teacher = self.attention(image)["importance"]
+        _, teacher = self.teacher(self._views(image, self.teacher.image_size)[1])
+        teacher = teacher[0]  # the importance MILAN samples from: last block, head mean [L]
         out = {k: maps.heatmap(shown, v) for k, v in maps_.items()}
         out["teacher"] = maps.heatmap(shown, teacher)
         same = teacher.shape == maps_["student"].shape
