@@ -72,3 +72,20 @@ def test_summary_pairs_by_seed_and_calls_a_difference_only_when_the_interval_exc
     assert summary["MAE decoder"]["knn_milan_minus_arm"] == pytest.approx(0.0)
     assert summary["MAE decoder"]["knn_differs"] is False and summary["MAE decoder"]["runs"] == 4
     assert "knn_ci" not in summary["MILAN"]
+
+
+def test_markdown_tables_show_mean_std_and_the_paired_interval_with_its_verdict():
+    rows = []
+    for seed, (m, r) in enumerate([(0.60, 0.50), (0.62, 0.53), (0.58, 0.47)]):
+        base = {"linear": 0.3, "miou": 0.2, "final_loss": 0.5, "ms_per_step": 100.0}
+        rows += [{"arm": "MILAN", "seed": seed, "knn": m, **base}, {"arm": "random masking", "seed": seed, "knn": r, **base}]
+    summary = ablation.summarise(rows)
+    text = ablation.markdown_tables(summary)
+    diff, lo, hi = ablation.t_interval([0.10, 0.09, 0.11])
+    milan_row = next(line for line in text.splitlines() if line.startswith("| MILAN |"))
+    assert "| 60.0 ± 2.0 |" in milan_row and "| 0.500 | 100 |" in milan_row
+    paired = text.splitlines()[-1]
+    # kNN differs (interval above 0: starred); linear and mIoU are equal in both arms: a zero-width interval
+    # at 0, which does not exclude 0 (no star)
+    assert paired.startswith(f"| random masking | {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] * |")
+    assert paired.endswith("| +0.0 [+0.0, +0.0] | +0.0 [+0.0, +0.0] |")

@@ -100,3 +100,27 @@ def summarise(rows: list[dict], metrics=METRICS) -> list[dict]:
                 row[f"{m}_differs"] = bool(lo > 0 or hi < 0)  # NaN bounds (one seed) compare False
         out.append(row)
     return out
+
+
+def markdown_tables(summary: list[dict], metrics=("knn", "linear", "miou")) -> str:
+    """Two Markdown tables (what the README shows): per arm mean ± std over seeds (points), and
+    per idea the paired difference MILAN - arm with its 95 % interval, * where it excludes 0."""
+    names = {"knn": "kNN", "linear": "linear", "miou": "mIoU"}
+    lines = ["| arm | runs | " + " | ".join(f"{names.get(m, m)} %" for m in metrics) + " | final loss | ms / step |",
+             "| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- | --- |"]
+    for r in summary:
+        cells = [f"{100 * r[m]:.1f} ± {100 * r[m + '_std']:.1f}" for m in metrics]
+        lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells)
+                     + f" | {r['final_loss']:.3f} | {r['ms_per_step']:.0f} |")
+    lines += ["", "| MILAN - arm (points, 95 % CI) | " + " | ".join(names.get(m, m) for m in metrics) + " |",
+              "| --- | " + " | ".join("---" for _ in metrics) + " |"]
+    for r in summary:
+        if f"{metrics[0]}_ci" not in r:
+            continue
+        cells = []
+        for m in metrics:
+            lo, hi = r[f"{m}_ci"]
+            cells.append(f"{100 * r[m + '_milan_minus_arm']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                         + (" *" if r[f"{m}_differs"] else ""))
+        lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
