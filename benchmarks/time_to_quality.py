@@ -61,9 +61,8 @@ def main() -> None:
     p.add_argument("--candidate", action="append", default=[],
                    help="JSON overrides of the current preset to try instead of it as is (repeatable)")
     args = p.parse_args()
-    candidates = [("current default", {})] + [(f"candidate {i + 1}", json.loads(c)) for i, c in enumerate(args.candidate)]
-    if args.candidate:
-        candidates = candidates[1:]
+    candidates = ([(f"candidate {i + 1}", json.loads(c)) for i, c in enumerate(args.candidate)]
+                  or [("current default", {})])
     results = [run(name, over, Path(args.out) / name.replace(" ", "_"), args.target) for name, over in candidates]
     results.insert(0, run("previous default", PREVIOUS, Path(args.out) / "previous", args.target))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; target kNN top-1 {args.target:.0%}")
