@@ -28,8 +28,8 @@ def _sync(device):
 
 def measure_peak(device, dtype, n: int | None = None, repeats: int = 5, bursts: int = 4) -> float:
     """Achieved FLOP/s of an n x n matmul in ``dtype`` on ``device``: the best of ``bursts``
-    timings of ``repeats`` matmuls. A peak is a maximum: the mean over one burst moved by 20 %
-    between runs on shared 2-core machines, the best burst by a few percent."""
+    timings of ``repeats`` matmuls. A peak is a maximum: on shared 2-core machines the mean over a
+    single burst moved by 20 % between runs, and a slow reading inflates MFU."""
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
