@@ -25,9 +25,9 @@ from milan_lab.info import model_info
 
 PRESET = "milan_vit-tiny-p8_offline"
 # The first offline default (until commit 1b5dc5e), the reference of issue #13: 6 epochs x 12,800
-# scenes at batch 128, one masked view per teacher pass, scenes rendered anew every epoch.
+# scenes at batch 128, random crops, one masked view per teacher pass, scenes rendered anew every epoch.
 PREVIOUS = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
-                offline_cache_mb=0)
+                offline_cache_mb=0, teacher_cache=False)
 
 
 def run(name: str, overrides: dict, out: Path, target: float) -> dict:
@@ -40,17 +40,20 @@ def run(name: str, overrides: dict, out: Path, target: float) -> dict:
     evals = [r for r in history if "knn_acc" in r]
     hit = next((r for r in evals if r["knn_acc"] >= target), None)
     per_image = model_info(PRESET)["gflops_pretrain_step_per_image"]
-    k = cfg.model.masks_per_image
-    # a teacher pass per image, k student passes (forward + backward ~ 3x forward) per image
     teacher = model_info(PRESET)["gflops_teacher"]
-    gflops_img = teacher + k * (per_image - teacher)
+    k = cfg.model.masks_per_image
 
     def at(row):
+        # k student passes (forward + backward ~ 3x forward) per image; a teacher pass per image,
+        # or with the teacher cache one per training scene, all at the first step
         steps = row["step"]
-        return {"steps": steps, "images": steps * cfg.batch_size, "tflops": steps * cfg.batch_size * gflops_img / 1e3,
-                "wall_s": row["elapsed_s"], "knn": row["knn_acc"]}
+        images = steps * cfg.batch_size
+        teacher_passes = cfg.offline_size if cfg.teacher_cache else images
+        tflops = (teacher_passes * teacher + images * k * (per_image - teacher)) / 1e3
+        return {"steps": steps, "images": images, "tflops": tflops, "wall_s": row["elapsed_s"], "knn": row["knn_acc"]}
     return {"recipe": name, "overrides": overrides, "batch_size": cfg.batch_size, "masks_per_image": k,
-            "first_at_target": at(hit) if hit else None, "final_knn": summary["knn_acc"], "total_wall_s": wall,
+            "teacher_cache": cfg.teacher_cache,
+            "first_at_target": at(hit) if hit else None, "final": at(evals[-1]), "final_knn": summary["knn_acc"], "total_wall_s": wall,
             "knn_curve": [(r["step"], round(r["elapsed_s"], 1), round(r["knn_acc"], 4)) for r in evals]}
 
 

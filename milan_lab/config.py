@@ -139,6 +139,9 @@ class PretrainConfig(JobConfig):
     beta1: float = 0.9
     beta2: float = 0.95
     min_crop_scale: float = 0.2     # RandomResizedCrop scale=(min_crop_scale, 1)
+    # fixed views (the full image, no crop or flip) whose teacher targets are computed once per
+    # image and reused every epoch (engine/teacher_cache.py); min_crop_scale is then unused
+    teacher_cache: bool = False
     output_dir: str = "runs/pretrain"
     checkpoint_every: int = 100
     knn_every: int = 1              # epochs; 0 disables
@@ -219,11 +222,13 @@ PRESETS: dict[str, dict] = {
         model=VIT_B16, pretrain=dict(epochs=400, warmup_epochs=40, batch_size=4096, base_lr=1.5e-4,
                                      output_dir="runs/milan_vit-base-p16")),
     # The offline default: trains on a 2-core CPU in minutes against the shipped small teacher.
-    # Batch 64 over 8 epochs of 6,400 scenes: at this size more, smaller steps beat fewer, larger
-    # ones per image seen (kNN 60 % after ~45k images instead of ~64k at batch 128), and the lr
-    # per image is unchanged (base_lr x 64 / 256 = 7.5e-4). benchmarks/time_to_quality.py measures it.
+    # Fixed full-scene views with the teacher cache: the teacher runs once per scene, not once per
+    # step, and the views are those kNN and the probes see; batch 64 (more, smaller steps beat
+    # fewer, larger ones per image here) at the first recipe's lr per image (3e-3 x 64 / 256).
+    # benchmarks/time_to_quality.py measures it against the first recipe.
     "milan_vit-tiny-p8_offline": dict(
-        model=TINY, pretrain=dict(epochs=8, warmup_epochs=1, batch_size=64, base_lr=3e-3, offline_size=6400),
+        model=TINY, pretrain=dict(epochs=8, warmup_epochs=1, batch_size=64, base_lr=3e-3, offline_size=6400,
+                                  teacher_cache=True),
         # The label is the *main* object's shape: crops below ~1/3 of the image, CutMix/Mixup and random
         # erasing remove or blend that object and make labels wrong at 64 px, so the offline recipe drops them.
         finetune=dict(epochs=4, warmup_epochs=0.5, batch_size=128, base_lr=1e-3, layer_decay=0.75, offline_size=6400,

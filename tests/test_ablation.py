@@ -21,13 +21,13 @@ def _first_steps(monkeypatch, teacher_dir, out, arm: dict, steps: int = 2) -> li
     seen = []
     real = MILAN.forward_train
 
-    def spy(self, images, generator=None, masking=None):
+    def spy(self, images, generator=None, **kwargs):
         copy = torch.Generator()
         copy.set_state(generator.get_state())
         mask_draw = torch.rand(4, generator=copy)
         seen.append({"images": images.clone(), "noise": mask_draw,
                      "encoder": {k: v.clone() for k, v in self.encoder.state_dict().items()} if not seen else None})
-        return real(self, images, generator=generator, masking=masking)
+        return real(self, images, generator=generator, **kwargs)
     monkeypatch.setattr(MILAN, "forward_train", spy)
     pretrain(get_config("pretrain", "milan_vit-micro-p8_offline", tiny_overrides(teacher_dir, out, max_steps=steps,
                                                                                   **arm)))

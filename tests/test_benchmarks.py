@@ -29,3 +29,23 @@ def test_gpu_check_smoke_prints_one_json_with_every_part():
     off = out["offline_default"]
     assert off["steps"] == 2 and off["train_img_per_s"] > 0 and off["data_only_img_per_s"] > 0
     assert isinstance(off["data_keeps_up"], bool)
+
+
+def test_time_to_quality_counts_the_cached_teacher_once(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from time_to_quality import run
+
+    from milan_lab.info import model_info
+    small = dict(offline_size=128, epochs=2, warmup_epochs=0.5, batch_size=64, knn_train_size=64, knn_val_size=64)
+    cached = run("cached", {**small, "teacher_cache": True}, tmp_path / "cached", target=0.0)
+    plain = run("plain", {**small, "teacher_cache": False}, tmp_path / "plain", target=0.0)
+    info = model_info("milan_vit-tiny-p8_offline")
+    teacher, student = info["gflops_teacher"], info["gflops_pretrain_step_per_image"] - info["gflops_teacher"]
+    for r, teacher_passes in ((cached, 128), (plain, 256)):  # 2 epochs x 2 steps x 64 images
+        assert r["first_at_target"]["steps"] == 2 and r["first_at_target"]["images"] == 128  # the first kNN
+        end = r["final"]
+        assert end["steps"] == 4 and end["images"] == 256
+        assert end["tflops"] == pytest.approx((teacher_passes * teacher + 256 * student) / 1e3)
+    assert [s for s, _, _ in cached["knn_curve"]] == [2, 4] and cached["teacher_cache"] is True
+    last = cached["knn_curve"][-1]
+    assert cached["final_knn"] == pytest.approx(last[2], abs=1e-4) and cached["total_wall_s"] >= last[1]

@@ -1,12 +1,13 @@
 """``milan-lab bench``: time the pretraining step, split by stage, and its model FLOPs utilisation.
 
-MFU = (FLOPs of one training step, counted by torch's FlopCounterMode) / step time / peak,
+MFU = (FLOPs of one training step, counted by torch's FlopCounterMode) / median step time / peak,
 where the peak is a large matmul measured on the same device in the same run (fp32 on CPU,
 bf16 on CUDA -- the precision the engine trains in). Weights do not change timings, so teachers
 other than the shipped one are built from their architecture alone (no download).
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -59,6 +60,7 @@ def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: s
     images = torch.randn(batch, 3, cfg.model.image_size, cfg.model.image_size, device=dev)
     stages = ("teacher", "mask", "encoder", "decoder+loss", "backward", "optimizer")
     totals = dict.fromkeys(stages, 0.0)
+    times = []
 
     def step(record: bool):
         marks = [time.perf_counter()]
@@ -84,26 +86,26 @@ def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: s
         if record:
             for name, a, b in zip(stages, marks, marks[1:]):
                 totals[name] += b - a
+            times.append(marks[-1] - marks[0])
 
     for _ in range(warmup):
         step(False)
-    _sync(dev)
-    t0 = time.perf_counter()
     for _ in range(steps):
         step(True)
-    _sync(dev)
-    elapsed = time.perf_counter() - t0
 
     counter = FlopCounterMode(display=False)
     with counter:
         step(False)
     flops_per_step = counter.get_total_flops()
     peak = measure_peak(dev, amp or torch.float32)
-    step_time = elapsed / steps
+    # the median step: a step slowed by a neighbour on a shared machine does not move it (the
+    # stage split below is the mean over all steps)
+    step_time = statistics.median(times)
     return {
         "preset": preset, "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "precision": str(amp or torch.float32).replace("torch.", ""), "batch_size": batch, "steps": steps,
         "threads": torch.get_num_threads(), "img_per_s": batch / step_time, "step_ms": 1e3 * step_time,
+        "step_ms_mean": 1e3 * sum(times) / steps,
         "stage_ms": {k: 1e3 * v / steps for k, v in totals.items()},
         "gflops_per_step": flops_per_step / 1e9, "achieved_tflops": flops_per_step / step_time / 1e12,
         "peak_matmul_tflops": peak / 1e12, "mfu": flops_per_step / step_time / peak,
@@ -112,9 +114,10 @@ def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: s
 
 def format_bench(r: dict) -> str:
     lines = [f"{r['preset']} on {r['device_name']} ({r['precision']}, batch {r['batch_size']}, {r['threads']} threads)",
-             f"  {r['img_per_s']:.1f} img/s, {r['step_ms']:.1f} ms/step"]
+             f"  {r['img_per_s']:.1f} img/s, {r['step_ms']:.1f} ms/step (median; mean {r['step_ms_mean']:.1f})"]
+    total = sum(r["stage_ms"].values())
     for k, v in r["stage_ms"].items():
-        lines.append(f"    {k:<13} {v:8.1f} ms  ({100 * v / r['step_ms']:4.1f} %)")
+        lines.append(f"    {k:<13} {v:8.1f} ms  ({100 * v / total:4.1f} %)")
     lines.append(f"  {r['gflops_per_step']:.1f} GFLOP/step -> {r['achieved_tflops'] * 1e3:.1f} GFLOP/s achieved; "
                  f"measured matmul peak {r['peak_matmul_tflops'] * 1e3:.1f} GFLOP/s; MFU {100 * r['mfu']:.1f} %")
     return "\n".join(lines)

@@ -16,15 +16,17 @@ from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import eval_transform, pretrain_transform
 from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.knn import knn_accuracy
+from milan_lab.engine.teacher_cache import TeacherCache, WithIndex, check_fits
 from milan_lab.engine.trainer import Trainer
 from milan_lab.models.milan import MILAN, build_milan
 
 
 def build_optimizer(model: MILAN, cfg: PretrainConfig) -> torch.optim.Optimizer:
     """AdamW; 1-D parameters (norms, biases) and ``model.no_weight_decay()`` get no weight decay
-    (timm builds the groups)."""
+    (timm builds the groups). PyTorch's fused kernel: one pass over each parameter instead of a
+    dozen small ops (the update took 22 ms of a 944 ms offline step on CPU, 7 ms fused)."""
     return create_optimizer_v2(model, "adamw", lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
-                               betas=(cfg.beta1, cfg.beta2))
+                               betas=(cfg.beta1, cfg.beta2), fused=True)
 
 
 def knn_sets(cfg: PretrainConfig):
@@ -43,23 +45,29 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     # the student is initialised from the seed alone, after the teacher is loaded (loading one
     # draws random numbers), so runs that differ only in their teacher use start alike
     model = model if model is not None else build_milan(cfg.model, trainer.device, seed=cfg.seed)
-    dataset = build_dataset(cfg.data, "train", cfg.model.image_size,
-                            pretrain_transform(cfg.model.image_size, cfg.min_crop_scale), cfg.seed, cfg.offline_size,
-                            cfg.offline_cache_mb)
+    size = cfg.model.image_size
+    view = eval_transform(size, crop_ratio=1.0) if cfg.teacher_cache else pretrain_transform(size, cfg.min_crop_scale)
+    dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb)
+    cache = None
+    if cfg.teacher_cache and model.teacher is not None:
+        check_fits(len(dataset), model.num_patches, cfg.model.target_dim, trainer.device)
+        cache = TeacherCache(model.teacher, dataset, trainer.device, trainer.autocast)
+        dataset = WithIndex(dataset)
     steps_per_epoch = len(dataset) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, round(cfg.warmup_epochs * steps_per_epoch),
                                 cfg.min_lr)
     knn = knn_sets(cfg) if trainer.main and cfg.knn_every else None
 
-    def loss_fn(net, batch):  # (images, labels): pretraining ignores the labels
+    def loss_fn(net, batch):  # (images, labels[, indices]): pretraining ignores the labels
         images = batch[0].to(trainer.device, non_blocking=True)
+        teacher_out = cache(batch[2]) if cache is not None else None
         # mask noise from (seed, step, rank) alone: paired runs (ablations) and resumed runs draw
         # the same noise whatever happened before
         # (SeedSequence mixes the three into 32 bits: torch's CPU generator ignores higher seed bits)
         seed = int(np.random.SeedSequence([cfg.seed, trainer.step, trainer.rank]).generate_state(1)[0])
         masks = torch.Generator(images.device).manual_seed(seed)
-        return net(images, mode="loss", generator=masks).loss
+        return net(images, mode="loss", generator=masks, teacher_out=teacher_out).loss
 
     def evaluate(step, epoch_end, last):
         if knn is None or not epoch_end or (step // steps_per_epoch) % cfg.knn_every:

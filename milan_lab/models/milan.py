@@ -91,14 +91,15 @@ class MILAN(nn.Module):
         raise ValueError(f"mode must be 'tensor' or 'loss', got {mode!r}")
 
     def forward_train(self, images: torch.Tensor, generator: torch.Generator | None = None,
-                      masking: Masking | None = None) -> MILANOutput:
+                      masking: Masking | None = None, teacher_out: tuple | None = None) -> MILANOutput:
         """The training pass: images [N, 3, H, W] (ImageNet-normalised; the teacher sees the
-        same tensor) -> loss, predictions, mask.
+        same tensor) -> loss, predictions, mask. ``teacher_out`` = (targets, importance) of these
+        images computed earlier (the engine's teacher cache) skips the teacher pass.
 
         With ``cfg.masks_per_image = k > 1`` one teacher pass serves k differently masked views of
         each image (pred, mask: [N * k, ...], views of image i at rows i*k .. i*k + k - 1): the
         teacher is a third of the step on small models, and k views of one crop cost one pass."""
-        target, importance = self.forward_teacher(images)
+        target, importance = teacher_out if teacher_out is not None else self.forward_teacher(images)
         k = self.cfg.masks_per_image
         if k > 1:
             images = images.repeat_interleave(k, 0)

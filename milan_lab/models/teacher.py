@@ -9,8 +9,8 @@ From ONE pass over the image it returns
   averaged over heads (rows of a softmax, so each row sums to <= 1 over patches).
 
 open_clip's blocks call ``nn.MultiheadAttention(need_weights=False)``, so the attention weights
-are not returned; we recompute q·k of the last block from that block's own (normed) input
-inside the same pass -- one extra [L+1 x L+1] product, not a second forward.
+are not returned; we recompute the class query and the keys of the last block from that block's
+own (normed) input inside the same pass -- one extra [1 x L+1] product, not a second forward.
 
 Input normalisation (``input_norm``): MILAN's references feed the teacher the same
 ImageNet-normalised tensor as the student, even though OpenAI CLIP was trained with its own
@@ -102,6 +102,20 @@ class Teacher(nn.Module):
         k = k.view(n, t, attn.num_heads, -1).transpose(1, 2)
         return (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)
 
+    @staticmethod
+    def _class_attention(blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The class token's row of ``blk``'s attention, [N, heads, T]: only the class query and
+        the keys are projected (a third of the block's qkv product, not all of it)."""
+        attn: nn.MultiheadAttention = blk.attn
+        h = blk.ln_1(x)
+        w, b = attn.embed_dim, attn.in_proj_bias
+        q = F.linear(h[:, :1], attn.in_proj_weight[:w], None if b is None else b[:w])
+        k = F.linear(h, attn.in_proj_weight[w:2 * w], None if b is None else b[w:2 * w])
+        n, t, _ = k.shape
+        q = q.view(n, 1, attn.num_heads, -1).transpose(1, 2)
+        k = k.view(n, t, attn.num_heads, -1).transpose(1, 2)
+        return (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)[:, :, 0]
+
     def _run_last(self, x: torch.Tensor) -> torch.Tensor:
         blk = self.visual.transformer.resblocks[-1]
         if getattr(self.visual.transformer, "batch_first", True):
@@ -112,10 +126,10 @@ class Teacher(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images [N, 3, H, W] -> (targets [N, L+1, D_t], importance [N, L])."""
         x = self._blocks_until_last(images)
-        attn = self._attention_weights(self.visual.transformer.resblocks[-1], x)
+        attn = self._class_attention(self.visual.transformer.resblocks[-1], x)
         x = self._run_last(x)
         targets = self.visual.ln_post(x) @ self.visual.proj
-        importance = attn[:, :, 0, 1:].mean(dim=1)
+        importance = attn[:, :, 1:].mean(dim=1)
         return targets.float(), importance.float()
 
     @torch.no_grad()

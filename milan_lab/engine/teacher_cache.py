@@ -1,0 +1,82 @@
+"""One teacher pass per training image for a whole run (``teacher_cache=true``).
+
+With fixed views (the full image: no random crop, no flip) an image's teacher targets and
+class-token importance are the same every epoch, so they are computed once and looked up by
+image index afterwards: on the offline default the teacher is a third of the step, and every
+epoch after the first skips it. The masks stay random (drawn per step), so each epoch still
+trains on new masked views of the image; only the augmentation of the crop is given up.
+
+The cache is filled on its first use (so its cost counts in the run's wall-clock), in index
+order and fixed batches: the same numbers whatever the training order, before or after a resume.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from milan_lab.errors import ConfigError
+
+
+class WithIndex(Dataset):
+    """``dataset`` whose items carry their index last: (image, label, index)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return (*self.dataset[index], index)
+
+
+def cache_bytes(n: int, num_patches: int, target_dim: int) -> int:
+    """Bytes of fp32 targets [n, 1+L, D] and importance [n, L]."""
+    return 4 * n * ((1 + num_patches) * target_dim + num_patches)
+
+
+def available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_fits(n: int, num_patches: int, target_dim: int, device: torch.device) -> None:
+    """Refuse, before any work, a cache that would take more than half the free memory."""
+    need, free = cache_bytes(n, num_patches, target_dim), available_bytes(device)
+    if need > free // 2:
+        raise ConfigError(f"teacher_cache: the targets of {n} images need {need / 2**20:,.1f} MB, more than half "
+                          f"the free memory on {device} ({free / 2**20:,.0f} MB); use teacher_cache=false or "
+                          "fewer images (offline_size)")
+
+
+class TeacherCache:
+    """``cache(indices) -> (targets [B, 1+L, D_t], importance [B, L])`` for images of ``dataset``
+    (whose items are (image, label, ...) with a deterministic image)."""
+
+    def __init__(self, teacher, dataset, device: torch.device, autocast, batch_size: int = 256):
+        self.teacher, self.dataset, self.device = teacher, dataset, device
+        self.autocast, self.batch_size = autocast, batch_size
+        self.targets: torch.Tensor | None = None
+        self.importance: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def fill(self) -> None:
+        targets, importance = [], []
+        for batch in DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False):
+            with self.autocast():
+                t, imp = self.teacher(batch[0].to(self.device))
+            targets.append(t)
+            importance.append(imp)
+        self.targets, self.importance = torch.cat(targets), torch.cat(importance)
+
+    def __call__(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.targets is None:
+            self.fill()
+        indices = indices.to(self.device)
+        return self.targets[indices], self.importance[indices]
