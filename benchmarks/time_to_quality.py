@@ -27,7 +27,7 @@ PRESET = "milan_vit-tiny-p8_offline"
 # The first offline default (until commit 1b5dc5e), the reference of issue #13: 6 epochs x 12,800
 # scenes at batch 128, random crops, one masked view per teacher pass, scenes rendered anew every epoch.
 PREVIOUS = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
-                offline_cache_mb=0, teacher_cache=False)
+                offline_cache_mb=0, teacher_cache=False, min_crop_scale=0.2)
 
 
 def run(name: str, overrides: dict, out: Path, target: float) -> dict:

@@ -140,7 +140,7 @@ class PretrainConfig(JobConfig):
     beta2: float = 0.95
     min_crop_scale: float = 0.2     # RandomResizedCrop scale=(min_crop_scale, 1)
     # fixed views (the full image, no crop or flip) whose teacher targets are computed once per
-    # image and reused every epoch (engine/teacher_cache.py); min_crop_scale is then unused
+    # image and reused every epoch (engine/teacher_cache.py); needs min_crop_scale=1
     teacher_cache: bool = False
     output_dir: str = "runs/pretrain"
     checkpoint_every: int = 100
@@ -152,6 +152,9 @@ class PretrainConfig(JobConfig):
         super().validate()
         _fraction(self, "beta1", "beta2", closed_right=False)
         _unit_interval(self, "min_crop_scale")
+        if self.teacher_cache and self.min_crop_scale != 1:
+            raise ConfigError(f"teacher_cache=true trains on fixed full-image views, so min_crop_scale must be 1 (got "
+                              f"{self.min_crop_scale:g}); for random crops set teacher_cache=false")
         _at_least(self, 0, "knn_every")
         _positive(self, "knn_train_size", "knn_val_size")
 
@@ -228,7 +231,7 @@ PRESETS: dict[str, dict] = {
     # benchmarks/time_to_quality.py measures it against the first recipe.
     "milan_vit-tiny-p8_offline": dict(
         model=TINY, pretrain=dict(epochs=8, warmup_epochs=1, batch_size=64, base_lr=3e-3, offline_size=6400,
-                                  teacher_cache=True),
+                                  teacher_cache=True, min_crop_scale=1.0),
         # The label is the *main* object's shape: crops below ~1/3 of the image, CutMix/Mixup and random
         # erasing remove or blend that object and make labels wrong at 64 px, so the offline recipe drops them.
         finetune=dict(epochs=4, warmup_epochs=0.5, batch_size=128, base_lr=1e-3, layer_decay=0.75, offline_size=6400,

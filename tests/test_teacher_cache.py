@@ -53,7 +53,7 @@ def test_teacher_out_replaces_the_teacher_pass(tiny_cfg, tiny_teacher):
 
 
 def test_cached_run_learns_and_resumes_bitwise(teacher_dir, tmp_path):
-    common = dict(teacher_cache="true", offline_size=64, epochs=2, checkpoint_every=1)
+    common = dict(teacher_cache="true", min_crop_scale=1, offline_size=64, epochs=2, checkpoint_every=1)
     straight = pretrain(get_config("pretrain", "milan_vit-micro-p8_offline",
                                    tiny_overrides(teacher_dir, tmp_path / "straight", **common)))
     split = tiny_overrides(teacher_dir, tmp_path / "split", **common)
@@ -72,7 +72,15 @@ def test_cached_run_learns_and_resumes_bitwise(teacher_dir, tmp_path):
 def test_a_cache_beyond_free_memory_is_refused_before_training(teacher_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(teacher_cache, "available_bytes", lambda device: 2**16)
     cfg = get_config("pretrain", "milan_vit-micro-p8_offline",
-                     tiny_overrides(teacher_dir, tmp_path / "run", teacher_cache="true", offline_size=64))
+                     tiny_overrides(teacher_dir, tmp_path / "run", teacher_cache="true", min_crop_scale=1,
+                                    offline_size=64))
     with pytest.raises(ConfigError, match=r"teacher_cache: the targets of 64 images need .* MB"):
         pretrain(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_random_crops_with_the_cache_are_refused_naming_both_options():
+    with pytest.raises(ConfigError, match=r"min_crop_scale must be 1 \(got 0.5\); for random crops set teacher_cache=false"):
+        get_config("pretrain", "milan_vit-tiny-p8_offline", ["min_crop_scale=0.5"])
+    cfg = get_config("pretrain", "milan_vit-tiny-p8_offline", ["teacher_cache=false", "min_crop_scale=0.2"])
+    assert not cfg.teacher_cache and cfg.min_crop_scale == 0.2
