@@ -39,8 +39,8 @@ def run(name: str, overrides: dict, out: Path, target: float) -> dict:
     history = json.loads((out / "metrics.json").read_text())["history"]
     evals = [r for r in history if "knn_acc" in r]
     hit = next((r for r in evals if r["knn_acc"] >= target), None)
-    per_image = model_info(PRESET)["gflops_pretrain_step_per_image"]
-    teacher = model_info(PRESET)["gflops_teacher"]
+    info = model_info(PRESET)
+    per_image, teacher = info["gflops_pretrain_step_per_image"], info["gflops_teacher"]
     k = cfg.model.masks_per_image
 
     def at(row):

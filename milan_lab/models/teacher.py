@@ -92,29 +92,17 @@ class Teacher(nn.Module):
         return x
 
     @staticmethod
-    def _attention_weights(blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """softmax(q·kᵀ/√d) of ``blk`` for input ``x [N, T, W]`` -> [N, heads, T, T]."""
+    def _attention_weights(blk: nn.Module, x: torch.Tensor, class_only: bool = False) -> torch.Tensor:
+        """softmax(q·kᵀ/√d) of ``blk`` for input ``x [N, T, W]`` -> [N, heads, T, T], or only the
+        class token's row [N, heads, 1, T] with ``class_only`` (one query projected, not T)."""
         attn: nn.MultiheadAttention = blk.attn
         h = blk.ln_1(x)
-        q, k, _ = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-        n, t, w = q.shape
-        q = q.view(n, t, attn.num_heads, -1).transpose(1, 2)
-        k = k.view(n, t, attn.num_heads, -1).transpose(1, 2)
+        w, weight, bias = attn.embed_dim, attn.in_proj_weight, attn.in_proj_bias
+        q = F.linear(h[:, :1] if class_only else h, weight[:w], None if bias is None else bias[:w])
+        k = F.linear(h, weight[w:2 * w], None if bias is None else bias[w:2 * w])
+        q = q.view(q.shape[0], q.shape[1], attn.num_heads, -1).transpose(1, 2)
+        k = k.view(k.shape[0], k.shape[1], attn.num_heads, -1).transpose(1, 2)
         return (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)
-
-    @staticmethod
-    def _class_attention(blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The class token's row of ``blk``'s attention, [N, heads, T]: only the class query and
-        the keys are projected (a third of the block's qkv product, not all of it)."""
-        attn: nn.MultiheadAttention = blk.attn
-        h = blk.ln_1(x)
-        w, b = attn.embed_dim, attn.in_proj_bias
-        q = F.linear(h[:, :1], attn.in_proj_weight[:w], None if b is None else b[:w])
-        k = F.linear(h, attn.in_proj_weight[w:2 * w], None if b is None else b[w:2 * w])
-        n, t, _ = k.shape
-        q = q.view(n, 1, attn.num_heads, -1).transpose(1, 2)
-        k = k.view(n, t, attn.num_heads, -1).transpose(1, 2)
-        return (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(dim=-1)[:, :, 0]
 
     def _run_last(self, x: torch.Tensor) -> torch.Tensor:
         blk = self.visual.transformer.resblocks[-1]
@@ -126,10 +114,10 @@ class Teacher(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images [N, 3, H, W] -> (targets [N, L+1, D_t], importance [N, L])."""
         x = self._blocks_until_last(images)
-        attn = self._class_attention(self.visual.transformer.resblocks[-1], x)
+        attn = self._attention_weights(self.visual.transformer.resblocks[-1], x, class_only=True)
         x = self._run_last(x)
         targets = self.visual.ln_post(x) @ self.visual.proj
-        importance = attn[:, :, 1:].mean(dim=1)
+        importance = attn[:, :, 0, 1:].mean(dim=1)
         return targets.float(), importance.float()
 
     @torch.no_grad()
