@@ -9,10 +9,12 @@ small kernels, the optimiser).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from milan_lab.cli import OneLineParser, positive_int
 from milan_lab.config import get_config
 from milan_lab.engine.distributed import resolve_device
 from milan_lab.engine.pretrain import build_optimizer
@@ -21,11 +23,11 @@ from milan_lab.teacher.load import teacher_architecture
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=Path(__file__).stem, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("preset", nargs="?", default="milan_vit-tiny-p8_offline")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--steps", type=positive_int, default=3)
+    p.add_argument("--rows", type=positive_int, default=25)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     cfg = get_config("pretrain", args.preset, {"device": args.device})

@@ -14,13 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from milan_lab.cli import OneLineParser
 from milan_lab.config import get_config
 from milan_lab.engine.pretrain import pretrain
+from milan_lab.errors import ConfigError
 from milan_lab.info import model_info
 
 PRESET = "milan_vit-tiny-p8_offline"
@@ -57,15 +60,39 @@ def run(name: str, overrides: dict, out: Path, target: float) -> dict:
             "knn_curve": [(r["step"], round(r["elapsed_s"], 1), round(r["knn_acc"], 4)) for r in evals]}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_candidates(texts: list[str]) -> list[tuple[str, dict]]:
+    """Each --candidate as (name, overrides), every one checked as a full config before any training."""
+    candidates = []
+    for i, text in enumerate(texts):
+        name = f"candidate {i + 1}"
+        try:
+            over = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--candidate {i + 1}: not valid JSON ({e.msg} at column {e.colno}): {text!r}") from None
+        if not isinstance(over, dict):
+            raise ConfigError(f"--candidate {i + 1}: expected a JSON object of options, got {text!r}")
+        try:
+            get_config("pretrain", PRESET, over)
+        except ConfigError as e:
+            raise ConfigError(f"--candidate {i + 1}: {e}") from None
+        candidates.append((name, over))
+    return candidates or [("current default", {})]
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="time_to_quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", type=float, default=0.60)
     p.add_argument("--out", default="outputs/bench/ttq")
     p.add_argument("--candidate", action="append", default=[],
                    help="JSON overrides of the current preset to try instead of it as is (repeatable)")
-    args = p.parse_args()
-    candidates = ([(f"candidate {i + 1}", json.loads(c)) for i, c in enumerate(args.candidate)]
-                  or [("current default", {})])
+    args = p.parse_args(argv)
+    try:
+        if not 0 < args.target <= 1:
+            raise ConfigError(f"--target: a kNN accuracy in (0, 1], got {args.target}")
+        candidates = parse_candidates(args.candidate)
+    except ConfigError as e:
+        print(f"time_to_quality: error: {e}", file=sys.stderr)
+        return 2
     results = [run(name, over, Path(args.out) / name.replace(" ", "_"), args.target) for name, over in candidates]
     results.insert(0, run("previous default", PREVIOUS, Path(args.out) / "previous", args.target))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; target kNN top-1 {args.target:.0%}")
@@ -80,7 +107,8 @@ def main() -> None:
         if a and r["first_at_target"]:
             print(f"wall-clock to the target: {r['recipe']} / previous = {r['first_at_target']['wall_s'] / a['wall_s']:.2f}")
     print(json.dumps(results, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,17 +6,28 @@ Kept inside the package (not only in apps/) so that ``milan-lab app`` works from
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from milan_lab.errors import MilanLabError
 from milan_lab.viz import maps
-from milan_lab.viz.explorer import BadImage, Explorer, load_image
+from milan_lab.viz.explorer import DISPLAY, EXAMPLE_SCENES, BadImage, Explorer, load_image
 from milan_lab.viz.plots import text_maps_image
 
 SAMPLERS = ["semantic", "random", "topk", "inverse"]
+log = logging.getLogger("milan_lab.app")
+
+
+def user_error(message: str):
+    """The error a user sees for their own bad input: one line in the log (no traceback, so an
+    operator can tell it from a bug, whose traceback Gradio still prints) and in the page."""
+    import gradio as gr
+    log.warning("user error: %s", message)
+    return gr.Error(message, print_exception=False)
 DEFAULT_PROMPTS = "a star, a circle, a square"
 ABOUT = """
 **Attention.** The frozen CLIP teacher's class-token attention over the image patches (last
@@ -54,10 +65,10 @@ def example_images(folder: Path) -> list[str]:
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(4):
+    for seed, split, i in EXAMPLE_SCENES:
         p = folder / f"scene_{i}.png"
         if not p.exists():
-            Image.fromarray(make_scene(0, "test", i, 256)[0]).save(p)
+            Image.fromarray(make_scene(seed, split, i, DISPLAY)[0]).save(p)
         paths.append(str(p))
     try:
         from skimage import data
@@ -99,8 +110,8 @@ def check_image_inputs(component) -> None:
             try:
                 load_image(getattr(payload, "path", None))
             except BadImage as e:
-                raise gr.Error(str(e)) from None
-            raise gr.Error("This file is not a readable image. Try a PNG or JPEG.") from None
+                raise user_error(str(e)) from None
+            raise user_error("This file is not a readable image. Try a PNG or JPEG.") from None
     component.preprocess = checked
 
 
@@ -111,8 +122,8 @@ def build_app(explorer: Explorer):
         def wrapped(*args):
             try:
                 return fn(*args)
-            except BadImage as e:
-                raise gr.Error(str(e)) from None
+            except MilanLabError as e:
+                raise user_error(str(e)) from None
         wrapped.__name__ = fn.__name__
         return wrapped
 
@@ -145,9 +156,14 @@ def build_app(explorer: Explorer):
     def on_segment(image):
         r = explorer.segmentation(image)
         if r is None:
-            return None, ("No dense probe for this model yet: run `milan-lab seg-probe CHECKPOINT` "
-                          "(it saves one beside the checkpoint), then restart the app.")
-        return maps.to_uint8(r["overlay"]), "Predicted: " + ", ".join(r["present"])
+            return None, None, "", ("No dense probe for this model yet: run `milan-lab seg-probe CHECKPOINT` "
+                                    "(it saves one beside the checkpoint), then restart the app.")
+        note = "Predicted: " + ", ".join(r["present"])
+        if "truth" not in r:
+            return maps.to_uint8(r["overlay"]), None, r["legend"], note + " (ground truth is known for the example scenes only)"
+        ious = ", ".join(f"{c} {100 * v:.0f} %" for c, v in r["iou"].items())
+        note += f". On this image: mIoU {100 * r['miou']:.1f} % over the classes in the truth or the prediction ({ious})."
+        return maps.to_uint8(r["overlay"]), maps.to_uint8(r["truth_overlay"]), r["legend"], note
 
     @guard
     def on_masks(image, sampler_a, sampler_b, ratio, seed):
@@ -224,7 +240,10 @@ def build_app(explorer: Explorer):
                 with gr.Tab("Segmentation"):
                     gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
                                 "each pixel's class among background and the eight shapes.")
-                    seg_map = gr.Image(label="dense probe prediction", elem_id="segmentation")
+                    with gr.Row():
+                        seg_map = gr.Image(label="dense probe prediction", elem_id="segmentation")
+                        seg_truth = gr.Image(label="ground truth (example scenes)", elem_id="segmentation-truth")
+                    seg_legend = gr.HTML(elem_id="segmentation-legend")
                     seg_note = gr.Markdown()
                 with gr.Tab("About"):
                     gr.Markdown(ABOUT)
@@ -234,15 +253,16 @@ def build_app(explorer: Explorer):
         rec_in = [image, rec_sampler, ratio, seed, prompts]
         rec_out = [rec_masked, rec_target, rec_pred, rec_cos, rec_text, rec_note]
         stu_in, stu_out = [image, stu_head], [stu_map, rnd_map, stu_note]
+        seg_out = [seg_map, seg_truth, seg_legend, seg_note]
         upload.upload(on_upload, [upload], [image], api_name="upload")
         for trigger in (image.change, demo.load):
             trigger(on_attention, att_in, att_out, api_name=False)
             trigger(on_masks, mask_in, mask_out, api_name=False)
             trigger(on_reconstruct, rec_in, rec_out, api_name=False)
             trigger(on_student, stu_in, stu_out, api_name=False)
-            trigger(on_segment, [image], [seg_map, seg_note], api_name=False)
+            trigger(on_segment, [image], seg_out, api_name=False)
         stu_head.change(on_student, stu_in, stu_out, api_name="student_attention")
-        image.upload(on_segment, [image], [seg_map, seg_note], api_name="segmentation")
+        image.upload(on_segment, [image], seg_out, api_name="segmentation")
         layer.release(on_attention, att_in, att_out, api_name="attention")
         head.change(on_attention, att_in, att_out, api_name=False)
         for comp in (sampler_a, sampler_b, seed):
@@ -258,6 +278,8 @@ def build_app(explorer: Explorer):
 def launch(host: str = "127.0.0.1", port: int = 7860, teacher: str | None = None,
            teacher_pretrained: str | None = None, checkpoint: str | None = None, block: bool = True):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if not logging.getLogger().handlers:  # one line per user error on the console, beside Gradio's own output
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     explorer = Explorer.from_defaults(teacher, teacher_pretrained, checkpoint)
     demo = build_app(explorer)
     demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True)

@@ -13,11 +13,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from milan_lab import config as C
-from milan_lab.errors import MilanLabError
+from milan_lab.errors import DataWarning, MilanLabError
 
 JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``prog: error: ...``, exit 2), as every other user
+    error of milan-lab is; ``--help`` still shows the usage. The benchmark scripts use it too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _options_epilog(job: str) -> str:
@@ -30,7 +50,7 @@ def _options_epilog(job: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="milan-lab", description="MILAN research workbench")
+    p = OneLineParser(prog="milan-lab", description="MILAN research workbench")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("info", help="parameter counts and GFLOPs of a preset")
@@ -47,16 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("knn", help="kNN accuracy (k=20, cosine) of an encoder on the offline data")
     s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
     s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
-    s.add_argument("--train-size", type=int, default=2048)
-    s.add_argument("--val-size", type=int, default=1024)
+    s.add_argument("--train-size", type=positive_int, default=2048)
+    s.add_argument("--val-size", type=positive_int, default=1024)
 
     s = sub.add_parser("seg-probe", help="linear dense (segmentation) probe of a frozen encoder: mIoU")
     s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
     s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
     s.add_argument("--data", default="offline", help="'offline' (scenes with label maps) or an ADE20K-layout folder")
-    s.add_argument("--train-size", type=int, default=1024)
-    s.add_argument("--val-size", type=int, default=512)
-    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--train-size", type=positive_int, default=1024)
+    s.add_argument("--val-size", type=positive_int, default=512)
+    s.add_argument("--steps", type=positive_int, default=300)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-save", action="store_true", help="do not save the probe beside the checkpoint")
     s.add_argument("--json", action="store_true")
@@ -68,13 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = tsub.add_parser("eval", help="zero-shot accuracy and attention-on-objects of a teacher")
     s.add_argument("--teacher", default=None, help="folder, open_clip name, or nothing for the shipped teacher")
     s.add_argument("--pretrained", default=None)
-    s.add_argument("-n", type=int, default=512)
+    s.add_argument("-n", type=positive_int, default=512)
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("bench", help="time the pretraining step: img/s, split by stage, MFU")
     s.add_argument("preset", nargs="?", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
-    s.add_argument("--batch-size", type=int, default=None)
-    s.add_argument("--steps", type=int, default=10)
+    s.add_argument("--batch-size", type=positive_int, default=None)
+    s.add_argument("--steps", type=positive_int, default=10)
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
 
@@ -94,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--data", required=True)
     s.add_argument("--pretrained", default=None)
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--batch-size", type=positive_int, default=64)
     s = sub.add_parser("export", help="export an encoder to timm's ViT layout")
     s.add_argument("checkpoint")
     s.add_argument("--timm", required=True, metavar="OUT",
@@ -135,8 +155,15 @@ def _dispatch(args) -> int | None:
         print(json.dumps(knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size), indent=1))
     elif cmd == "seg-probe":
         from milan_lab.engine.evaluate import seg_probe_eval
-        r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
-                           args.seed, save=not args.no_save)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
+                               args.seed, save=not args.no_save)
+        for w in caught:  # ours as one line; any other warning as Python shows it
+            if issubclass(w.category, DataWarning):
+                print(f"milan-lab seg-probe: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         if args.json:
             print(json.dumps(r, indent=1))
         else:

@@ -97,9 +97,13 @@ class JobConfig:
     log_every: int = 10             # steps between logged rows (and host syncs for the loss)
     max_steps: int | None = None    # stop early (tests, profiling); the schedule still spans all epochs
     progress: bool = True
+    compile: bool = False           # torch.compile the model (GPU); a failure falls back to eager with one warning
 
     # model fields whose default differs for this job (fine-tuning uses drop path 0.1)
     MODEL_DEFAULTS: ClassVar[dict] = {}
+    # model fields this job does not use -> why; setting one is refused rather than silently ignored
+    UNUSED_MODEL_FIELDS: ClassVar[dict] = {}
+    JOB_NAME: ClassVar[str] = "this job"
 
     def validate(self) -> None:
         self.model.validate()
@@ -159,9 +163,19 @@ class PretrainConfig(JobConfig):
         _positive(self, "knn_train_size", "knn_val_size")
 
 
+# Model fields that only pretraining reads, and what a classifier job lacks that would use them.
+PRETRAIN_ONLY = {
+    **dict.fromkeys(("sampler", "mask_ratio", "masks_per_image"), "has no masking"),
+    **dict.fromkeys(("decoder", "decoder_embed_dim", "decoder_depth", "decoder_num_heads"), "has no decoder"),
+    **dict.fromkeys(("target", "target_dim", "norm_pix_loss", "loss_on"), "has no reconstruction target"),
+    **dict.fromkeys(("teacher", "teacher_pretrained", "teacher_input_norm"), "has no teacher"),
+}
+
+
 @dataclass
 class ClassifierJobConfig(JobConfig):
     """Fields of the jobs that train a classifier on a (pretrained) encoder."""
+    UNUSED_MODEL_FIELDS: ClassVar[dict] = PRETRAIN_ONLY
     checkpoint: str = ""            # pretraining checkpoint or output_dir; "" = random init
     num_classes: int = 0            # 0: from the data
     eval_size: int = 1024
@@ -188,6 +202,7 @@ class FinetuneConfig(ClassifierJobConfig):
     output_dir: str = "runs/finetune"
 
     MODEL_DEFAULTS: ClassVar[dict] = {"drop_path": 0.1}
+    JOB_NAME: ClassVar[str] = "fine-tuning"
 
     def validate(self) -> None:
         super().validate()
@@ -206,6 +221,10 @@ class LinearProbeConfig(ClassifierJobConfig):
     weight_decay: float = 0.0
     momentum: float = 0.9
     output_dir: str = "runs/linear"
+
+    JOB_NAME: ClassVar[str] = "linear probing"
+    UNUSED_MODEL_FIELDS: ClassVar[dict] = {
+        **PRETRAIN_ONLY, "drop_path": "has no drop path (the frozen encoder runs in eval mode)"}
 
     def validate(self) -> None:
         super().validate()
@@ -284,6 +303,10 @@ def apply_overrides(cfg, overrides):
         overrides = pairs
     for key, value in overrides.items():
         target, name = _resolve(cfg, key)
+        why = getattr(cfg, "UNUSED_MODEL_FIELDS", {}).get(name) if target is not cfg else None
+        if why:
+            kind = "pretraining" if name in PRETRAIN_ONLY else "fine-tuning"
+            raise ConfigError(f"{name} is a {kind} option; {cfg.JOB_NAME} {why}")
         setattr(target, name, _coerce(key, value, _field_type(target, name)))
     return cfg
 
@@ -335,7 +358,9 @@ def describe(cls) -> list[tuple[str, str, object]]:
     rows = []
     for f in dataclasses.fields(cls):
         if f.name == "model":
-            rows += [(f"model.{m.name}", _type_name(m.type), m.default) for m in dataclasses.fields(ModelConfig)]
+            unused = getattr(cls, "UNUSED_MODEL_FIELDS", {})
+            rows += [(f"model.{m.name}", _type_name(m.type), m.default) for m in dataclasses.fields(ModelConfig)
+                     if m.name not in unused]
         else:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append((f.name, _type_name(f.type), default))

@@ -11,6 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from milan_lab.errors import ConfigError
+
+EXPORT_FORMATS = (".safetensors", ".pth", ".pt")  # save_weights writes safetensors for the first, torch.save else
+
 
 # (mmpretrain name, milan_lab name) without the backbone./neck. prefix; "{}" is a layer index.
 # A name ending in "." is a prefix (weight, bias, ...), any other must match the whole key.
@@ -111,6 +115,9 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> str:
     other sizes). ``checkpoint``: a milan_lab or mmpretrain file, or a run folder."""
     from milan_lab.models.load import read_checkpoint, task_of, weights_for
     from milan_lab.weights import save_weights, state_dict_of
+    if Path(out).suffix not in EXPORT_FORMATS:
+        raise ConfigError(f"{out}: unsupported export format {Path(out).suffix or '(no extension)'!r}; "
+                          f"name the file {' or '.join(EXPORT_FORMATS)}")
     path, state = read_checkpoint(checkpoint)
     weights = weights_for(state, task_of(state_dict_of(state)), str(path))
     return str(save_weights(out, encoder_to_timm(weights)))

@@ -9,6 +9,10 @@ from __future__ import annotations
 class MilanLabError(Exception):
     """Base class of every error whose message is written for the user."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython (and so a notebook run by papermill) shows this instead of a traceback
+        return [f"{type(self).__name__}: {self}"]
+
 
 class CheckpointError(MilanLabError, ValueError):
     """A weights or checkpoint file that cannot be used: missing, empty, truncated, not a
@@ -27,9 +31,18 @@ class DiskFull(MilanLabError, OSError):
     """No space left while writing a file; the partial file was removed."""
 
 
+class DataError(MilanLabError, ValueError):
+    """A dataset folder that cannot be used as it is: wrong layout, a missing split or file, an
+    annotation that does not match its image."""
+
+
 class BadImage(MilanLabError, ValueError):
     """An image that cannot be read or used."""
 
 
 class DownloadError(MilanLabError, RuntimeError):
     """Weights that must be downloaded could not be (offline, or the network failed)."""
+
+
+class DataWarning(UserWarning):
+    """A result computed on data with a caveat the user must see (pixels left out of a score)."""

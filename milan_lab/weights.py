@@ -126,10 +126,16 @@ def tensor_bytes(obj) -> int:
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], nbytes: int = 0) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, make it durable, then rename it
-    over ``path``. On any failure the temporary file is removed; a full disk becomes
-    :class:`DiskFull` with the space needed."""
+    over ``path``. On any failure the temporary file is removed. A full disk becomes
+    :class:`DiskFull` naming the space needed: refused before writing when ``nbytes`` (the
+    tensors' size) exceeds the free space, and after a failed write whenever the disk has no room
+    left for the rest of the file, whatever error the writer raised (torch's zip writer reports a
+    full disk as "unexpected pos", safetensors as an I/O error)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path.parent).free
+    if nbytes > free:
+        raise DiskFull(_disk_full_message(path, nbytes, free, "nothing was written"))
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         write(tmp)
@@ -138,13 +144,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], nbytes: int = 
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
+        full = _is_disk_full(e, tmp, nbytes)
+        written = tmp.stat().st_size if full and tmp.exists() else 0
         tmp.unlink(missing_ok=True)
-        if _is_disk_full(e):
-            free = shutil.disk_usage(path.parent).free
-            raise DiskFull(f"no space left on device while writing {path} ({nbytes / 1e6:.1f} MB needed, "
-                           f"{free / 1e6:.1f} MB free); the partial file was removed, earlier files are intact") from None
+        if full:  # the free space the write left, before the partial file was removed
+            free = shutil.disk_usage(path.parent).free - written
+            raise DiskFull(_disk_full_message(path, max(nbytes, written), max(free, 0), "the partial file was removed")) from None
         raise
     return path
+
+
+def _disk_full_message(path: Path, nbytes: int, free: int, what: str) -> str:
+    return (f"no space left on device while writing {path} (at least {nbytes / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free); "
+            f"{what}, earlier files are intact")
 
 
 def save_weights(path: str | Path, state: dict, config: dict | None = None) -> Path:
@@ -169,12 +181,24 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return stale
 
 
-def _is_disk_full(e: BaseException) -> bool:
+def _is_disk_full(e: BaseException, tmp: Path, nbytes: int) -> bool:
+    """Whether a failed write ran out of space: the error says so, or (any I/O-ish error) the
+    disk holding the partial file ``tmp`` has no room left for the rest of the ``nbytes``."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    # torch.save reports a failed write from its C++ zip writer as a RuntimeError
     text = str(e)
-    return isinstance(e, RuntimeError) and ("file write failed" in text or "No space left" in text)
+    if "file write failed" in text or "No space left" in text:  # torch's and safetensors' writers
+        return True
+    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        return False
+    try:
+        written = tmp.stat().st_size if tmp.exists() else 0
+        return shutil.disk_usage(tmp.parent).free < max(nbytes - written, 0) + _SLACK
+    except OSError:
+        return False
+
+
+_SLACK = 1 << 20  # what a writer's headers and metadata may need beyond the tensors' bytes
 
 
 def _imports_objects(path: Path) -> bool:

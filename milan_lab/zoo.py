@@ -116,7 +116,7 @@ def get_model(name: str, pretrained: bool | str = False, device: str = "cpu", te
 def _to_tensor(model, image) -> torch.Tensor:
     from milan_lab.data.images import load_image
     from milan_lab.data.transforms import eval_transform
-    img = load_image(image, min_side=1)
+    img = load_image(image)  # images under MIN_SIDE px are refused, as in the app
     size = model.cfg.image_size
     return eval_transform(size, 0.875 if size >= 224 else 1.0)(img)[None]
 
@@ -174,12 +174,13 @@ def evaluate_folder(model, data: str, batch_size: int = 64) -> dict:
     the folders are named after the model's classes (see :func:`label_mapping`); unreadable files
     are skipped and reported."""
     from milan_lab.data.datasets import ClassFolder
+    from milan_lab.data.images import MIN_SIDE
     from milan_lab.data.transforms import eval_transform
     from milan_lab.engine.supervised import evaluate
     if not isinstance(model, MILANClassifier):
         raise ValueError("test needs a classifier (a fine-tuned or linear-probe model)")
     size = model.cfg.image_size
-    ds = ClassFolder(data, eval_transform(size, 0.875 if size >= 224 else 1.0), skip_bad=True)
+    ds = ClassFolder(data, eval_transform(size, 0.875 if size >= 224 else 1.0), skip_bad=True, min_side=MIN_SIDE)
     targets, how = label_mapping(ds.classes, model)
     if how != "by class name":
         print(f"note: labels mapped {how}: folder {ds.classes[0]!r} is class 0", file=sys.stderr)

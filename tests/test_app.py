@@ -111,8 +111,9 @@ def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scen
     assert all(Path(p).is_file() for p in out[:5]) and "cosine" in out[5]
     student, random_map, note = client.predict(img, "mean", api_name="/student_attention")
     assert Path(student).is_file() and Path(random_map).is_file() and "student" in note
-    seg, seg_note = client.predict(img, api_name="/segmentation")
-    assert Path(seg).is_file() and seg_note.startswith("Predicted:")
+    seg, truth, legend, seg_note = client.predict(img, api_name="/segmentation")
+    assert Path(seg).is_file() and truth is None and seg_note.startswith("Predicted:") and "example scenes only" in seg_note
+    assert all(name in legend for name in ("circle", "star", "crescent")) and ">background<" not in legend
     bad = ROOT / "outputs" / "not_an_image.png"
     bad.parent.mkdir(exist_ok=True)
     bad.write_bytes(b"nope")
@@ -170,6 +171,25 @@ def test_student_attention_and_segmentation_panels(explorer, scene_png):
     seg = explorer.segmentation(str(scene_png))  # the shipped model ships with its dense probe
     assert seg["overlay"].shape == (256, 256, 3) and seg["labels"].shape == (64, 64)
     assert set(seg["present"]) <= set(seg["classes"]) and "background" in seg["present"]
+    assert "truth" not in seg  # not an example scene: no ground truth to show
+
+
+def test_segmentation_shows_the_truth_and_iou_of_an_example_scene(explorer):
+    from milan_lab.data.scenes import SEG_CLASSES, make_labelled_scene, make_scene
+    from milan_lab.viz.maps import class_colours
+    image = make_scene(0, "test", 2, 256)[0]  # an example scene, as the app passes it
+    seg = explorer.segmentation(image)
+    truth = make_labelled_scene(0, "test", 2, 64)[1]
+    assert np.array_equal(seg["truth"], truth) and seg["truth_overlay"].shape == (256, 256, 3)
+    pred = seg["labels"].numpy()
+    for name, iou in seg["iou"].items():  # per-class IoU recomputed by hand
+        c = SEG_CLASSES.index(name)
+        inter, union = np.sum((pred == c) & (truth == c)), np.sum((pred == c) | (truth == c))
+        assert iou == pytest.approx(inter / union)
+    assert seg["miou"] == pytest.approx(np.mean(list(seg["iou"].values())))
+    r, g, b = (255 * class_colours(len(SEG_CLASSES))[SEG_CLASSES.index("star")]).round().astype(int)
+    assert f'background:rgb({r},{g},{b});margin-right:4px;vertical-align:middle"></span>star<' in seg["legend"]
+    assert explorer.segmentation(image[:, ::-1].copy()).get("truth") is None  # a changed image is no example
 
 
 def test_pixel_target_model_shows_pixel_reconstructions(tiny_teacher, scene_png):
@@ -181,3 +201,32 @@ def test_pixel_target_model_shows_pixel_reconstructions(tiny_teacher, scene_png)
     r = ex.reconstruction(str(scene_png), "random", 0.75, 0)
     assert r["cosine"] is None and r["pixels"].shape == (32, 32, 3) and r["pasted"].shape == (32, 32, 3)
     assert 0 <= r["pasted"].min() and r["pasted"].max() <= 1
+
+
+def test_the_log_tells_a_users_bad_file_from_a_bug(running_app, scene_png, capfd, caplog, monkeypatch):
+    """A bad upload is one log line (no traceback); a real exception in a handler keeps its traceback."""
+    import logging
+
+    from gradio_client import Client, handle_file
+    client = Client(running_app, verbose=False)
+    bad = ROOT / "outputs" / "not_an_image.png"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_bytes(b"nope")
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING, logger="milan_lab.app"):
+        for endpoint, args in {"/upload": (), "/attention": (-1, "mean")}.items():
+            with pytest.raises(Exception, match="not a readable image"):
+                client.predict(handle_file(str(bad)), *args, api_name=endpoint)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    lines = [r.getMessage() for r in caplog.records if r.name == "milan_lab.app"]
+    assert lines and all(m.startswith("user error: ") and "\n" not in m for m in lines)
+    assert any("not_an_image.png: not a readable image" in m for m in lines)
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug inside a handler")
+    monkeypatch.setattr(Explorer, "attention", bug)
+    with pytest.raises(Exception):
+        client.predict(handle_file(str(scene_png)), -1, "mean", api_name="/attention")
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug inside a handler" in err

@@ -29,6 +29,9 @@ def test_gpu_check_smoke_prints_one_json_with_every_part():
     off = out["offline_default"]
     assert off["steps"] == 2 and off["train_img_per_s"] > 0 and off["data_only_img_per_s"] > 0
     assert isinstance(off["data_keeps_up"], bool)
+    jpeg = out["jpeg_pipeline"]
+    assert jpeg["workers"] == 2 and jpeg["img_per_s"] > 0 and jpeg["model_img_per_s"] == pre["img_per_s"]
+    assert jpeg["workers_needed"] >= 1 and isinstance(jpeg["data_keeps_up"], bool)
 
 
 def test_time_to_quality_counts_the_cached_teacher_once(tmp_path):

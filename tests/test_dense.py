@@ -8,6 +8,7 @@ from milan_lab.data.scenes import SEG_CLASSES, SHAPES, make_labelled_scene, make
     render_scene, scene_rng
 from milan_lab.data.segmentation import IGNORE, SegFolder, SegScenes
 from milan_lab.engine.dense import confusion, seg_scores, train_probe, evaluate_probe
+from milan_lab.errors import DataError
 
 
 def test_label_maps_coincide_with_the_drawn_objects():
@@ -64,7 +65,7 @@ def test_ade20k_layout_folder(tmp_path):
     assert len(ds) == 2 and image.shape == (3, 16, 16) and labels.shape == (16, 16)
     assert ds.num_classes == 3 and set(labels.unique().tolist()) == {2, IGNORE}  # file class 3 -> label 2
     (tmp_path / "annotations" / "training" / "ADE_1.png").unlink()
-    with pytest.raises(FileNotFoundError, match="1 images have no annotation"):
+    with pytest.raises(DataError, match="1 images in images/training/ have no annotation"):
         SegFolder(str(tmp_path), "training")
 
 

@@ -167,3 +167,16 @@ def test_linear_recipe_freezes_the_encoder_and_uses_lars():
     assert vit_b.effective_lr == pytest.approx(3.2) and vit_b.batch_size == 2048 and vit_b.warmup_epochs == 10
     ft_b = get_config("finetune", "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k")
     assert ft_b.effective_lr == pytest.approx(4e-4) and ft_b.layer_decay == 0.65 and ft_b.min_lr == 1e-6
+
+
+def test_compile_falls_back_to_eager_with_one_warning(teacher_dir, tmp_path, monkeypatch):
+    from milan_lab.engine.pretrain import pretrain
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("no compiler on this machine")
+    monkeypatch.setattr(torch, "compile", unavailable)
+    cfg = get_config("pretrain", "milan_vit-micro-p8_offline",
+                     tiny_overrides(teacher_dir, tmp_path / "c", offline_size=32, epochs=1, compile=True))
+    with pytest.warns(RuntimeWarning, match="torch.compile is not available here .*running eagerly"):
+        summary = pretrain(cfg)
+    assert summary["steps"] == 2 and summary["final_loss"] > 0

@@ -18,6 +18,7 @@ from torchvision.datasets import ImageFolder
 
 from milan_lab.data.images import load_image
 from milan_lab.data.scenes import SHAPES, make_scene
+from milan_lab.data.transforms import DecodeCrop
 from milan_lab.errors import BadImage
 
 
@@ -77,13 +78,18 @@ class ClassFolder(ImageFolder):
     are opened upright (EXIF orientation applied).
 
     ``skip_bad=True`` (evaluation): an unreadable file yields ``None`` instead of raising and is
-    recorded in ``self.skipped`` (path -> reason); :func:`collate_skipping` drops it from the batch."""
+    recorded in ``self.skipped`` (path -> reason); :func:`collate_skipping` drops it from the batch.
+    ``min_side``: smaller images are unreadable for this use (evaluation refuses images under 16 px,
+    as ``predict`` and the app do; training crops and resizes whatever it gets).
 
-    def __init__(self, root: str, transform=None, seed: int = 0, skip_bad: bool = False):
+    A :class:`~milan_lab.data.transforms.DecodeCrop` transform reads the file itself (a JPEG is
+    decoded at reduced size) with a numpy generator seeded by (seed, epoch, index)."""
+
+    def __init__(self, root: str, transform=None, seed: int = 0, skip_bad: bool = False, min_side: int = 1):
         if not Path(root).is_dir():
             raise FileNotFoundError(f"image folder not found: {root}")
         try:
-            super().__init__(root, loader=lambda path: load_image(path, min_side=1))
+            super().__init__(root, loader=lambda path: load_image(path, min_side=min_side))
         except FileNotFoundError as e:  # torchvision: no class folders / no images
             raise FileNotFoundError(f"{root}: {e}") from None
         self.seeded = SeededTransform(transform, seed)
@@ -92,10 +98,18 @@ class ClassFolder(ImageFolder):
     def set_epoch(self, epoch: int) -> None:
         self.seeded.epoch = epoch
 
+    @property
+    def uint8_images(self) -> bool:
+        """Whether items are uint8 images, to be normalised on the device."""
+        return isinstance(self.seeded.transform, DecodeCrop) and self.seeded.transform.uint8_output
+
     def __getitem__(self, index: int):
         path, label = self.samples[index]
         try:
-            image = self.loader(path)
+            if isinstance(self.seeded.transform, DecodeCrop):
+                image = self.seeded.transform(path, np.random.default_rng([self.seeded.seed, self.seeded.epoch, index]))
+            else:
+                image = self.seeded(self.loader(path), index)
         except BadImage as e:
             if not self.skip_bad:
                 raise
@@ -103,7 +117,7 @@ class ClassFolder(ImageFolder):
             return None
         if self.target_transform is not None:
             label = self.target_transform(label)
-        return self.seeded(image, index), label
+        return image, label
 
 
 def collate_skipping(batch):

@@ -26,6 +26,7 @@ from milan_lab.engine.dense import seg_probe
 from milan_lab.engine.evaluate import encoder_from, offline_features, quick_linear_probe
 from milan_lab.engine.knn import knn_top1
 from milan_lab.engine.pretrain import pretrain
+from milan_lab.errors import ConfigError
 
 BASELINE = "MILAN"
 ARMS = {
@@ -66,6 +67,14 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
 def run_ablation(preset: str, seeds=(0, 1, 2, 3, 4), output_dir: str = "outputs/ablation", overrides: dict | None = None,
                  arms=tuple(ARMS), **eval_sizes) -> list[dict]:
     """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each."""
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ConfigError(f"unknown arm {unknown[0]!r}; known arms: {', '.join(ARMS)}")
+    if not seeds or not arms:
+        raise ConfigError(f"an ablation needs at least one seed and one arm (seeds={list(seeds)}, arms={list(arms)})")
+    bad = {k: v for k, v in eval_sizes.items() if v < 1}
+    if bad:
+        raise ConfigError(f"bad value for {next(iter(bad))!r}: must be at least 1, got {next(iter(bad.values()))}")
     return [run_arm(preset, arm, seed, output_dir, overrides, **eval_sizes) for seed in seeds for arm in arms]
 
 

@@ -5,6 +5,7 @@ for monitoring and ablations, where features are extracted once and reused.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ from milan_lab.config import get_config
 from milan_lab.data.datasets import OfflineScenes
 from milan_lab.data.transforms import eval_transform
 from milan_lab.engine.knn import extract_features, knn_top1
+from milan_lab.errors import DataWarning
 from milan_lab.models.load import load_encoder
 from milan_lab.models.vit import ViTEncoder
 
@@ -66,7 +68,7 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
     """The linear dense probe on a frozen encoder ('random' for a random one): mIoU, pixel
     accuracy and per-class IoU on the validation split; the probe is saved beside the checkpoint.
     With ``return_models``: (result, encoder, probe)."""
-    from milan_lab.data.segmentation import SegFolder, SegScenes
+    from milan_lab.data.segmentation import SegScenes, seg_folder_splits
     from milan_lab.engine.dense import seg_probe
     from milan_lab.weights import save_weights
     encoder = encoder_from(checkpoint, preset, seed)
@@ -74,11 +76,17 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
     if data == "offline":
         train, val = SegScenes("train", train_size, size, seed), SegScenes("val", val_size, size, seed)
     else:
-        train = SegFolder(data, "training", size)
-        val = SegFolder(data, "validation", size, num_classes=train.num_classes)
+        train, val = seg_folder_splits(data, size)
     scores, probe = seg_probe(encoder, train, val, len(train.classes), steps, seed)
     result = {"checkpoint": checkpoint, "data": data, "miou": scores["miou"], "pixel_acc": scores["pixel_acc"],
               "iou": dict(zip(train.classes, scores["iou"])), "train_images": len(train), "val_images": len(val)}
+    unknown = getattr(val, "unknown_labels", None)
+    if unknown:  # pixels no training class covers: left out of the score, and said so
+        ignored = result["ignored_val_pixels"] = {"values": list(unknown), "pixels": sum(unknown.values()),
+                                                  "share": sum(unknown.values()) / val.pixels}
+        warnings.warn(f"{ignored['pixels']} validation pixels ({100 * ignored['share']:.2f} %) carry labels no training "
+                      f"class has ({', '.join(map(str, ignored['values'][:8]))}); they are left out of the mIoU",
+                      DataWarning, stacklevel=2)
     if save and checkpoint not in ("", "random"):
         from milan_lab.engine.checkpoint import resolve_checkpoint
         path = probe_path_for(resolve_checkpoint(checkpoint))

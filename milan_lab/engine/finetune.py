@@ -6,14 +6,14 @@ random erasing 0.25, warm-up then cosine to 1e-6.
 """
 from __future__ import annotations
 
-from timm.data import Mixup, create_transform
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, Mixup, create_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
-
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torchvision import transforms as T
 
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.datasets import build_dataset
+from milan_lab.data.transforms import DecodeCrop
 from milan_lab.engine.supervised import train_classifier, val_dataset
 from milan_lab.engine.trainer import Trainer
 from milan_lab.models.classifier import MILANClassifier
@@ -21,10 +21,17 @@ from milan_lab.models.load import load_encoder_weights
 
 
 def finetune_transform(cfg: FinetuneConfig):
-    return create_transform(cfg.model.image_size, is_training=True, scale=(cfg.min_crop_scale, 1.0),
-                            auto_augment=cfg.rand_augment,
-                            re_prob=cfg.random_erasing, re_mode="pixel", re_count=1, interpolation="bicubic",
-                            mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+    """timm's training transform (RandomResizedCrop, flip, RandAugment, normalisation, random
+    erasing). For image files its crop and flip come from :class:`DecodeCrop` (a JPEG decoded at
+    reduced size) and timm's later stages follow; they work on PIL images, so the output stays float."""
+    primary, secondary, final = create_transform(
+        cfg.model.image_size, is_training=True, scale=(cfg.min_crop_scale, 1.0), auto_augment=cfg.rand_augment,
+        re_prob=cfg.random_erasing, re_mode="pixel", re_count=1, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD, separate=True)
+    later = [*secondary.transforms, *final.transforms]
+    if cfg.data == "offline":
+        return T.Compose([*primary.transforms, *later])
+    return DecodeCrop(cfg.model.image_size, scale=(cfg.min_crop_scale, 1.0), after=T.Compose(later))
 
 
 def build_finetune(cfg: FinetuneConfig):

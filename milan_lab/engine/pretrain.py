@@ -13,7 +13,7 @@ from timm.optim import create_optimizer_v2
 
 from milan_lab.config import PretrainConfig
 from milan_lab.data.datasets import OfflineScenes, build_dataset
-from milan_lab.data.transforms import eval_transform, pretrain_transform
+from milan_lab.data.transforms import DecodeCrop, eval_transform, pretrain_transform
 from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.knn import knn_accuracy
 from milan_lab.engine.teacher_cache import TeacherCache, WithIndex, check_fits
@@ -46,7 +46,12 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     # draws random numbers), so runs that differ only in their teacher use start alike
     model = model if model is not None else build_milan(cfg.model, trainer.device, seed=cfg.seed)
     size = cfg.model.image_size
-    view = eval_transform(size, crop_ratio=1.0) if cfg.teacher_cache else pretrain_transform(size, cfg.min_crop_scale)
+    if cfg.teacher_cache:  # fixed full-image views
+        view = eval_transform(size, crop_ratio=1.0)
+    elif cfg.data == "offline":  # rendered scenes: PIL images in memory
+        view = pretrain_transform(size, cfg.min_crop_scale)
+    else:  # image files: crop from a reduced-size decode, uint8 out, normalised on the device
+        view = DecodeCrop(size, scale=(cfg.min_crop_scale, 1.0))
     dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb)
     cache = None
     if cfg.teacher_cache and model.teacher is not None:

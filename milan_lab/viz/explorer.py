@@ -20,6 +20,22 @@ from milan_lab.viz import maps
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED_MODEL = ASSETS / "milan_tiny_offline.safetensors"
 DISPLAY = 256
+# the offline scenes the app and notebooks offer as examples: make_scene(seed, split, index, DISPLAY)
+EXAMPLE_SCENES = [(0, "test", i) for i in range(4)]
+_example_keys: dict | None = None
+
+
+def example_scene_labels(image, size: int) -> np.ndarray | None:
+    """The true label map [size, size] of ``image`` when it is one of ``EXAMPLE_SCENES`` (pixel for
+    pixel, as the app hands it over), else None: only a generated scene has a known truth."""
+    global _example_keys
+    from milan_lab.data.scenes import make_labelled_scene, make_scene
+    if not isinstance(image, np.ndarray) or image.shape != (DISPLAY, DISPLAY, 3):
+        return None
+    if _example_keys is None:
+        _example_keys = {make_scene(seed, split, i, DISPLAY)[0].tobytes(): (seed, split, i) for seed, split, i in EXAMPLE_SCENES}
+    key = _example_keys.get(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return None if key is None else make_labelled_scene(*key, size)[1]
 
 
 def square(img: Image.Image, size: int) -> Image.Image:
@@ -51,6 +67,11 @@ def load_probe(checkpoint_path: str | None):
     probe = SegProbe(weights["head.weight"].shape[1], len(meta["classes"]), meta["image_size"])
     probe.load_state_dict(weights)
     return probe.eval(), meta["classes"]
+
+
+def _scene_classes() -> list[str]:
+    from milan_lab.data.scenes import SEG_CLASSES
+    return list(SEG_CLASSES)
 
 
 class Explorer:
@@ -128,14 +149,25 @@ class Explorer:
     @torch.no_grad()
     def segmentation(self, image) -> dict | None:
         """The dense probe's prediction for the loaded model ({'overlay', 'labels' [S, S],
-        'classes'}), or None when no probe was trained for it (``milan-lab seg-probe CHECKPOINT``)."""
+        'classes', 'present', 'legend'}), or None when no probe was trained for it (``milan-lab
+        seg-probe CHECKPOINT``). For an example scene, also its ground truth ('truth_overlay',
+        'truth' [S, S]) and the prediction's mIoU and per-class IoU on it ('miou', 'iou')."""
+        from milan_lab.engine.dense import confusion, seg_scores
         if self.model is None or self._probe is None:
             return None
         probe, classes = self._probe
-        shown, x = self._views(image, self.model.cfg.image_size)
+        size = self.model.cfg.image_size
+        shown, x = self._views(image, size)
         labels = probe(self.model.encoder.forward_features(x)[:, 1:]).argmax(1)[0]
-        return {"overlay": maps.label_overlay(shown, labels.numpy(), len(classes)), "labels": labels,
-                "classes": classes, "present": [classes[i] for i in sorted(set(labels.flatten().tolist()))]}
+        out = {"overlay": maps.label_overlay(shown, labels.numpy(), len(classes)), "labels": labels,
+               "classes": classes, "present": [classes[i] for i in sorted(set(labels.flatten().tolist()))],
+               "legend": maps.legend_html(classes)}
+        truth = example_scene_labels(image, size)
+        if truth is not None and list(classes) == _scene_classes():  # a probe trained on the scenes' classes
+            scores = seg_scores(confusion(labels.flatten(), torch.from_numpy(truth.astype(np.int64)).flatten(), len(classes)))
+            out.update(truth=truth, truth_overlay=maps.label_overlay(shown, truth, len(classes)), miou=scores["miou"],
+                       iou={c: v for c, v in zip(classes, scores["iou"]) if v is not None})
+        return out
 
     @torch.no_grad()
     def masks(self, image, sampler: str = "semantic", ratio: float = 0.75, seed: int = 0) -> dict:

@@ -49,10 +49,24 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, num_classes: int, alpha
     """Label map [S, S] (0 = background, left clear) coloured over ``image`` [H, W, 3] in [0, 1]."""
     size = image.shape[0]
     idx = np.kron(labels, np.ones((size // labels.shape[0], size // labels.shape[1]), dtype=labels.dtype))
-    colours = colormaps["tab10"](np.arange(num_classes) % 10)[:, :3]
-    painted = colours[idx]
+    painted = class_colours(num_classes)[idx]
     a = alpha * (idx > 0)[..., None]
     return (1 - a) * image + a * painted
+
+
+def class_colours(num_classes: int) -> np.ndarray:
+    """The colour [C, 3] in [0, 1] of each class in :func:`label_overlay` (class 0 stays clear)."""
+    return colormaps["tab10"](np.arange(num_classes) % 10)[:, :3]
+
+
+def legend_html(classes: list[str], skip_first: bool = True) -> str:
+    """A colour key for :func:`label_overlay`: one swatch and name per class (the first, the
+    background, is left clear in the overlay and so left out here)."""
+    colours = (255 * class_colours(len(classes))).round().astype(int)
+    items = [f'<span style="display:inline-block;margin-right:12px"><span style="display:inline-block;width:12px;'
+             f'height:12px;background:rgb({r},{g},{b});margin-right:4px;vertical-align:middle"></span>{name}</span>'
+             for (r, g, b), name in list(zip(colours, classes))[1 if skip_first else 0:]]
+    return '<div class="class-legend">' + "".join(items) + "</div>"
 
 
 def mask_overlay(image: np.ndarray, mask, grey: float = 0.35) -> np.ndarray:
