@@ -145,3 +145,11 @@ def test_the_benchmark_writes_its_record(tmp_path):
     bad = subprocess.run([sys.executable, "benchmarks/data_pipeline.py", "--images", "0"], cwd=ROOT, env=env(),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "must be at least 1" in bad.stderr
+
+
+def test_the_readme_table_is_the_record():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from data_pipeline import markdown_table
+    record = json.loads((ROOT / "docs" / "results" / "data_pipeline.json").read_text())
+    assert markdown_table(record) in (ROOT / "README.md").read_text()
+    assert record["results"]["decode-crop"]["per_core_vs_timm"] >= 2  # the figure the docs claim, as recorded
