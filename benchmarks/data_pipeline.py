@@ -1,5 +1,5 @@
-"""Images/s of the pretraining input pipeline on JPEG folders: timm's chain, the previous PIL chain
-and the reduced-decode crop, in one run on one machine (only same-run ratios mean anything).
+"""Images/s of the pretraining input pipeline on JPEG folders: timm's chain, a PIL chain and
+DecodeCrop, in one run on one machine (only same-run ratios mean anything).
 
     python benchmarks/data_pipeline.py [--images 256] [--size 224] [--out outputs/bench/data_pipeline]
 
@@ -7,7 +7,8 @@ The corpus is a class folder of JPEGs with ImageNet's sizes (short side 300-500 
 made from the photos scikit-image and matplotlib ship (milan_lab.data.jpeg_corpus). Each
 pipeline produces MILAN's pretraining view (RandomResizedCrop scale (0.2, 1), bicubic, flip):
   timm         timm's create_transform (same ops: no colour jitter) on PIL.Image.open; float out
-  previous     milan_lab's previous path: load_image, torchvision chain under a per-sample fork_rng; float out
+  pil          the PIL chain (milan_lab's path for in-memory images): load_image, torchvision transforms under a
+               per-sample fork_rng; float out
   decode-crop  DecodeCrop: one open, reduced-size JPEG decode where the crop allows it, crop and resize in
                one call, uint8 out (normalised on the device), numpy generator per sample
 Per core: the main process alone, one thread. Then DataLoader with 1 and 2 workers. Also the bytes per
@@ -30,7 +31,7 @@ from milan_lab.cli import OneLineParser, positive_int
 from milan_lab.data.datasets import ClassFolder
 from milan_lab.data.jpeg_corpus import make_jpeg_corpus
 from milan_lab.data.transforms import DecodeCrop, pretrain_transform
-from milan_lab.engine.bench import provenance
+from milan_lab.tools.bench import provenance
 
 
 class TimmFolder(ClassFolder):
@@ -46,7 +47,7 @@ class TimmFolder(ClassFolder):
 def pipelines(root: Path, size: int) -> dict:
     timm_tf = create_transform(size, is_training=True, scale=(0.2, 1.0), interpolation="bicubic", color_jitter=None)
     return {"timm": TimmFolder(str(root), timm_tf),
-            "previous": ClassFolder(str(root), pretrain_transform(size, 0.2)),
+            "pil": ClassFolder(str(root), pretrain_transform(size, 0.2)),
             "decode-crop": ClassFolder(str(root), DecodeCrop(size, scale=(0.2, 1.0)))}
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from milan_lab.cli import OneLineParser, positive_int
-from milan_lab.engine.bench import _sync
+from milan_lab.tools.bench import _sync
 
 
 def _peak_mem(device) -> float | None:
@@ -48,6 +48,9 @@ def timed_steps(step, device, steps: int, warmup: int) -> float:
 
 def step_flops(step) -> int:
     from torch.utils.flop_counter import FlopCounterMode
+
+    from milan_lab.tools.info import register_cpu_sdpa
+    register_cpu_sdpa()
     counter = FlopCounterMode(display=False)
     with counter:
         step()
@@ -56,9 +59,9 @@ def step_flops(step) -> int:
 
 def vit_b_pretrain(device, dtype, batch: int, steps: int, compile_: bool, preset: str) -> dict:
     from milan_lab.config import get_config
-    from milan_lab.engine.pretrain import build_optimizer
+    from milan_lab.jobs.pretrain import build_optimizer
     from milan_lab.models.milan import MILAN
-    from milan_lab.teacher.load import teacher_architecture
+    from milan_lab.factory.teachers import teacher_architecture
     cfg = get_config("pretrain", preset)
     torch.manual_seed(0)
     model = MILAN(cfg.model, teacher_architecture(cfg.model.teacher, device)).to(device).train()
@@ -119,7 +122,7 @@ def offline_default(device, steps: int, batch: int | None, preset: str) -> dict:
     from milan_lab.data.datasets import build_dataset
     from milan_lab.data.transforms import pretrain_transform
     from milan_lab.engine.common import EpochBatchSampler, make_loader, resolve_workers
-    from milan_lab.engine.pretrain import pretrain
+    from milan_lab.jobs.pretrain import pretrain
     with tempfile.TemporaryDirectory() as out:
         over = {"device": str(device), "max_steps": steps, "knn_every": 0, "progress": False, "output_dir": out,
                 "checkpoint_every": 10**9}
@@ -191,7 +194,7 @@ def main(argv=None) -> int:
     p.add_argument("--jpeg-images", type=positive_int, default=4096, help="JPEGs in the generated corpus")
     p.add_argument("--smoke", action="store_true", help="toy sizes on any device (tests)")
     args = p.parse_args(argv)
-    from milan_lab.engine.bench import measure_peak
+    from milan_lab.tools.bench import measure_peak
     vit_b, tiny = "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k", "milan_vit-tiny-p8_offline"
     if args.smoke:
         device, dtype = torch.device("cpu"), torch.float32

@@ -17,9 +17,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from milan_lab.cli import OneLineParser, positive_int
 from milan_lab.config import get_config
 from milan_lab.engine.distributed import resolve_device
-from milan_lab.engine.pretrain import build_optimizer
+from milan_lab.jobs.pretrain import build_optimizer
 from milan_lab.models.milan import MILAN
-from milan_lab.teacher.load import teacher_architecture
+from milan_lab.factory.teachers import teacher_architecture
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Time to a useful encoder: the first offline recipe against the current default (or candidates),
+"""Time to a useful encoder: a reference recipe against the current default (or candidates),
 in one run on one machine (machines of one kind differ by up to 7x, so only a same-run ratio
 means anything).
 
@@ -22,15 +22,15 @@ import torch
 
 from milan_lab.cli import OneLineParser
 from milan_lab.config import get_config
-from milan_lab.engine.pretrain import pretrain
+from milan_lab.jobs.pretrain import pretrain
 from milan_lab.errors import ConfigError
-from milan_lab.info import model_info
+from milan_lab.tools.info import model_info
 
 PRESET = "milan_vit-tiny-p8_offline"
-# The first offline default (until commit 1b5dc5e), the reference of issue #13: 6 epochs x 12,800
-# scenes at batch 128, random crops, one masked view per teacher pass, scenes rendered anew every epoch.
-PREVIOUS = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
-                offline_cache_mb=0, teacher_cache=False, min_crop_scale=0.2)
+# The reference recipe: 6 epochs x 12,800 scenes at batch 128, random crops, one masked view per teacher
+# pass, scenes rendered anew every epoch.
+REFERENCE = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
+                 offline_cache_mb=0, teacher_cache=False, min_crop_scale=0.2)
 
 
 def run(name: str, overrides: dict, out: Path, target: float) -> dict:
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         print(f"time_to_quality: error: {e}", file=sys.stderr)
         return 2
     results = [run(name, over, Path(args.out) / name.replace(" ", "_"), args.target) for name, over in candidates]
-    results.insert(0, run("previous default", PREVIOUS, Path(args.out) / "previous", args.target))
+    results.insert(0, run("reference", REFERENCE, Path(args.out) / "reference", args.target))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; target kNN top-1 {args.target:.0%}")
     print(f"{'recipe':<18} {'steps':>6} {'images':>8} {'TFLOP':>7} {'wall s':>7} {'kNN':>6}   final kNN   total s")
     for r in results:
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     a = results[0]["first_at_target"]
     for r in results[1:]:
         if a and r["first_at_target"]:
-            print(f"wall-clock to the target: {r['recipe']} / previous = {r['first_at_target']['wall_s'] / a['wall_s']:.2f}")
+            print(f"wall-clock to the target: {r['recipe']} / reference = {r['first_at_target']['wall_s'] / a['wall_s']:.2f}")
     print(json.dumps(results, indent=1))
     return 0
 

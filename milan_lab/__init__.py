@@ -10,7 +10,7 @@ def __getattr__(name):  # lazy: `import milan_lab` stays cheap for the CLI's --h
         from milan_lab import zoo
         return getattr(zoo, name)
     if name == "load_teacher":
-        from milan_lab.teacher.load import load_teacher
+        from milan_lab.factory.teachers import load_teacher
         return load_teacher
     if name in ("get_config", "PretrainConfig", "FinetuneConfig", "LinearProbeConfig", "ModelConfig"):
         from milan_lab import config

@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args) or 0
-    except (MilanLabError, ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+    except MilanLabError as e:  # bad input: one clear line; anything else is a bug and keeps its traceback
         print(f"milan-lab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -137,24 +137,24 @@ def main(argv=None) -> int:
 def _dispatch(args) -> int | None:
     cmd = args.command
     if cmd == "info":
-        from milan_lab.info import format_info, model_info
+        from milan_lab.tools.info import format_info, model_info
         info = model_info(args.preset)
         print(json.dumps(info, indent=1) if args.json else format_info(info))
     elif cmd in JOB_COMMANDS:
         job = JOB_COMMANDS[cmd]
         cfg = C.get_config(job, args.preset, args.overrides, args.config)
         if job == "pretrain":
-            from milan_lab.engine.pretrain import pretrain as run
+            from milan_lab.jobs.pretrain import pretrain as run
         elif job == "finetune":
-            from milan_lab.engine.finetune import finetune as run
+            from milan_lab.jobs.finetune import finetune as run
         else:
-            from milan_lab.engine.linear import linear_probe as run
+            from milan_lab.jobs.linear import linear_probe as run
         print(json.dumps(run(cfg), indent=1))
     elif cmd == "knn":
-        from milan_lab.engine.evaluate import knn_eval
+        from milan_lab.evaluation.probes import knn_eval
         print(json.dumps(knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size), indent=1))
     elif cmd == "seg-probe":
-        from milan_lab.engine.evaluate import seg_probe_eval
+        from milan_lab.evaluation.probes import seg_probe_eval
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataWarning)
             r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
@@ -176,7 +176,7 @@ def _dispatch(args) -> int | None:
     elif cmd == "teacher":
         _teacher(args)
     elif cmd == "bench":
-        from milan_lab.engine.bench import bench, format_bench
+        from milan_lab.tools.bench import bench, format_bench
         result = bench(args.preset, args.batch_size, args.steps, args.device)
         print(json.dumps(result, indent=1) if args.json else format_bench(result))
     elif cmd == "app":
@@ -197,7 +197,7 @@ def _dispatch(args) -> int | None:
             print(f"milan-lab test: skipped {path}: {reason}", file=sys.stderr)
         return 1 if result["skipped"] else 0
     elif cmd == "export":
-        from milan_lab.convert import export_timm
+        from milan_lab.factory.models import export_timm
         print(export_timm(args.checkpoint, args.timm))
     return 0
 
@@ -225,13 +225,13 @@ def _predict(args) -> int:
 
 def _teacher(args) -> None:
     if args.teacher_command == "train":
-        from milan_lab.teacher.train import TeacherTrainConfig, train_teacher
+        from milan_lab.jobs.teacher import TeacherTrainConfig, train_teacher
         cfg = C.apply_overrides(TeacherTrainConfig(), args.overrides)
         folder = train_teacher(cfg)
         print(f"teacher exported to {folder} (load with load_teacher({str(folder)!r}))")
     else:
-        from milan_lab.teacher.eval import evaluate_teacher
-        from milan_lab.teacher.load import load_teacher
+        from milan_lab.evaluation.teacher import evaluate_teacher
+        from milan_lab.factory.teachers import load_teacher
         result = evaluate_teacher(load_teacher(args.teacher, args.pretrained), n=args.n)
         if args.json:
             print(json.dumps(result, indent=1))

@@ -21,7 +21,9 @@ from typing import ClassVar
 import yaml
 
 from milan_lab.errors import ConfigError
-from milan_lab.models.masking import SAMPLERS
+
+
+SAMPLERS = ("random", "semantic", "topk", "inverse")  # milan_lab.models.masking implements each
 
 
 @dataclass
@@ -144,7 +146,7 @@ class PretrainConfig(JobConfig):
     beta2: float = 0.95
     min_crop_scale: float = 0.2     # RandomResizedCrop scale=(min_crop_scale, 1)
     # fixed views (the full image, no crop or flip) whose teacher targets are computed once per
-    # image and reused every epoch (engine/teacher_cache.py); needs min_crop_scale=1
+    # image and reused every epoch (jobs/teacher_cache.py); needs min_crop_scale=1
     teacher_cache: bool = False
     output_dir: str = "runs/pretrain"
     checkpoint_every: int = 100
@@ -239,7 +241,7 @@ TINY = dict(image_size=64, patch_size=8, embed_dim=192, depth=6, num_heads=3, de
             decoder_depth=2, decoder_num_heads=4, target_dim=128, teacher="shipped", teacher_pretrained=None)
 
 PRESETS: dict[str, dict] = {
-    # The paper's model under the seed's (mmpretrain's) name: 16 GPUs x 256, AMP, cosine lr, 400 epochs.
+    # The paper's model under mmpretrain's name: 16 GPUs x 256, AMP, cosine lr, 400 epochs.
     "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k": dict(
         model=VIT_B16, pretrain=dict(epochs=400, warmup_epochs=40, batch_size=4096, base_lr=1.5e-4,
                                      output_dir="runs/milan_vit-base-p16")),
@@ -309,10 +311,6 @@ def apply_overrides(cfg, overrides):
             raise ConfigError(f"{name} is a {kind} option; {cfg.JOB_NAME} {why}")
         setattr(target, name, _coerce(key, value, _field_type(target, name)))
     return cfg
-
-
-def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
 
 
 def model_config_from(saved: dict) -> ModelConfig:

@@ -9,9 +9,6 @@ Verified against mmpretrain 1.2.0's own modules by ``scripts/verify_mmpretrain.p
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
-from milan_lab.errors import ConfigError
 
 EXPORT_FORMATS = (".safetensors", ".pth", ".pt")  # save_weights writes safetensors for the first, torch.save else
 
@@ -106,21 +103,6 @@ def encoder_to_timm(state: dict) -> dict:
     already follow timm; only the prefix goes."""
     enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")} or dict(state)
     return {k: v.float() for k, v in enc.items()}
-
-
-def export_timm(checkpoint: str | Path, out: str | Path) -> str:
-    """Write ``out`` (``.safetensors``, timm's and the hub's format for weights; ``.pth`` also
-    works) loadable by ``timm.create_model('vit_base_patch16_224', pretrained=True,
-    pretrained_cfg_overlay=dict(file=out), num_classes=0)`` (with the matching timm model for
-    other sizes). ``checkpoint``: a milan_lab or mmpretrain file, or a run folder."""
-    from milan_lab.models.load import read_checkpoint, task_of, weights_for
-    from milan_lab.weights import save_weights, state_dict_of
-    if Path(out).suffix not in EXPORT_FORMATS:
-        raise ConfigError(f"{out}: unsupported export format {Path(out).suffix or '(no extension)'!r}; "
-                          f"name the file {' or '.join(EXPORT_FORMATS)}")
-    path, state = read_checkpoint(checkpoint)
-    weights = weights_for(state, task_of(state_dict_of(state)), str(path))
-    return str(save_weights(out, encoder_to_timm(weights)))
 
 
 def from_timm(timm_state: dict) -> dict:

@@ -1,4 +1,4 @@
-"""The model zoo with the seed's names: ``get_model``, ``inference_model``, ``list_models``.
+"""The model zoo with mmpretrain's model names: ``get_model``, ``inference_model``, ``list_models``.
 
     from milan_lab import get_model, inference_model
     model = get_model('vit-base-p16_milan-pre_8xb128-coslr-100e_in1k', pretrained=True)
@@ -22,9 +22,9 @@ import torch
 
 from milan_lab.config import PRESETS, ModelConfig
 from milan_lab.data.scenes import SHAPES
-from milan_lab.errors import CheckpointError, DownloadError
+from milan_lab.errors import CheckpointError, ConfigError, DataError, DownloadError
 from milan_lab.models.classifier import MILANClassifier
-from milan_lab.models.load import build_model, load_model
+from milan_lab.factory.models import create_model, load_model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 _BASE = "https://download.openmmlab.com/mmselfsup/1.x/milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k/"
@@ -91,20 +91,20 @@ def get_model(name: str, pretrained: bool | str = False, device: str = "cpu", te
     A pretraining model called on images returns the encoder's features (``model(x)`` ==
     ``model.extract_feat(x)``, [N, 1 + L, D]); its training pass is ``model.forward_train``."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; list_models() gives: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; list_models() gives: {', '.join(MODELS)}")
     entry = MODELS[name]
     cfg = ModelConfig(**PRESETS[entry["preset"]]["model"])
     path = None
     if pretrained is True:
         path = ASSETS / entry["file"] if "file" in entry else download(entry["url"])
         if not path.is_file():
-            raise FileNotFoundError(f"{name}: shipped weights {path} are missing from this install")
+            raise CheckpointError(f"{name}: shipped weights {path} are missing from this install")
     elif pretrained:
         path = Path(pretrained)
         if not path.is_file():
             raise CheckpointError(f"pretrained={str(pretrained)!r}: no such file")
     if path is None:
-        model = build_model(cfg, entry["task"], entry["num_classes"], teacher)
+        model = create_model(cfg, entry["task"], entry["num_classes"], teacher if teacher is not None else "none")
     else:
         model = load_model(path, cfg, entry["task"], teacher if teacher is not None else "none")
     names = class_names(entry["classes"])
@@ -127,7 +127,7 @@ def inference_model(model, image, topk: int = 5, device: str = "cpu") -> dict:
     if isinstance(model, str):
         model = get_model(model, pretrained=True, device=device)
     if not isinstance(model, MILANClassifier):
-        raise ValueError("inference_model needs a classifier (a fine-tuned or linear-probe model); "
+        raise ConfigError("inference_model needs a classifier (a fine-tuned or linear-probe model); "
                          "use model.extract_feat(x) for features of a pretraining model")
     x = _to_tensor(model, image).to(next(model.parameters()).device)
     scores = model(x).softmax(-1)[0].cpu()
@@ -156,10 +156,10 @@ def label_mapping(folder_classes: list[str], model) -> tuple[list[int], str]:
             return hits, "by class name"
         if any(h is not None for h in hits):
             unknown = [c for c, h in zip(folder_classes, hits) if h is None]
-            raise ValueError(f"{len(unknown)} class folders match none of the model's classes: {unknown[:5]}; "
+            raise DataError(f"{len(unknown)} class folders match none of the model's classes: {unknown[:5]}; "
                              f"name every folder after a class (e.g. {names[:3]}) or none")
     if len(folder_classes) != heads:
-        raise ValueError(f"the folder has {len(folder_classes)} class sub-folders but the model predicts {heads} "
+        raise DataError(f"the folder has {len(folder_classes)} class sub-folders but the model predicts {heads} "
                          f"classes, and the folder names are not the model's class names")
     if names:
         how = "by sorted folder order (folder names are not the model's class names)"
@@ -176,9 +176,9 @@ def evaluate_folder(model, data: str, batch_size: int = 64) -> dict:
     from milan_lab.data.datasets import ClassFolder
     from milan_lab.data.images import MIN_SIDE
     from milan_lab.data.transforms import eval_transform
-    from milan_lab.engine.supervised import evaluate
+    from milan_lab.evaluation.classifier import evaluate
     if not isinstance(model, MILANClassifier):
-        raise ValueError("test needs a classifier (a fine-tuned or linear-probe model)")
+        raise ConfigError("test needs a classifier (a fine-tuned or linear-probe model)")
     size = model.cfg.image_size
     ds = ClassFolder(data, eval_transform(size, 0.875 if size >= 224 else 1.0), skip_bad=True, min_side=MIN_SIDE)
     targets, how = label_mapping(ds.classes, model)

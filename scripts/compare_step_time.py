@@ -29,7 +29,7 @@ from milan_lab.convert import from_mmpretrain
 from milan_lab.models.losses import cosine_loss
 from milan_lab.models.masking import semantic_masking
 from milan_lab.models.milan import MILAN
-from milan_lab.weights import load_into
+from milan_lab.io.weights import load_into
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export MPLBACKEND=agg HF_HUB_OFFLINE=1
 mkdir -p outputs
-for nb in teacher pretrain finetune linear_probe explore tour ablation; do
+for nb in teacher pretrain finetune linear_probe segmentation explore tour ablation; do
   echo "== $nb"
   papermill --kernel python3 "notebooks/$nb.ipynb" "outputs/$nb.ipynb" "$@"
 done

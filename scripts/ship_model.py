@@ -6,8 +6,8 @@
 import sys
 from pathlib import Path
 
-from milan_lab.models.load import read_checkpoint
-from milan_lab.weights import save_weights
+from milan_lab.factory.models import read_checkpoint
+from milan_lab.io.weights import save_weights
 
 path, state = read_checkpoint(sys.argv[1])
 dest = Path(sys.argv[2])

@@ -23,7 +23,7 @@ from milan_lab.config import ModelConfig
 from milan_lab.convert import from_mmpretrain, to_mmpretrain
 from milan_lab.models.masking import semantic_masking
 from milan_lab.models.milan import MILAN
-from milan_lab.weights import load_into
+from milan_lab.io.weights import load_into
 
 TOL = 1e-5  # fp32, same weights and inputs: only summation order may differ
 failures = []

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 
 from milan_lab.config import ModelConfig  # noqa: E402
 from milan_lab.models.teacher import Teacher  # noqa: E402
-from milan_lab.teacher.tokenizer import WordTokenizer  # noqa: E402
+from milan_lab.data.tokenizer import WordTokenizer  # noqa: E402
 
 TINY_CLIP = dict(embed_dim=32, vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2, head_width=32),
                  text_cfg=dict(context_length=12, vocab_size=33, width=32, heads=2, layers=1))

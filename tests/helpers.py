@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from milan_lab.teacher.tokenizer import WordTokenizer
-from milan_lab.teacher.train import export_teacher
+from milan_lab.data.tokenizer import WordTokenizer
+from milan_lab.jobs.teacher import export_teacher
 from tests.conftest import TINY_CLIP, make_clip
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from milan_lab.config import get_config
-from milan_lab.engine import ablation
-from milan_lab.engine.pretrain import pretrain
+from milan_lab.tools import ablation
+from milan_lab.jobs.pretrain import pretrain
 from milan_lab.models.milan import MILAN
 from tests.helpers import tiny_overrides, tiny_teacher_folder
 

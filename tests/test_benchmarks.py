@@ -38,7 +38,7 @@ def test_time_to_quality_counts_the_cached_teacher_once(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from time_to_quality import run
 
-    from milan_lab.info import model_info
+    from milan_lab.tools.info import model_info
     small = dict(offline_size=128, epochs=2, warmup_epochs=0.5, batch_size=64, knn_train_size=64, knn_val_size=64)
     cached = run("cached", {**small, "teacher_cache": True}, tmp_path / "cached", target=0.0)
     plain = run("plain", {**small, "teacher_cache": False}, tmp_path / "plain", target=0.0)

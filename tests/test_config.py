@@ -84,7 +84,7 @@ def test_every_short_key_that_names_two_fields_is_refused_naming_both():
 def test_finetune_drop_path_override_reaches_the_model_and_the_saved_config(tmp_path):
     import json
 
-    from milan_lab.engine.finetune import build_finetune, finetune
+    from milan_lab.jobs.finetune import build_finetune, finetune
     cfg = get_config("finetune", "milan_vit-micro-p8_offline",
                      ["model.drop_path=0.3", "offline_size=64", "eval_size=32", "batch_size=32", "max_steps=1",
                       "mixup=0", "cutmix=0", f"output_dir={tmp_path}", "progress=false"])

@@ -14,7 +14,7 @@ from milan_lab.data.datasets import ClassFolder
 from milan_lab.data.images import ORIENTATION, decode_image, open_image, upright_size
 from milan_lab.data.jpeg_corpus import make_jpeg_corpus
 from milan_lab.data.transforms import DecodeCrop, crop_resize
-from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint
+from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
 from tests.helpers import ROOT, env, tiny_overrides, tiny_teacher_folder
 
 
@@ -100,7 +100,7 @@ def test_samples_are_a_function_of_seed_epoch_and_index(corpus):
 
 
 def test_pretraining_on_a_jpeg_folder_resumes_bitwise(corpus, teacher_dir, tmp_path):
-    from milan_lab.engine.pretrain import pretrain
+    from milan_lab.jobs.pretrain import pretrain
     common = dict(data=str(corpus), epochs=2, batch_size=16, checkpoint_every=1, min_crop_scale=0.2)
     interrupted = tiny_overrides(teacher_dir, tmp_path / "interrupted", **common)
     first = pretrain(get_config("pretrain", "milan_vit-micro-p8_offline", interrupted + ["max_steps=2"]))
@@ -116,7 +116,7 @@ def test_pretraining_on_a_jpeg_folder_resumes_bitwise(corpus, teacher_dir, tmp_p
 
 
 def test_finetuning_on_a_jpeg_folder(corpus, tmp_path):
-    from milan_lab.engine.finetune import build_finetune, finetune, finetune_transform
+    from milan_lab.jobs.finetune import build_finetune, finetune, finetune_transform
     data = tmp_path / "data"
     data.mkdir()
     for split in ("train", "val"):
@@ -139,7 +139,7 @@ def test_the_benchmark_writes_its_record(tmp_path):
     record = json.loads((tmp_path / "record.json").read_text())
     assert {"command", "commit", "cpu", "torch", "seeds", "wall_s"} <= set(record)
     r = record["results"]
-    assert set(r) == {"timm", "previous", "decode-crop"}
+    assert set(r) == {"timm", "pil", "decode-crop"}
     assert r["decode-crop"]["bytes_to_device_per_image"] * 4 == r["timm"]["bytes_to_device_per_image"] == 3 * 224 * 224 * 4
     assert "decode-crop" in done.stdout and "vs timm" in done.stdout
     bad = subprocess.run([sys.executable, "benchmarks/data_pipeline.py", "--images", "0"], cwd=ROOT, env=env(),
@@ -147,9 +147,9 @@ def test_the_benchmark_writes_its_record(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "must be at least 1" in bad.stderr
 
 
-def test_the_readme_table_is_the_record():
+def test_the_docs_table_is_the_record():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from data_pipeline import markdown_table
     record = json.loads((ROOT / "docs" / "results" / "data_pipeline.json").read_text())
-    assert markdown_table(record) in (ROOT / "README.md").read_text()
+    assert markdown_table(record) in (ROOT / "docs" / "benchmarks.md").read_text()
     assert record["results"]["decode-crop"]["per_core_vs_timm"] >= 2  # the figure the docs claim, as recorded

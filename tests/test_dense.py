@@ -7,7 +7,7 @@ from PIL import Image
 from milan_lab.data.scenes import SEG_CLASSES, SHAPES, make_labelled_scene, make_scene, patch_labels, random_spec, \
     render_scene, scene_rng
 from milan_lab.data.segmentation import IGNORE, SegFolder, SegScenes
-from milan_lab.engine.dense import confusion, seg_scores, train_probe, evaluate_probe
+from milan_lab.evaluation.dense import confusion, seg_scores, train_probe, evaluate_probe
 from milan_lab.errors import DataError
 
 

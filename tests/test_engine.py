@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from milan_lab.config import get_config
-from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from milan_lab.engine.pretrain import build_optimizer, build_scheduler, pretrain
+from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from milan_lab.jobs.pretrain import build_optimizer, build_scheduler, pretrain
 from milan_lab.models.milan import MILAN
 from tests.helpers import ROOT, env, tiny_overrides, tiny_teacher_folder
 
@@ -132,7 +132,7 @@ def test_finetune_recipe_layer_decay_and_augmentation():
     from timm.data import Mixup
     from timm.data.transforms import RandomResizedCropAndInterpolation
 
-    from milan_lab.engine.finetune import build_finetune
+    from milan_lab.jobs.finetune import build_finetune
     cfg = get_config("finetune", "milan_vit-micro-p8_offline", ["layer_decay=0.65", "mixup=0.8", "cutmix=1.0",
                                                                   "offline_size=64", "eval_size=32"])
     model, opt, train_set, _, mixup = build_finetune(cfg)
@@ -155,7 +155,7 @@ def test_finetune_recipe_layer_decay_and_augmentation():
 def test_linear_recipe_freezes_the_encoder_and_uses_lars():
     from timm.optim import Lars
 
-    from milan_lab.engine.linear import build_linear
+    from milan_lab.jobs.linear import build_linear
     cfg = get_config("linear", "milan_vit-micro-p8_offline", ["offline_size=64", "eval_size=32"])
     model, opt, _, _ = build_linear(cfg)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -170,7 +170,7 @@ def test_linear_recipe_freezes_the_encoder_and_uses_lars():
 
 
 def test_compile_falls_back_to_eager_with_one_warning(teacher_dir, tmp_path, monkeypatch):
-    from milan_lab.engine.pretrain import pretrain
+    from milan_lab.jobs.pretrain import pretrain
 
     def unavailable(*args, **kwargs):
         raise RuntimeError("no compiler on this machine")

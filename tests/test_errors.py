@@ -80,7 +80,7 @@ def test_bad_checkpoint_files_through_the_api(bad_files):
 def test_checkpoint_of_another_architecture_or_missing_a_key(tmp_path, capsys):
     from milan_lab import get_model
     from milan_lab.models.classifier import MILANClassifier
-    from milan_lab.weights import save_weights
+    from milan_lab.io.weights import save_weights
     other = get_config("finetune", "milan_vit-micro-p8_offline").model
     model = MILANClassifier(other, 8, "finetune")
     save_weights(tmp_path / "micro.pt", model.state_dict())
@@ -97,7 +97,7 @@ def test_checkpoint_of_another_architecture_or_missing_a_key(tmp_path, capsys):
 
 
 def test_resume_into_an_output_dir_of_another_architecture(teacher_dir, tmp_path):
-    from milan_lab.engine.pretrain import pretrain
+    from milan_lab.jobs.pretrain import pretrain
     out = tmp_path / "run"
     pretrain(get_config("pretrain", "milan_vit-micro-p8_offline", tiny_overrides(teacher_dir, out, max_steps=2)))
     before = sorted(p.name for p in (out / "checkpoints").iterdir())
@@ -133,11 +133,11 @@ def test_config_errors_are_one_line(tmp_path, capsys):
 
 
 def test_a_diverging_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(teacher_dir, tmp_path):
-    from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint
-    from milan_lab.engine.pretrain import pretrain
-    from milan_lab.models.milan import build_milan
+    from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
+    from milan_lab.jobs.pretrain import pretrain
+    from milan_lab.factory.models import create_model
     cfg = get_config("pretrain", "milan_vit-micro-p8_offline", tiny_overrides(teacher_dir, tmp_path / "nan"))
-    model = build_milan(cfg.model)
+    model = create_model(cfg.model)
     calls = {"n": 0}
     real = model.forward_train
 
@@ -158,7 +158,7 @@ def test_a_diverging_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(teach
 def test_a_full_disk_while_saving(failure, monkeypatch, tmp_path):
     import errno
 
-    from milan_lab.engine import checkpoint as ck
+    from milan_lab.io import checkpoints as ck
     ck.save_checkpoint(tmp_path, 1, {"w": torch.ones(1000)})
     real_save = torch.save
 
@@ -177,7 +177,7 @@ def test_a_full_disk_while_saving(failure, monkeypatch, tmp_path):
 
 
 def test_stale_temporaries_of_a_killed_run_are_removed_on_resume(teacher_dir, tmp_path):
-    from milan_lab.engine.pretrain import pretrain
+    from milan_lab.jobs.pretrain import pretrain
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     stale = out / "checkpoints" / ".step_00000004.pt.999.tmp"

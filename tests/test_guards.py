@@ -4,6 +4,7 @@ problem (exit 2 from the CLI, a MilanLabError from the API) or a result that say
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def test_export_format_follows_the_extension(tmp_path, capsys):
     assert not (tmp_path / "out.onnx").exists()
     for name in ("out.safetensors", "out.pth"):
         assert _cli(["export", shipped, "--timm", str(tmp_path / name)], capsys)[0] == 0
-    from milan_lab.weights import read_weights
+    from milan_lab.io.weights import read_weights
     assert torch.equal(read_weights(tmp_path / "out.safetensors")["pos_embed"], read_weights(tmp_path / "out.pth")["pos_embed"])
 
 
@@ -194,7 +195,7 @@ def small_disk(tmp_path):
 
 
 def test_a_really_full_disk_is_reported_as_disk_full(small_disk):
-    from milan_lab.engine.checkpoint import load_checkpoint, save_checkpoint
+    from milan_lab.io.checkpoints import load_checkpoint, save_checkpoint
     first = save_checkpoint(small_disk, 1, {"w": torch.ones(1000)})
     # tensors that fit in what is free but whose file (one zip record per tensor) does not:
     # torch's zip writer fails with "unexpected pos", which must read as a full disk
@@ -216,3 +217,27 @@ def test_a_really_full_disk_through_export(small_disk, tmp_path, capsys):
     code, _, err = _cli(["export", shipped, "--timm", str(small_disk / "enc.safetensors")], capsys)
     assert code == 2 and "no space left on device while writing" in err and err.count("\n") == 1
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+# --- a bug is a traceback -----------------------------------------------------------------------
+
+def test_a_value_error_inside_torch_is_a_traceback_not_a_user_error(tmp_path, monkeypatch, capsys):
+    """The CLI turns only MilanLabError into one line; a ValueError from deep inside a run is a bug
+    and must reach the user with its traceback (here: it propagates out of main)."""
+    from tests.helpers import tiny_overrides, tiny_teacher_folder
+    teacher = tiny_teacher_folder(tmp_path / "teacher")
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside torch")
+    monkeypatch.setattr(torch.nn.functional, "layer_norm", broken)
+    with pytest.raises(ValueError, match="a bug deep inside torch"):
+        main(["pretrain", "--preset", MICRO, *tiny_overrides(teacher, tmp_path / "run", max_steps=1)])
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_the_subprocess_cli_prints_that_traceback(tmp_path):
+    code = ("import sys, torch; from milan_lab.cli import main\n"
+            "torch.nn.functional.layer_norm = lambda *a, **k: (_ for _ in ()).throw(ValueError('a bug'))\n"
+            f"sys.exit(main(['info', '{MICRO}']))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" in done.stderr and "ValueError: a bug" in done.stderr

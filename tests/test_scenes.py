@@ -6,6 +6,7 @@ import pytest
 from milan_lab.data.datasets import CaptionPairs, ClassFolder, OfflineScenes
 from milan_lab.data.scenes import ATTRIBUTES, SHAPES, make_scene, random_spec, render_scene, scene_rng
 from milan_lab.data.transforms import pretrain_transform
+from milan_lab.errors import DataError
 
 
 def test_scene_is_deterministic_and_sized():
@@ -81,7 +82,7 @@ def test_class_folder_and_caption_pairs(tmp_path):
     cp = CaptionPairs(str(pairs))
     assert len(cp) == 1 and cp[0][1] == "a red star"
     (pairs / "captions.csv").write_text("image,caption\nmissing.png,x\n")
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(DataError, match="missing"):
         CaptionPairs(str(pairs))
 
 

@@ -7,9 +7,9 @@ import torch
 from milan_lab.config import get_config
 from milan_lab.data.datasets import OfflineScenes
 from milan_lab.data.transforms import eval_transform
-from milan_lab.engine import teacher_cache
-from milan_lab.engine.checkpoint import latest_checkpoint, load_checkpoint
-from milan_lab.engine.pretrain import pretrain
+from milan_lab.jobs import teacher_cache
+from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
+from milan_lab.jobs.pretrain import pretrain
 from milan_lab.errors import ConfigError
 from milan_lab.models.milan import MILAN
 from tests.helpers import tiny_overrides, tiny_teacher_folder

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from milan_lab.errors import CheckpointError
-from milan_lab.teacher import load as load_mod
-from milan_lab.teacher.load import load_teacher
+from milan_lab.factory import teachers as load_mod
+from milan_lab.factory.teachers import load_teacher
 from tests.conftest import TINY_CLIP, make_clip
 
 OPENAI_LIKE = dict(embed_dim=32, vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2, head_width=64),
@@ -102,7 +102,7 @@ def test_errors_say_what_to_pass_instead(tmp_path):
         load_teacher("ViT-Q-99", pretrained="openai")
     with pytest.raises(ValueError, match="known tags"):
         load_teacher("ViT-B-16", pretrained="not-a-tag")
-    with pytest.raises(FileNotFoundError, match="open_clip_config.json"):
+    with pytest.raises(CheckpointError, match="open_clip_config.json"):
         load_teacher(f"local-dir:{tmp_path}")
 
 

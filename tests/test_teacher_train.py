@@ -3,9 +3,9 @@ import json
 import open_clip
 import torch
 
-from milan_lab.engine.checkpoint import latest_checkpoint
-from milan_lab.teacher.load import load_teacher
-from milan_lab.teacher.train import TeacherTrainConfig, hard_negative_batch, train_teacher
+from milan_lab.io.checkpoints import latest_checkpoint
+from milan_lab.factory.teachers import load_teacher
+from milan_lab.jobs.teacher import TeacherTrainConfig, hard_negative_batch, train_teacher
 
 
 def test_hard_negative_groups_differ_only_in_shape():
@@ -22,7 +22,7 @@ def test_hard_negative_groups_differ_only_in_shape():
 
 
 def test_train_resume_and_export_loadable_by_open_clip(tmp_path, monkeypatch):
-    from milan_lab.teacher import train as train_mod
+    from milan_lab.jobs import teacher as train_mod
     cfg = dict(steps=4, batch_size=16, warmup_steps=1, checkpoint_every=2)
     straight = train_teacher(TeacherTrainConfig(**cfg, output_dir=str(tmp_path / "a")), progress=False)
 
@@ -55,7 +55,7 @@ def test_train_resume_and_export_loadable_by_open_clip(tmp_path, monkeypatch):
 
 
 def test_shipped_teacher_loads_offline_from_safetensors(monkeypatch):
-    from milan_lab.teacher.registry import SHIPPED_TEACHER
+    from milan_lab.factory.teachers import SHIPPED_TEACHER
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert [p.name for p in SHIPPED_TEACHER.glob("*.safetensors")] == ["open_clip_model.safetensors"]
     teacher = load_teacher()

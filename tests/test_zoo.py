@@ -5,7 +5,8 @@ import torch
 
 from milan_lab import get_model, inference_model, list_models
 from milan_lab.config import ModelConfig
-from milan_lab.convert import export_timm, from_mmpretrain, from_timm, to_mmpretrain
+from milan_lab.convert import from_mmpretrain, from_timm, to_mmpretrain
+from milan_lab.factory.models import export_timm
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.milan import MILAN
 from tests.conftest import replace

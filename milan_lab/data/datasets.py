@@ -19,7 +19,7 @@ from torchvision.datasets import ImageFolder
 from milan_lab.data.images import load_image
 from milan_lab.data.scenes import SHAPES, make_scene
 from milan_lab.data.transforms import DecodeCrop
-from milan_lab.errors import BadImage
+from milan_lab.errors import BadImage, DataError
 
 
 class SeededTransform:
@@ -41,9 +41,8 @@ class OfflineScenes(Dataset):
     """``size`` procedural scenes of ``split``; item -> (transformed image, shape label).
 
     Rendered scenes are kept in memory after their first use when they fit in ``cache_mb``
-    (12,800 scenes at 64 px: 157 MB): rendering costs ~1.8 ms a scene on a CPU (6-8 % of the
-    offline step on a 50 GFLOP/s machine, more on faster ones), and every epoch after the first
-    would render the same pixels again. Only the rendering is cached; augmentation stays a
+    (12,800 scenes at 64 px: 157 MB): every epoch after the first would otherwise render the same
+    pixels again. Only the rendering is cached; augmentation stays a
     function of (seed, epoch, index), so results are identical with or without the cache."""
 
     classes = list(SHAPES)
@@ -87,11 +86,11 @@ class ClassFolder(ImageFolder):
 
     def __init__(self, root: str, transform=None, seed: int = 0, skip_bad: bool = False, min_side: int = 1):
         if not Path(root).is_dir():
-            raise FileNotFoundError(f"image folder not found: {root}")
+            raise DataError(f"image folder not found: {root}")
         try:
             super().__init__(root, loader=lambda path: load_image(path, min_side=min_side))
         except FileNotFoundError as e:  # torchvision: no class folders / no images
-            raise FileNotFoundError(f"{root}: {e}") from None
+            raise DataError(f"{root}: {e}") from None
         self.seeded = SeededTransform(transform, seed)
         self.skip_bad, self.skipped = skip_bad, {}
 
@@ -139,10 +138,10 @@ class CaptionPairs(Dataset):
         elif jsonl_path.is_file():
             rows = [(d["image"], d["caption"]) for d in map(json.loads, jsonl_path.read_text().splitlines()) if d]
         else:
-            raise FileNotFoundError(f"{root}: expected captions.csv (image,caption) or captions.jsonl")
+            raise DataError(f"{root}: expected captions.csv (image,caption) or captions.jsonl")
         missing = [name for name, _ in rows if not (self.root / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"{root}: {len(missing)} listed images are missing, e.g. {missing[:3]}")
+            raise DataError(f"{root}: {len(missing)} listed images are missing, e.g. {missing[:3]}")
         self.rows = rows
         self.seeded = SeededTransform(transform, seed)
 

@@ -1,1 +1,2 @@
-"""Training engines: the loop, precision, schedules, logging, checkpoints. Models know none of it."""
+"""The one training loop: device and DDP, precision, accumulation, resume, checkpoints, metrics.
+Jobs hand it a model, batches and a loss function; models know none of it."""

@@ -51,7 +51,7 @@ class EpochBatchSampler(Sampler):
     def __init__(self, n: int, global_batch: int, seed: int, epoch: int = 0, rank: int = 0, world: int = 1,
                  start_batch: int = 0):
         if global_batch % world:
-            raise ValueError(f"global batch {global_batch} is not divisible by {world} processes")
+            raise ConfigError(f"global batch {global_batch} is not divisible by {world} processes")
         self.n, self.global_batch, self.seed, self.epoch = n, global_batch, seed, epoch
         self.rank, self.world, self.start_batch = rank, world, start_batch
 

@@ -16,6 +16,7 @@ The trainer owns the rest, as timm's train.py and nanoGPT's train.py do in one p
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,13 +25,13 @@ import torch
 from timm.data.loader import PrefetchLoader
 from tqdm import tqdm
 
-from milan_lab.config import to_dict
 from milan_lab.engine import distributed as dist_utils
-from milan_lab.engine.checkpoint import (latest_checkpoint, load_checkpoint, remove_stale_temporaries, rng_state,
-                                         save_checkpoint, set_rng_state)
+from milan_lab.engine.rng import rng_state, set_rng_state
+from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from milan_lab.io.weights import remove_stale_temporaries
 from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, make_loader, precision_for,
                                      resolve_workers, write_json)
-from milan_lab.errors import TrainingDiverged
+from milan_lab.errors import DataError, TrainingDiverged
 
 Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
 
@@ -93,7 +94,7 @@ class Trainer:
         ``load_state_dict(sd)`` default to the model's own (MILAN leaves its frozen teacher out)."""
         cfg, device = self.cfg, self.device
         if steps_per_epoch <= 0:
-            raise ValueError(f"the training data holds fewer images than one batch of {cfg.batch_size}")
+            raise DataError(f"the training data holds fewer images than one batch of {cfg.batch_size}")
         state_dict = state_dict or model.state_dict
         load_state_dict = load_state_dict or model.load_state_dict
         model.to(device).train()
@@ -160,7 +161,7 @@ class Trainer:
     def finish(self, summary: dict, **extra) -> dict:
         """Write ``metrics.json`` (rank 0), wait for every rank, tear DDP down; returns ``summary``."""
         if self.main:
-            write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": to_dict(self.cfg)})
+            write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": dataclasses.asdict(self.cfg)})
         dist_utils.barrier()
         dist_utils.cleanup()
         return summary
@@ -192,7 +193,7 @@ class Trainer:
             raise TrainingDiverged(f"the loss became NaN or infinite at step {bad}; {good}. Try a lower lr "
                                    f"(base_lr / lr), clip_grad=1.0, or a longer warm-up")
 
-    def _resume(self, model, optimizer, load_state_dict) -> tuple[int, list]:
+    def _resume(self, model, optimizer, load_state_dict) -> tuple[int, list, tuple]:
         folder = self.out / "checkpoints"
         if self.main:
             remove_stale_temporaries(folder)  # partial writes of a killed run
@@ -200,7 +201,7 @@ class Trainer:
         if ckpt is None:
             torch.manual_seed(self.cfg.seed + self.rank)  # per-rank stream for masks, drop-path, augmentation
             return 0, [], (0.0, 0)
-        from milan_lab.models.load import check_resumable
+        from milan_lab.factory.models import check_resumable
         state = load_checkpoint(ckpt)
         check_resumable(model, state["model"], ckpt, self.out, state.get("config"), getattr(self.cfg, "model", None))
         load_state_dict(state["model"])
@@ -223,7 +224,7 @@ class Trainer:
         if self.main:
             self.checkpoint_path = save_checkpoint(self.out / "checkpoints", step, {
                 "model": model_state, "optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "step": step, "history": history, "rng": states, "config": to_dict(self.cfg),
+                "step": step, "history": history, "rng": states, "config": dataclasses.asdict(self.cfg),
                 "loss_window": list(loss_window),  # the running mean of the next logged row: exact resume
                 "elapsed_s": self.elapsed},
                 keep=self.cfg.keep_checkpoints)

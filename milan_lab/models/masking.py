@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-SAMPLERS = ("random", "semantic", "topk", "inverse")
+from milan_lab.config import SAMPLERS
 
 
 class Masking(NamedTuple):

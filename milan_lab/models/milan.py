@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from milan_lab.config import ModelConfig
+from milan_lab.errors import ConfigError
 from milan_lab.models.decoders import build_decoder
 from milan_lab.models.losses import cosine_loss, pixel_loss
 from milan_lab.models.masking import Masking, sample_mask
@@ -44,7 +45,7 @@ class MILAN(nn.Module):
             check_teacher(cfg, teacher)
         elif cfg.needs_teacher and require_teacher:
             raise ValueError(f"target={cfg.target!r} / sampler={cfg.sampler!r} needs a teacher; "
-                             "pass one (milan_lab.teacher.load.load_teacher) or use target='pixels', sampler='random'")
+                             "pass one (milan_lab.factory.teachers.load_teacher) or use target='pixels', sampler='random'")
         self.teacher = teacher
 
     @property
@@ -115,11 +116,8 @@ class MILAN(nn.Module):
     # -- introspection and state --------------------------------------------------------------
     def extract_feat(self, images: torch.Tensor) -> torch.Tensor:
         """All tokens of the unmasked encoder, after the final norm: [N, 1 + L, D_e] (mmpretrain's
-        tensor mode; the seed's ``model(inputs)`` and ``model.extract_feat(inputs)``)."""
+        tensor mode; mmpretrain's ``model(inputs)`` and ``model.extract_feat(inputs)``)."""
         return self.encoder.forward_features(images)
-
-    def get_last_selfattention(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder.get_last_selfattention(images)
 
     def no_weight_decay(self) -> set[str]:
         """Parameters the optimiser must not decay (besides norms and biases), as in MAE/mmpretrain."""
@@ -141,20 +139,9 @@ def check_teacher(cfg: ModelConfig, teacher: Teacher) -> None:
     """Fail early, naming the mismatch, if the teacher cannot supervise this student."""
     grid = cfg.image_size // cfg.patch_size
     if teacher.grid_size != (grid, grid) or teacher.image_size != cfg.image_size:
-        raise ValueError(
+        raise ConfigError(
             f"teacher {teacher.name!r} sees {teacher.image_size}px images as a {teacher.grid_size} grid, but the "
             f"student sees {cfg.image_size}px as {grid}x{grid}: image_size and patch grid must match")
     if cfg.target == "clip" and teacher.embed_dim != cfg.target_dim:
-        raise ValueError(f"target_dim={cfg.target_dim} but teacher {teacher.name!r} outputs {teacher.embed_dim}-d "
+        raise ConfigError(f"target_dim={cfg.target_dim} but teacher {teacher.name!r} outputs {teacher.embed_dim}-d "
                          f"features: set model.target_dim={teacher.embed_dim}")
-
-
-def build_milan(cfg: ModelConfig, device="cpu", teacher: Teacher | None = None, seed: int | None = None) -> MILAN:
-    """Build MILAN with the teacher named in ``cfg`` (loaded only when the config needs it); with
-    ``seed``, the student's initial weights depend on it alone."""
-    if teacher is None and cfg.needs_teacher:
-        from milan_lab.teacher.load import load_teacher
-        teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
-    if seed is not None:
-        torch.manual_seed(seed)
-    return MILAN(cfg, teacher).to(device)

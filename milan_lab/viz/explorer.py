@@ -10,10 +10,12 @@ from PIL import Image
 
 from milan_lab.data.images import load_image
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from milan_lab.errors import BadImage
+from milan_lab.errors import BadImage, ConfigError
+from milan_lab.factory.models import load_model
+from milan_lab.factory.teachers import load_teacher
 from milan_lab.models.losses import unpatchify
 from milan_lab.models.masking import sample_mask
-from milan_lab.models.milan import MILAN
+from milan_lab.models.milan import MILAN, check_teacher
 from milan_lab.models.teacher import Teacher
 from milan_lab.viz import maps
 
@@ -47,18 +49,29 @@ def square(img: Image.Image, size: int) -> Image.Image:
 
 def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = None, device="cpu") -> MILAN:
     """A MILAN model from a pretraining checkpoint or run folder (default: the shipped offline
-    model) with a teacher: ``teacher`` when it fits the checkpoint's student, else the configured one."""
-    from milan_lab.models.load import load_model
-    return load_model(checkpoint or SHIPPED_MODEL, task="pretrain", teacher=teacher or "auto", device=device)
+    model). The explorer's ``teacher`` (the one its attention panels show) supervises the model
+    when it fits the checkpoint's student; otherwise the model keeps the teacher it was trained
+    with, and the panels say which teacher each one shows."""
+    model = load_model(checkpoint or SHIPPED_MODEL, task="pretrain", teacher="none", device=device)
+    if teacher is not None:
+        try:
+            check_teacher(model.cfg, teacher)
+        except ConfigError:
+            teacher = None
+    if teacher is None and model.cfg.needs_teacher:
+        cfg = model.cfg
+        teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
+    model.teacher = teacher.to(device).eval() if teacher is not None else None
+    return model
 
 
 def load_probe(checkpoint_path: str | None):
     """(dense probe, class names) saved beside a checkpoint by ``milan-lab seg-probe``, or None."""
     if not checkpoint_path:
         return None
-    from milan_lab.engine.dense import SegProbe
-    from milan_lab.engine.evaluate import probe_path_for
-    from milan_lab.weights import read_weights
+    from milan_lab.evaluation.dense import SegProbe
+    from milan_lab.evaluation.probes import probe_path_for
+    from milan_lab.io.weights import read_weights
     path = probe_path_for(checkpoint_path)
     if not path.is_file():
         return None
@@ -83,7 +96,7 @@ class Explorer:
     @classmethod
     def from_defaults(cls, teacher: str | None = None, teacher_pretrained: str | None = None,
                       checkpoint: str | None = None) -> "Explorer":
-        from milan_lab.teacher.load import load_teacher
+        from milan_lab.factory.teachers import load_teacher
         t = load_teacher(teacher, teacher_pretrained)
         model = load_milan(checkpoint, t) if checkpoint or SHIPPED_MODEL.is_file() else None
         return cls(t, model)
@@ -129,7 +142,7 @@ class Explorer:
             raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
         shown, x = self._views(image, self.model.cfg.image_size)
         if self._random_encoder is None:
-            from milan_lab.models.load import load_encoder
+            from milan_lab.factory.models import load_encoder
             self._random_encoder = load_encoder("random", self.model.cfg, seed=0)
         maps_ = {}
         for name, encoder in (("student", self.model.encoder), ("random", self._random_encoder)):
@@ -152,7 +165,7 @@ class Explorer:
         'classes', 'present', 'legend'}), or None when no probe was trained for it (``milan-lab
         seg-probe CHECKPOINT``). For an example scene, also its ground truth ('truth_overlay',
         'truth' [S, S]) and the prediction's mIoU and per-class IoU on it ('miou', 'iou')."""
-        from milan_lab.engine.dense import confusion, seg_scores
+        from milan_lab.evaluation.dense import confusion, seg_scores
         if self.model is None or self._probe is None:
             return None
         probe, classes = self._probe

@@ -37,7 +37,7 @@ def segmentation_figure(encoders: dict, probes: dict, dataset, n: int = 4):
     import torch
 
     from milan_lab.data.transforms import denormalize
-    from milan_lab.engine.dense import predict
+    from milan_lab.evaluation.dense import predict
     num_classes = len(dataset.classes)
     rows = []
     for i in range(min(n, len(dataset))):

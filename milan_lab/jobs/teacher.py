@@ -25,9 +25,9 @@ from milan_lab.data.scenes import SHAPES, random_spec, render_scene
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 from milan_lab.engine.trainer import Trainer
 from milan_lab.errors import ConfigError
-from milan_lab.teacher import registry
-from milan_lab.teacher.tokenizer import WordTokenizer
-from milan_lab.weights import save_weights
+from milan_lab.factory.teachers import register_configs
+from milan_lab.data.tokenizer import WordTokenizer
+from milan_lab.io.weights import save_weights
 
 
 @dataclass
@@ -92,7 +92,7 @@ def hard_negative_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray,
 
 
 def build_clip(cfg: TeacherTrainConfig, tokenizer: WordTokenizer) -> torch.nn.Module:
-    registry.register()
+    register_configs()
     return open_clip.create_model(cfg.model, pretrained=None, force_context_length=tokenizer.context_length)
 
 

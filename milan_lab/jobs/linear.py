@@ -12,10 +12,10 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from milan_lab.config import LinearProbeConfig
 from milan_lab.data.datasets import build_dataset
-from milan_lab.engine.supervised import train_classifier, val_dataset
+from milan_lab.jobs.supervised import train_classifier, val_dataset
 from milan_lab.engine.trainer import Trainer
 from milan_lab.models.classifier import MILANClassifier
-from milan_lab.models.load import load_encoder_weights
+from milan_lab.factory.models import load_encoder_weights
 
 
 def linear_transform(image_size: int):

@@ -13,13 +13,14 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from milan_lab import info as _info  # noqa: F401  (registers the CPU attention FLOP formula)
 from milan_lab.config import get_config
 from milan_lab.engine.common import autocast, autocast_dtype
 from milan_lab.engine.distributed import resolve_device
-from milan_lab.engine.pretrain import build_optimizer
+from milan_lab.errors import ConfigError
+from milan_lab.jobs.pretrain import build_optimizer
 from milan_lab.models.milan import MILAN
-from milan_lab.teacher.load import teacher_architecture
+from milan_lab.factory.teachers import teacher_architecture
+from milan_lab.tools.info import register_cpu_sdpa
 
 
 def provenance() -> dict:
@@ -56,8 +57,8 @@ def _sync(device):
 
 def measure_peak(device, dtype, n: int | None = None, repeats: int = 5, bursts: int = 4) -> float:
     """Achieved FLOP/s of an n x n matmul in ``dtype`` on ``device``: the best of ``bursts``
-    timings of ``repeats`` matmuls. A peak is a maximum: on shared 2-core machines the mean over a
-    single burst moved by 20 % between runs, and a slow reading inflates MFU."""
+    timings of ``repeats`` matmuls. A peak is a maximum: on a shared machine the mean over a single
+    burst moves between runs, and a slow reading would inflate MFU."""
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -81,7 +82,7 @@ def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: s
     batch = batch_size or (cfg.batch_size if dev.type == "cuda" else min(cfg.batch_size, 64))
     teacher = teacher_architecture(cfg.model.teacher, dev) if cfg.model.needs_teacher else None
     if cfg.model.needs_teacher and teacher is None:
-        raise ValueError(f"unknown teacher {cfg.model.teacher!r}: an open_clip model name or a teacher folder")
+        raise ConfigError(f"unknown teacher {cfg.model.teacher!r}: an open_clip model name or a teacher folder")
     model = MILAN(cfg.model, teacher).to(dev).train()
     opt = build_optimizer(model, cfg)
     images = torch.randn(batch, 3, cfg.model.image_size, cfg.model.image_size, device=dev)
@@ -120,6 +121,7 @@ def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: s
     for _ in range(steps):
         step(True)
 
+    register_cpu_sdpa()
     counter = FlopCounterMode(display=False)
     with counter:
         step(False)

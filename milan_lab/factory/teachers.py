@@ -25,11 +25,14 @@ from pathlib import Path
 import open_clip
 import torch
 
-from milan_lab.errors import CheckpointError, DownloadError
+from milan_lab.data.tokenizer import WordTokenizer
+from milan_lab.errors import CheckpointError, ConfigError, DownloadError
+from milan_lab.io.weights import is_torchscript, load_into, read_weights
 from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
-from milan_lab.teacher import registry
-from milan_lab.teacher.tokenizer import WordTokenizer
-from milan_lab.weights import is_torchscript, read_weights
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHIPPED_TEACHER = ASSETS / "teacher"
+_registered = False
 
 OPENAI_MEAN = open_clip.OPENAI_DATASET_MEAN
 OPENAI_STD = open_clip.OPENAI_DATASET_STD
@@ -40,14 +43,22 @@ _OPENAI_TEXT_KEYS = ("text_projection", "token_embedding.weight", "positional_em
 _MMPRETRAIN_TEACHER = "target_generator.tokenizer."  # where a MILAN checkpoint keeps its CLIP
 
 
+def register_configs() -> None:
+    """Make milan-lab's open_clip model configs (``milan-clip-tiny``) known to open_clip, once."""
+    global _registered
+    if not _registered:
+        open_clip.add_model_config(ASSETS / "model_configs")
+        _registered = True
+
+
 def load_teacher(name: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
                  input_norm: str = "same") -> Teacher:
     """Return a frozen :class:`Teacher`. See the module docstring for what ``name`` and
     ``pretrained`` accept; ``input_norm`` is ``"same"`` (the student's ImageNet-normalised
     tensor, as the references do) or ``"clip"`` (re-normalise to the teacher's mean/std)."""
-    registry.register()
+    register_configs()
     if name in (None, "", "default", "shipped") and pretrained is None:
-        return _from_local_dir(registry.SHIPPED_TEACHER, device, input_norm, "shipped")
+        return _from_local_dir(SHIPPED_TEACHER, device, input_norm, "shipped")
     if name and Path(name).is_dir():
         return _from_local_dir(Path(name), device, input_norm, str(name))
     if name and name.startswith("local-dir:"):
@@ -67,11 +78,11 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
                 f"{pretrained}: not an OpenAI-layout CLIP (no {', '.join(_OPENAI_IMAGE_KEYS[:2])} ...): pass its "
                 f"open_clip model name too, e.g. load_teacher('ViT-B-16', pretrained=...)")
     if not name:
-        raise ValueError("load_teacher: give an open_clip model name (e.g. 'ViT-B-16') with pretrained=TAG or FILE, "
+        raise ConfigError("load_teacher: give an open_clip model name (e.g. 'ViT-B-16') with pretrained=TAG or FILE, "
                          "a folder from 'milan-lab teacher train', or nothing for the shipped teacher")
     cleaned = name.replace("/", "-")
     if open_clip.get_model_config(cleaned) is None and not name.startswith("hf-hub:"):
-        raise ValueError(f"unknown open_clip model {name!r}. Known names include: "
+        raise ConfigError(f"unknown open_clip model {name!r}. Known names include: "
                          f"{', '.join(m for m in open_clip.list_models() if m.startswith('ViT'))[:400]} ... "
                          f"(open_clip.list_models() lists all)")
     quick_gelu = False
@@ -79,7 +90,7 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
     if pretrained and not os.path.isfile(pretrained):
         tag_cfg = open_clip.get_pretrained_cfg(cleaned, pretrained)
         if not tag_cfg:
-            raise ValueError(f"unknown pretrained tag {pretrained!r} for {name!r}; known tags: "
+            raise ConfigError(f"unknown pretrained tag {pretrained!r} for {name!r}; known tags: "
                              f"{open_clip.list_pretrained_tags_by_model(cleaned)} (or pass a local file path)")
         quick_gelu = bool(tag_cfg.get("quick_gelu", False))
         mean, std = tag_cfg.get("mean", mean), tag_cfg.get("std", std)
@@ -93,7 +104,6 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
                 f"{'' if offline else ' (' + str(e).splitlines()[0][:200] + ')'}; fetch them elsewhere and pass "
                 f"pretrained=<path> to the local file") from None
     else:  # a local file in open_clip's layout: read safely above, loaded here with a readable error
-        from milan_lab.weights import load_into
         clip = open_clip.create_model(name, pretrained=None)
         load_into(clip, state, f"{pretrained} (as {name})", ignore_prefix=())
     return Teacher(clip, open_clip.get_tokenizer(name), input_norm, mean, std, name=f"{name}:{pretrained}").to(device)
@@ -102,7 +112,7 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
 def teacher_architecture(name: str, device="cpu") -> Teacher | None:
     """A teacher for measuring, not for training: the shipped one or a folder as they are, an
     open_clip name with random weights (no download); None for a name open_clip does not know."""
-    registry.register()
+    register_configs()
     if name in ("shipped", "default") or Path(name).is_dir():
         return load_teacher(None if name in ("shipped", "default") else name, device=device)
     if open_clip.get_model_config(name) is None:
@@ -113,7 +123,7 @@ def teacher_architecture(name: str, device="cpu") -> Teacher | None:
 def _from_local_dir(folder: Path, device, input_norm: str, label: str) -> Teacher:
     config_path = folder / "open_clip_config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"no open_clip_config.json in {folder}. Train a teacher with 'milan-lab teacher train' "
             f"(it exports such a folder) or pass an open_clip name and pretrained tag/file.")
     config = json.loads(config_path.read_text())

@@ -22,10 +22,10 @@ from scipy import stats
 
 from milan_lab.config import get_config
 from milan_lab.data.segmentation import SegScenes
-from milan_lab.engine.dense import seg_probe
-from milan_lab.engine.evaluate import encoder_from, offline_features, quick_linear_probe
-from milan_lab.engine.knn import knn_top1
-from milan_lab.engine.pretrain import pretrain
+from milan_lab.evaluation.dense import seg_probe
+from milan_lab.evaluation.probes import encoder_from, offline_features, quick_linear_probe
+from milan_lab.evaluation.knn import knn_top1
+from milan_lab.jobs.pretrain import pretrain
 from milan_lab.errors import ConfigError
 
 BASELINE = "MILAN"

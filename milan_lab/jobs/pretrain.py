@@ -15,16 +15,17 @@ from milan_lab.config import PretrainConfig
 from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import DecodeCrop, eval_transform, pretrain_transform
 from milan_lab.engine.common import build_scheduler
-from milan_lab.engine.knn import knn_accuracy
-from milan_lab.engine.teacher_cache import TeacherCache, WithIndex, check_fits
+from milan_lab.evaluation.knn import knn_accuracy
+from milan_lab.jobs.teacher_cache import TeacherCache, WithIndex, check_cache_fits
 from milan_lab.engine.trainer import Trainer
-from milan_lab.models.milan import MILAN, build_milan
+from milan_lab.factory.models import create_model
+from milan_lab.models.milan import MILAN
 
 
 def build_optimizer(model: MILAN, cfg: PretrainConfig) -> torch.optim.Optimizer:
     """AdamW; 1-D parameters (norms, biases) and ``model.no_weight_decay()`` get no weight decay
     (timm builds the groups). PyTorch's fused kernel: one pass over each parameter instead of a
-    dozen small ops (the update took 22 ms of a 944 ms offline step on CPU, 7 ms fused)."""
+    dozen small ops."""
     return create_optimizer_v2(model, "adamw", lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
                                betas=(cfg.beta1, cfg.beta2), fused=True)
 
@@ -44,7 +45,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     trainer = Trainer(cfg, "pretrain")
     # the student is initialised from the seed alone, after the teacher is loaded (loading one
     # draws random numbers), so runs that differ only in their teacher use start alike
-    model = model if model is not None else build_milan(cfg.model, trainer.device, seed=cfg.seed)
+    model = model if model is not None else create_model(cfg.model, "pretrain", device=trainer.device, seed=cfg.seed)
     size = cfg.model.image_size
     if cfg.teacher_cache:  # fixed full-image views
         view = eval_transform(size, crop_ratio=1.0)
@@ -55,7 +56,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb)
     cache = None
     if cfg.teacher_cache and model.teacher is not None:
-        check_fits(len(dataset), model.num_patches, cfg.model.target_dim, trainer.device)
+        check_cache_fits(len(dataset), model.num_patches, cfg.model.target_dim, trainer.device)
         cache = TeacherCache(model.teacher, dataset, trainer.device, trainer.autocast)
         dataset = WithIndex(dataset)
     steps_per_epoch = len(dataset) // cfg.batch_size

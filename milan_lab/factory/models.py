@@ -1,5 +1,5 @@
-"""Building models from checkpoints: the one path every caller (zoo, explorer, evaluation, CLI,
-fine-tuning) takes from a file to a model.
+"""Creating and loading models: the one path every caller (jobs, zoo, explorer, evaluation, CLI)
+takes from a config or a file to a model, and back to a file (``export_timm``).
 
 A milan_lab checkpoint carries its own config, so the architecture is read from the file; an
 mmpretrain file carries none, so the caller names it (``cfg``, e.g. from a zoo entry). The task
@@ -13,13 +13,14 @@ from pathlib import Path
 import torch
 
 from milan_lab.config import ModelConfig, model_config_from
-from milan_lab.convert import from_mmpretrain
-from milan_lab.engine.checkpoint import resolve_checkpoint
-from milan_lab.errors import CheckpointError
+from milan_lab.convert import EXPORT_FORMATS, encoder_to_timm, from_mmpretrain
+from milan_lab.errors import CheckpointError, ConfigError
+from milan_lab.factory.teachers import load_teacher
+from milan_lab.io.checkpoints import resolve_checkpoint
+from milan_lab.io.weights import check_fits, load_into, read_weights, save_weights, state_dict_of
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.milan import MILAN, check_teacher
 from milan_lab.models.vit import ViTEncoder
-from milan_lab.weights import check_fits, load_into, read_weights, state_dict_of
 
 TASKS = ("pretrain", "finetune", "linear")
 
@@ -59,13 +60,20 @@ def weights_for(state: dict, task: str, source: str) -> dict:
     return weights
 
 
-def build_model(cfg: ModelConfig, task: str = "pretrain", num_classes: int = 0, teacher=None):
-    """A randomly initialised model of ``task`` for ``cfg``."""
-    if task == "pretrain":
-        return MILAN(cfg, teacher, require_teacher=False)
+def create_model(cfg: ModelConfig, task: str = "pretrain", num_classes: int = 0, teacher="auto",
+                 device: str | torch.device = "cpu", seed: int | None = None):
+    """A randomly initialised MILAN (``task`` "pretrain") or MILANClassifier ("finetune" /
+    "linear") for ``cfg``, on ``device``. ``teacher``: "auto" (the teacher ``cfg`` names, loaded
+    when the config needs one), "none" (features only), or a :class:`Teacher` that must fit.
+    With ``seed``, the initial weights depend on it alone (drawn after the teacher is loaded)."""
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    return MILANClassifier(cfg, num_classes, task)
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
+    teacher = _teacher_for(cfg, teacher, device) if task == "pretrain" else None
+    if seed is not None:
+        torch.manual_seed(seed)
+    if task == "pretrain":
+        return MILAN(cfg, teacher, require_teacher=False).to(device)
+    return MILANClassifier(cfg, num_classes, task).to(device)
 
 
 def load_model(source: str | Path, cfg: ModelConfig | None = None, task: str | None = None, teacher="none",
@@ -89,7 +97,7 @@ def load_model(source: str | Path, cfg: ModelConfig | None = None, task: str | N
     task = task or found
     weights = weights_for(state, task, str(path))
     num_classes = weights["head.weight"].shape[0] if "head.weight" in weights else 0
-    model = build_model(cfg, task, num_classes, _teacher_for(cfg, teacher, device) if task == "pretrain" else None)
+    model = create_model(cfg, task, num_classes, teacher, device)
     if task == "pretrain" and not any(k.startswith("decoder.") for k in weights):
         load_into(model.encoder, _strip(weights, "encoder."), str(path))  # an encoder-only file
     else:
@@ -160,16 +168,27 @@ def _teacher_for(cfg: ModelConfig, teacher, device):
     if teacher == "none" or teacher is None:
         return None
     if not isinstance(teacher, str):
-        try:
-            check_teacher(cfg, teacher)
-            return teacher
-        except ValueError:
-            pass
+        check_teacher(cfg, teacher)  # a teacher that does not fit is refused, naming why (never swapped)
+        return teacher
+    if teacher != "auto":
+        raise ConfigError(f"teacher must be 'auto', 'none' or a Teacher, got {teacher!r}")
     if not cfg.needs_teacher:
         return None
-    from milan_lab.teacher.load import load_teacher
     return load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
 
 
 def _strip(weights: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def export_timm(checkpoint: str | Path, out: str | Path) -> str:
+    """Write ``out`` (``.safetensors``, timm's and the hub's format for weights; ``.pth``/``.pt``
+    also work) loadable by ``timm.create_model('vit_base_patch16_224', pretrained=True,
+    pretrained_cfg_overlay=dict(file=out), num_classes=0)`` (with the matching timm model for
+    other sizes). ``checkpoint``: a milan_lab or mmpretrain file, or a run folder."""
+    if Path(out).suffix not in EXPORT_FORMATS:
+        raise ConfigError(f"{out}: unsupported export format {Path(out).suffix or '(no extension)'!r}; "
+                          f"name the file {' or '.join(EXPORT_FORMATS)}")
+    path, state = read_checkpoint(checkpoint)
+    weights = weights_for(state, task_of(state_dict_of(state)), str(path))
+    return str(save_weights(out, encoder_to_timm(weights)))

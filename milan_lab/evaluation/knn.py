@@ -21,11 +21,10 @@ def extract_features(encoder, dataset, device, batch_size: int = 256, pool: str 
     return torch.cat(feats), torch.cat(labels)
 
 
-def knn_classify(train_f, train_y, test_f, k: int = 20, temperature: float = 0.07,
-                 num_classes: int | None = None) -> torch.Tensor:
+def knn_classify(train_f, train_y, test_f, k: int = 20, temperature: float = 0.07) -> torch.Tensor:
     """Predicted labels [N_test]: votes of the k most similar training samples, weighted by
     exp(cos / T)."""
-    num_classes = num_classes or int(train_y.max()) + 1
+    num_classes = int(train_y.max()) + 1
     k = min(k, train_f.shape[0])
     sim, idx = (test_f @ train_f.T).topk(k, dim=1)
     votes = torch.zeros(test_f.shape[0], num_classes)

@@ -2,8 +2,7 @@
 
 With fixed views (the full image: no random crop, no flip) an image's teacher targets and
 class-token importance are the same every epoch, so they are computed once and looked up by
-image index afterwards: on the offline default the teacher is a third of the step, and every
-epoch after the first skips it. The masks stay random (drawn per step), so each epoch still
+image index afterwards: every epoch after the first skips the teacher's forward pass. The masks stay random (drawn per step), so each epoch still
 trains on new masked views of the image; only the augmentation of the crop is given up.
 
 The cache is filled on its first use (so its cost counts in the run's wall-clock), in index
@@ -46,7 +45,7 @@ def available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_fits(n: int, num_patches: int, target_dim: int, device: torch.device) -> None:
+def check_cache_fits(n: int, num_patches: int, target_dim: int, device: torch.device) -> None:
     """Refuse, before any work, a cache that would take more than half the free memory."""
     need, free = cache_bytes(n, num_patches, target_dim), available_bytes(device)
     if need > free // 2:

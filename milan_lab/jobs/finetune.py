@@ -14,10 +14,10 @@ from torchvision import transforms as T
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.datasets import build_dataset
 from milan_lab.data.transforms import DecodeCrop
-from milan_lab.engine.supervised import train_classifier, val_dataset
+from milan_lab.jobs.supervised import train_classifier, val_dataset
 from milan_lab.engine.trainer import Trainer
 from milan_lab.models.classifier import MILANClassifier
-from milan_lab.models.load import load_encoder_weights
+from milan_lab.factory.models import load_encoder_weights
 
 
 def finetune_transform(cfg: FinetuneConfig):

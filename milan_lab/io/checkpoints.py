@@ -5,15 +5,13 @@ so a run killed mid-write never leaves a truncated ``.pt`` behind; the newest co
 """
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from milan_lab.errors import CheckpointError
-from milan_lab.weights import atomic_write, read_weights, remove_stale_temporaries, tensor_bytes
+from milan_lab.io.weights import atomic_write, read_weights, tensor_bytes
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
@@ -53,41 +51,5 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint dict, read with ``weights_only=True`` (see :func:`milan_lab.weights.read_weights`)."""
+    """A checkpoint dict, read with ``weights_only=True`` (see :func:`milan_lab.io.weights.read_weights`)."""
     return read_weights(path)
-
-
-__all__ = ["save_checkpoint", "list_checkpoints", "latest_checkpoint", "resolve_checkpoint", "load_checkpoint",
-           "remove_stale_temporaries", "rng_state", "set_rng_state"]
-
-
-def rng_state() -> dict:
-    """Every RNG a run touches, as plain tensors and lists (weights_only-safe)."""
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"key": np_state[0], "pos": int(np_state[2]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "python": _python_state_to_plain(random.getstate()),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    random.setstate(_python_state_from_plain(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _python_state_to_plain(state):
-    version, internal, gauss = state
-    return {"version": version, "internal": list(internal), "gauss": gauss}
-
-
-def _python_state_from_plain(d):
-    return (d["version"], tuple(d["internal"]), d["gauss"])

@@ -18,10 +18,11 @@ from milan_lab.models.masking import random_masking
 from milan_lab.models.vit import ViTEncoder
 
 
-def _register_cpu_sdpa() -> None:
-    """torch's FlopCounterMode knows the CUDA attention kernels but not the CPU one that
-    ``F.scaled_dot_product_attention`` dispatches to here; without this, attention (4 % of
-    ViT-B's FLOPs) would silently count as zero on CPU."""
+def register_cpu_sdpa() -> None:
+    """Teach torch's FlopCounterMode the CPU attention kernel (idempotent; every FLOP count calls
+    it first). It knows the CUDA attention kernels but not the CPU one that
+    ``F.scaled_dot_product_attention`` dispatches to; without this, attention (4 % of ViT-B's
+    FLOPs) would silently count as zero on CPU."""
     ops = torch.ops.aten
     if not hasattr(ops, "_scaled_dot_product_flash_attention_for_cpu"):
         return
@@ -39,14 +40,13 @@ def _register_cpu_sdpa() -> None:
             return flop_counter.sdpa_backward_flop_count(grad_out, query, key, value)
 
 
-_register_cpu_sdpa()
-
 
 def count(module: torch.nn.Module, trainable: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
 
 def flops(fn) -> int:
+    register_cpu_sdpa()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         fn()
@@ -65,7 +65,7 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
     x = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
     masking = random_masking(1, num_patches, cfg.mask_ratio)
     latent = torch.zeros(1, masking.ids_keep.shape[1] + 1, cfg.embed_dim)
-    from milan_lab.teacher.load import teacher_architecture
+    from milan_lab.factory.teachers import teacher_architecture
     wrapped = teacher_architecture(cfg.teacher) if cfg.needs_teacher else None
     teacher = wrapped.visual if wrapped is not None else None  # the image tower: params and pooled forward
     info = {

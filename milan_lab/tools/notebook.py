@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from milan_lab.engine.common import write_json
-from milan_lab.errors import ConfigError
+from milan_lab.errors import ConfigError, DataError
 
 
 def overrides(**params) -> dict:
@@ -23,7 +23,7 @@ def save_figure(fig, output_dir: str | Path, name: str) -> str:
 def read_metrics(output_dir: str | Path) -> dict:
     path = Path(output_dir) / "metrics.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the job that writes it first")
+        raise DataError(f"{path} not found: run the job that writes it first")
     return json.loads(path.read_text())
 
 
@@ -90,7 +90,7 @@ def _list_of(item_check, known=None):
 
 def _spec() -> dict:
     from milan_lab.config import PRESETS
-    from milan_lab.engine.ablation import ARMS
+    from milan_lab.tools.ablation import ARMS
     from milan_lab.models.masking import SAMPLERS
     text, flag = _of_type(str), _of_type(bool)
     text_or_none, count, count_or_none = _of_type(str, optional=True), _int(1), _int(1, optional=True)

@@ -1,6 +1,6 @@
 """Cheap evaluation of frozen encoders: kNN and a quick linear classifier on cached features.
 
-The full linear-probe recipe (LARS, 100 epochs, augmentation) is ``engine/linear.py``; these are
+The full linear-probe recipe (LARS, 100 epochs, augmentation) is ``jobs/linear.py``; these are
 for monitoring and ablations, where features are extracted once and reused.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from milan_lab.config import get_config
 from milan_lab.data.datasets import OfflineScenes
 from milan_lab.data.transforms import eval_transform
-from milan_lab.engine.knn import extract_features, knn_top1
+from milan_lab.evaluation.knn import extract_features, knn_top1
 from milan_lab.errors import DataWarning
-from milan_lab.models.load import load_encoder
+from milan_lab.factory.models import load_encoder
 from milan_lab.models.vit import ViTEncoder
 
 
@@ -69,8 +69,8 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
     accuracy and per-class IoU on the validation split; the probe is saved beside the checkpoint.
     With ``return_models``: (result, encoder, probe)."""
     from milan_lab.data.segmentation import SegScenes, seg_folder_splits
-    from milan_lab.engine.dense import seg_probe
-    from milan_lab.weights import save_weights
+    from milan_lab.evaluation.dense import seg_probe
+    from milan_lab.io.weights import save_weights
     encoder = encoder_from(checkpoint, preset, seed)
     size = encoder.patch_embed.img_size[0]
     if data == "offline":
@@ -88,7 +88,7 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
                       f"class has ({', '.join(map(str, ignored['values'][:8]))}); they are left out of the mIoU",
                       DataWarning, stacklevel=2)
     if save and checkpoint not in ("", "random"):
-        from milan_lab.engine.checkpoint import resolve_checkpoint
+        from milan_lab.io.checkpoints import resolve_checkpoint
         path = probe_path_for(resolve_checkpoint(checkpoint))
         save_weights(path, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
         result["probe"] = str(path)

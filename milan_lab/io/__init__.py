@@ -1,0 +1,1 @@
+"""Files: reading and atomically writing weights (``weights``), run checkpoints (``checkpoints``)."""

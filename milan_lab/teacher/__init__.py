@@ -1,1 +1,0 @@
-"""The small CLIP teacher milan-lab ships and trains: tokenizer, training, evaluation."""
