@@ -2,7 +2,7 @@
 
 Binds 127.0.0.1 unless --host says otherwise; no share link; analytics off; fully offline with
 the shipped teacher and model. Layout and wiring live in ``milan_lab.app`` (so the installed
-``milan-lab app`` has them too); the handlers are ``milan_lab.viz.explorer.Explorer``'s methods.
+``milan-lab app`` has them too); the handlers are ``milan_lab.viz.panels.Explorer``'s methods.
 """
 import argparse
 import os

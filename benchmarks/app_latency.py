@@ -6,7 +6,7 @@ import statistics
 import time
 
 from milan_lab.data.scenes import make_scene
-from milan_lab.viz.explorer import Explorer
+from milan_lab.viz.panels import Explorer
 
 
 def timed(fn, repeats=5):

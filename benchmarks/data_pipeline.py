@@ -31,7 +31,7 @@ from milan_lab.cli import OneLineParser, positive_int
 from milan_lab.data.datasets import ClassFolder
 from milan_lab.data.jpeg_corpus import make_jpeg_corpus
 from milan_lab.data.transforms import DecodeCrop, pretrain_transform
-from milan_lab.tools.bench import provenance
+from milan_lab.tools.records import data_pipeline_table, provenance
 
 
 class TimmFolder(ClassFolder):
@@ -76,16 +76,6 @@ def with_workers(dataset, n: int, workers: int, batch: int = 32) -> float:
     return seen / (time.perf_counter() - t)
 
 
-def markdown_table(record: dict) -> str:
-    """The README's table, generated from a record (a test checks the README against the record)."""
-    lines = ["| pipeline | img/s per core | vs timm | 1 worker | 2 workers | bytes per image to the device |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for name, r in record["results"].items():
-        lines.append(f"| {name} | {r['per_core_img_s']:.0f} | {r['per_core_vs_timm']:.2f}x | {r['workers_1_img_s']:.0f} | "
-                     f"{r['workers_2_img_s']:.0f} | {r['bytes_to_device_per_image']:,} ({r['dtype']}) |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     p = OneLineParser(prog="data_pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=positive_int, default=256, help="images in the corpus and per measurement")
@@ -116,7 +106,7 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"{name:<12} {r['per_core_img_s']:>10.0f} {r['per_core_vs_timm']:>7.2f}x {r['workers_1_img_s']:>9.0f} "
               f"{r['workers_2_img_s']:>10.0f} {r['bytes_to_device_per_image']:>10,}")
-    print(markdown_table(record))
+    print(data_pipeline_table(record))
     out.mkdir(parents=True, exist_ok=True)
     (out / "record.json").write_text(json.dumps(record, indent=1))
     print(f"record: {out / 'record.json'}")

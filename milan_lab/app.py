@@ -1,5 +1,5 @@
 """The Gradio explorer: layout and wiring only; every handler is a method of
-:class:`milan_lab.viz.explorer.Explorer` (the ipywidgets notebook calls the same ones).
+:class:`milan_lab.viz.panels.Explorer` (the ipywidgets notebook calls the same ones).
 
 Kept inside the package (not only in apps/) so that ``milan-lab app`` works from an install;
 ``apps/explorer.py`` is the script entry point.
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from milan_lab.data.scenes import make_scene
 from milan_lab.errors import MilanLabError
 from milan_lab.viz import maps
-from milan_lab.viz.explorer import DISPLAY, EXAMPLE_SCENES, BadImage, Explorer, load_image
+from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, BadImage, Explorer, load_image
 from milan_lab.viz.plots import text_maps_image
 
 SAMPLERS = ["semantic", "random", "topk", "inverse"]
@@ -61,7 +62,6 @@ real photos are meaningful only with a real CLIP teacher (`milan-lab app --teach
 
 def example_images(folder: Path) -> list[str]:
     """Offline scenes plus real photos shipped inside installed packages."""
-    from milan_lab.data.scenes import make_scene
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -187,6 +187,11 @@ def build_app(explorer: Explorer):
         return (maps.to_uint8(r["masked_input"]), maps.to_uint8(maps.enlarge(r["pca_target"], 256)),
                 maps.to_uint8(maps.enlarge(r["pca_pred"], 256)), maps.to_uint8(r["cosine"]), text_img, note)
 
+    def image_row(*panels):
+        """One row of output images, each (label, elem_id)."""
+        with gr.Row():
+            return [gr.Image(label=label, elem_id=elem_id) for label, elem_id in panels]
+
     examples = example_images(Path(tempfile.gettempdir()) / "milan_lab_examples")
     with gr.Blocks(title="milan-lab explorer") as demo:
         gr.Markdown(f"# MILAN explorer\nTeacher: `{explorer.teacher.name}` · MILAN model: "
@@ -204,17 +209,15 @@ def build_app(explorer: Explorer):
                     with gr.Row():
                         layer = gr.Slider(-1, n_layers - 1, value=-1, step=1, label="layer (-1 = last)")
                         head = gr.Dropdown(["mean"] + [str(h) for h in range(n_heads)], value="mean", label="head")
-                    with gr.Row():
-                        att_map = gr.Image(label="teacher: class-token attention", elem_id="attention-map")
-                        att_roll = gr.Image(label="teacher: attention rollout", elem_id="attention-rollout")
+                    att_map, att_roll = image_row(("teacher: class-token attention", "attention-map"),
+                                                  ("teacher: attention rollout", "attention-rollout"))
                     gr.Markdown("The MILAN student's own class-token attention (last block, DINO's view), and a "
                                 "randomly initialised encoder's: after pretraining, the student looks where CLIP looks.")
                     with gr.Row():
                         stu_head = gr.Dropdown(["mean"] + [str(h) for h in range(n_student_heads)], value="mean",
                                                label="student head")
-                    with gr.Row():
-                        stu_map = gr.Image(label="student (MILAN encoder)", elem_id="student-attention")
-                        rnd_map = gr.Image(label="random encoder", elem_id="random-attention")
+                    stu_map, rnd_map = image_row(("student (MILAN encoder)", "student-attention"),
+                                                 ("random encoder", "random-attention"))
                     stu_note = gr.Markdown()
                 with gr.Tab("Masks"):
                     with gr.Row():
@@ -222,27 +225,22 @@ def build_app(explorer: Explorer):
                         sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B")
                         ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
                         seed = gr.Number(value=0, precision=0, label="seed")
-                    with gr.Row():
-                        mask_a = gr.Image(label="sampler A", elem_id="mask-a")
-                        mask_b = gr.Image(label="sampler B", elem_id="mask-b")
+                    mask_a, mask_b = image_row(("sampler A", "mask-a"), ("sampler B", "mask-b"))
                     mask_note = gr.Markdown()
                 with gr.Tab("Reconstruction"):
                     with gr.Row():
                         rec_sampler = gr.Dropdown(SAMPLERS, value="semantic", label="sampler")
                         prompts = gr.Textbox(value=DEFAULT_PROMPTS, label="text prompts (comma separated)")
-                    with gr.Row():
-                        rec_masked = gr.Image(label="masked input", elem_id="rec-masked")
-                        rec_target = gr.Image(label="target features (PCA)", elem_id="rec-target")
-                        rec_pred = gr.Image(label="predicted features (PCA)", elem_id="rec-pred")
-                        rec_cos = gr.Image(label="cosine per patch", elem_id="rec-cos")
+                    rec_masked, rec_target, rec_pred, rec_cos = image_row(
+                        ("masked input", "rec-masked"), ("target features (PCA)", "rec-target"),
+                        ("predicted features (PCA)", "rec-pred"), ("cosine per patch", "rec-cos"))
                     rec_text = gr.Image(label="text-prompt similarity: target vs prediction", elem_id="rec-text")
                     rec_note = gr.Markdown()
                 with gr.Tab("Segmentation"):
                     gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
                                 "each pixel's class among background and the eight shapes.")
-                    with gr.Row():
-                        seg_map = gr.Image(label="dense probe prediction", elem_id="segmentation")
-                        seg_truth = gr.Image(label="ground truth (example scenes)", elem_id="segmentation-truth")
+                    seg_map, seg_truth = image_row(("dense probe prediction", "segmentation"),
+                                                   ("ground truth (example scenes)", "segmentation-truth"))
                     seg_legend = gr.HTML(elem_id="segmentation-legend")
                     seg_note = gr.Markdown()
                 with gr.Tab("About"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 
 from milan_lab import config as C
@@ -49,6 +50,18 @@ def _options_epilog(job: str) -> str:
     return "\n".join(lines)
 
 
+def _record_option(parser) -> None:
+    parser.add_argument("--record", metavar="FILE", help="also write the result with its provenance (command, commit, "
+                                                        "machine, matmul peak, seeds) to this JSON file")
+
+
+def _save_record(args, kind: str, result: dict, seconds: float, seeds=(0,)) -> None:
+    if getattr(args, "record", None):
+        from milan_lab.tools.records import write_record
+        command = " ".join(["milan-lab", *args.argv])
+        print(f"record: {write_record(args.record, kind, result, seeds, seconds, command=command)}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="milan-lab", description="MILAN research workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -56,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="parameter counts and GFLOPs of a preset")
     s.add_argument("preset", choices=list(C.PRESETS))
     s.add_argument("--json", action="store_true")
+    _record_option(s)
 
     for name, job in JOB_COMMANDS.items():
         s = sub.add_parser(name, help=f"run {name}", epilog=_options_epilog(job),
@@ -69,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
     s.add_argument("--train-size", type=positive_int, default=2048)
     s.add_argument("--val-size", type=positive_int, default=1024)
+    _record_option(s)
 
     s = sub.add_parser("seg-probe", help="linear dense (segmentation) probe of a frozen encoder: mIoU")
     s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
@@ -80,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-save", action="store_true", help="do not save the probe beside the checkpoint")
     s.add_argument("--json", action="store_true")
+    _record_option(s)
+
+    s = sub.add_parser("attention", help="where the class token looks: attention on the main object, agreement "
+                                         "with the teacher, against random encoders")
+    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir (its own teacher is the reference)")
+    s.add_argument("-n", type=positive_int, default=256, help="offline validation scenes")
+    s.add_argument("--random-inits", type=positive_int, default=3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    _record_option(s)
 
     t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")
     tsub = t.add_subparsers(dest="teacher_command", required=True)
@@ -90,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrained", default=None)
     s.add_argument("-n", type=positive_int, default=512)
     s.add_argument("--json", action="store_true")
+    _record_option(s)
 
     s = sub.add_parser("bench", help="time the pretraining step: img/s, split by stage, MFU")
     s.add_argument("preset", nargs="?", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
@@ -97,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=positive_int, default=10)
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
+    _record_option(s)
 
     s = sub.add_parser("app", help="launch the Gradio explorer (127.0.0.1 by default)")
     s.add_argument("--host", default="127.0.0.1")
@@ -123,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return _dispatch(args) or 0
     except MilanLabError as e:  # bad input: one clear line; anything else is a bug and keeps its traceback
@@ -135,11 +164,15 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int | None:
+    # Each command imports what it runs here, not at the top: `milan-lab --help` and a refused option
+    # answer at once instead of after importing torch, timm, open_clip and gradio.
     cmd = args.command
     if cmd == "info":
         from milan_lab.tools.info import format_info, model_info
+        t = time.perf_counter()
         info = model_info(args.preset)
         print(json.dumps(info, indent=1) if args.json else format_info(info))
+        _save_record(args, "info", info, time.perf_counter() - t)
     elif cmd in JOB_COMMANDS:
         job = JOB_COMMANDS[cmd]
         cfg = C.get_config(job, args.preset, args.overrides, args.config)
@@ -152,9 +185,13 @@ def _dispatch(args) -> int | None:
         print(json.dumps(run(cfg), indent=1))
     elif cmd == "knn":
         from milan_lab.evaluation.probes import knn_eval
-        print(json.dumps(knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size), indent=1))
+        t = time.perf_counter()
+        result = knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size)
+        print(json.dumps(result, indent=1))
+        _save_record(args, "knn", result, time.perf_counter() - t)
     elif cmd == "seg-probe":
         from milan_lab.evaluation.probes import seg_probe_eval
+        t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataWarning)
             r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
@@ -173,12 +210,21 @@ def _dispatch(args) -> int | None:
                 print(f"  {name:<12} IoU {'-' if iou is None else f'{100 * iou:5.1f} %'}")
             if "probe" in r:
                 print(f"probe saved to {r['probe']}")
+        _save_record(args, "seg-probe", r, time.perf_counter() - t, seeds=(args.seed,))
+    elif cmd == "attention":
+        from milan_lab.evaluation.attention import attention_eval, format_attention
+        t = time.perf_counter()
+        r = attention_eval(args.checkpoint, args.n, args.random_inits, args.seed)
+        print(json.dumps(r, indent=1) if args.json else format_attention(r))
+        _save_record(args, "attention", r, time.perf_counter() - t, seeds=list(range(args.random_inits)))
     elif cmd == "teacher":
         _teacher(args)
     elif cmd == "bench":
         from milan_lab.tools.bench import bench, format_bench
+        t = time.perf_counter()
         result = bench(args.preset, args.batch_size, args.steps, args.device)
         print(json.dumps(result, indent=1) if args.json else format_bench(result))
+        _save_record(args, "bench", result, time.perf_counter() - t, seeds=())
     elif cmd == "app":
         from milan_lab.app import launch
         launch(host=args.host, port=args.port, teacher=args.teacher, teacher_pretrained=args.teacher_pretrained,
@@ -232,6 +278,7 @@ def _teacher(args) -> None:
     else:
         from milan_lab.evaluation.teacher import evaluate_teacher
         from milan_lab.factory.teachers import load_teacher
+        t = time.perf_counter()
         result = evaluate_teacher(load_teacher(args.teacher, args.pretrained), n=args.n)
         if args.json:
             print(json.dumps(result, indent=1))
@@ -240,6 +287,7 @@ def _teacher(args) -> None:
                 print(f"zero-shot {k:<18} {100 * v:5.1f} %")
             print(f"attention on objects         {result['attention_on_objects']:.2f}x the objects' area share "
                   f"(median {result['attention_on_objects_median']:.2f}x, {result['n_images']} held-out images)")
+        _save_record(args, "teacher-eval", result, time.perf_counter() - t)
 
 
 if __name__ == "__main__":

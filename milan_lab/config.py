@@ -27,7 +27,8 @@ SAMPLERS = ("random", "semantic", "topk", "inverse")  # milan_lab.models.masking
 
 
 @dataclass
-class ModelConfig:
+class EncoderConfig:
+    """The ViT encoder's architecture: what every job builds (pretraining, fine-tuning, probing)."""
     image_size: int = 224
     patch_size: int = 16
     embed_dim: int = 768            # encoder width
@@ -35,6 +36,20 @@ class ModelConfig:
     num_heads: int = 12
     mlp_ratio: float = 4.0
     drop_path: float = 0.0
+
+    def validate(self) -> None:
+        _fraction(self, "drop_path", closed_right=False)
+        _positive(self, "image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"embed_dim ({self.embed_dim}) must be divisible by its number of heads ({self.num_heads})")
+
+
+@dataclass
+class ModelConfig(EncoderConfig):
+    """The MILAN pretraining model: the encoder, plus the decoder, the target, the masking and the
+    teacher, which only pretraining reads."""
     decoder: str = "prompting"      # "prompting" (MILAN) | "mae"
     decoder_embed_dim: int = 512
     decoder_depth: int = 8
@@ -51,74 +66,53 @@ class ModelConfig:
     teacher_input_norm: str = "same"  # "same": the student's ImageNet-normalised input; "clip"
 
     def validate(self) -> None:
+        super().validate()
         _choice("decoder", self.decoder, ("prompting", "mae"))
         _choice("target", self.target, ("clip", "pixels"))
         _choice("loss_on", self.loss_on, ("all", "masked"))
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("teacher_input_norm", self.teacher_input_norm, ("same", "clip"))
-        _fraction(self, "mask_ratio", "drop_path", closed_right=False)
-        _positive(self, "masks_per_image", "image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio",
-                  "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target_dim")
-        if self.image_size % self.patch_size:
-            raise ConfigError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
-        for name, dim, heads in (("embed_dim", self.embed_dim, self.num_heads),
-                                 ("decoder_embed_dim", self.decoder_embed_dim, self.decoder_num_heads)):
-            if dim % heads:
-                raise ConfigError(f"{name} ({dim}) must be divisible by its number of heads ({heads})")
+        _fraction(self, "mask_ratio", closed_right=False)
+        _positive(self, "masks_per_image", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target_dim")
+        if self.decoder_embed_dim % self.decoder_num_heads:
+            raise ConfigError(f"decoder_embed_dim ({self.decoder_embed_dim}) must be divisible by its number of heads "
+                              f"({self.decoder_num_heads})")
 
     @property
     def needs_teacher(self) -> bool:
         return self.target == "clip" or self.sampler != "random"
 
 
+# Model fields that only pretraining reads, and what a classifier job lacks that would use them.
+PRETRAIN_ONLY = {
+    **dict.fromkeys(("sampler", "mask_ratio", "masks_per_image"), "has no masking"),
+    **dict.fromkeys(("decoder", "decoder_embed_dim", "decoder_depth", "decoder_num_heads"), "has no decoder"),
+    **dict.fromkeys(("target", "target_dim", "norm_pix_loss", "loss_on"), "has no reconstruction target"),
+    **dict.fromkeys(("teacher", "teacher_pretrained", "teacher_input_norm"), "has no teacher"),
+}
+
+
 @dataclass
-class JobConfig:
-    """Fields every training job shares (pretraining, fine-tuning, linear probing)."""
-    preset: str = "milan_vit-tiny-p8_offline"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: str = "offline"           # "offline" (generated scenes) or an ImageNet-style folder
-    offline_size: int = 12800       # offline training images per epoch
-    offline_cache_mb: int = 512     # keep rendered offline scenes in memory up to this size (0: render each time)
-    epochs: int = 100
-    warmup_epochs: float = 5.0
+class TrainerConfig:
+    """What the one training loop (``engine/trainer.py``) reads, for every job alike."""
     batch_size: int = 1024          # global batch (over all processes and accumulation steps)
     accum_steps: int = 1
-    base_lr: float = 1e-3           # lr = base_lr * batch_size / 256 unless lr is set
-    lr: float | None = None
-    min_lr: float = 0.0
-    weight_decay: float = 0.05
     clip_grad: float | None = None
     seed: int = 0
     device: str = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "auto"         # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
-    num_workers: int = -1           # -1: 0 on CPU, 8 on GPU
     output_dir: str = "runs/job"
     resume: bool = True             # continue from output_dir's latest checkpoint if any
     checkpoint_every: int = 200     # steps
     keep_checkpoints: int = 2       # 0 keeps all
     log_every: int = 10             # steps between logged rows (and host syncs for the loss)
-    max_steps: int | None = None    # stop early (tests, profiling); the schedule still spans all epochs
+    max_steps: int | None = None    # stop early (tests, profiling); the schedule still spans the whole run
     progress: bool = True
     compile: bool = False           # torch.compile the model (GPU); a failure falls back to eager with one warning
 
-    # model fields whose default differs for this job (fine-tuning uses drop path 0.1)
-    MODEL_DEFAULTS: ClassVar[dict] = {}
-    # model fields this job does not use -> why; setting one is refused rather than silently ignored
-    UNUSED_MODEL_FIELDS: ClassVar[dict] = {}
-    JOB_NAME: ClassVar[str] = "this job"
-
     def validate(self) -> None:
-        self.model.validate()
-        _positive(self, "epochs", "batch_size", "accum_steps", "offline_size", "checkpoint_every", "log_every",
-                  "base_lr")
-        _at_least(self, 0, "warmup_epochs", "weight_decay", "min_lr", "keep_checkpoints", "offline_cache_mb")
-        _at_least(self, -1, "num_workers")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"bad value for 'lr': must be positive (or none), got {self.lr}")
-        if self.min_lr > self.effective_lr:
-            raise ConfigError(f"bad value for 'min_lr': {self.min_lr} is above the peak lr {self.effective_lr:g}")
-        if self.warmup_epochs > self.epochs:
-            raise ConfigError(f"bad value for 'warmup_epochs': {self.warmup_epochs} is more than epochs={self.epochs}")
+        _positive(self, "batch_size", "accum_steps", "checkpoint_every", "log_every")
+        _at_least(self, 0, "keep_checkpoints")
         if self.clip_grad is not None and self.clip_grad <= 0:
             raise ConfigError(f"bad value for 'clip_grad': must be positive (or none), got {self.clip_grad}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -127,6 +121,42 @@ class JobConfig:
             raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})")
         _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         check_device(self.device)
+
+
+@dataclass
+class JobConfig(TrainerConfig):
+    """A training job on images: the loop's options, the model, the data and the lr schedule."""
+    preset: str = "milan_vit-tiny-p8_offline"
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    data: str = "offline"           # "offline" (generated scenes) or an ImageNet-style folder
+    offline_size: int = 12800       # offline training images per epoch
+    offline_cache_mb: int = 512     # keep rendered offline scenes in memory up to this size (0: render each time)
+    num_workers: int = -1           # data loader processes; -1: 0 on CPU, 8 on GPU
+    epochs: int = 100
+    warmup_epochs: float = 5.0
+    base_lr: float = 1e-3           # lr = base_lr * batch_size / 256 unless lr is set
+    lr: float | None = None
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+
+    # model fields whose default differs for this job (fine-tuning uses drop path 0.1)
+    MODEL_DEFAULTS: ClassVar[dict] = {}
+    # model fields this job does not use -> why; setting one is refused rather than silently ignored
+    UNUSED_MODEL_FIELDS: ClassVar[dict] = {}
+    JOB_NAME: ClassVar[str] = "this job"
+
+    def validate(self) -> None:
+        super().validate()
+        self.model.validate()
+        _positive(self, "epochs", "offline_size", "base_lr")
+        _at_least(self, 0, "warmup_epochs", "weight_decay", "min_lr", "offline_cache_mb")
+        _at_least(self, -1, "num_workers")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"bad value for 'lr': must be positive (or none), got {self.lr}")
+        if self.min_lr > self.effective_lr:
+            raise ConfigError(f"bad value for 'min_lr': {self.min_lr} is above the peak lr {self.effective_lr:g}")
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"bad value for 'warmup_epochs': {self.warmup_epochs} is more than epochs={self.epochs}")
         if self.data != "offline" and not Path(self.data).is_dir():
             raise ConfigError(f"data: {self.data!r} is neither 'offline' nor an existing folder")
 
@@ -138,6 +168,7 @@ class JobConfig:
 @dataclass
 class PretrainConfig(JobConfig):
     """The MILAN pretraining recipe (mmpretrain milan_vit-base-p16_16xb256-amp-coslr-400e_in1k)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 6
     warmup_epochs: float = 1.0
     batch_size: int = 128
@@ -165,19 +196,9 @@ class PretrainConfig(JobConfig):
         _positive(self, "knn_train_size", "knn_val_size")
 
 
-# Model fields that only pretraining reads, and what a classifier job lacks that would use them.
-PRETRAIN_ONLY = {
-    **dict.fromkeys(("sampler", "mask_ratio", "masks_per_image"), "has no masking"),
-    **dict.fromkeys(("decoder", "decoder_embed_dim", "decoder_depth", "decoder_num_heads"), "has no decoder"),
-    **dict.fromkeys(("target", "target_dim", "norm_pix_loss", "loss_on"), "has no reconstruction target"),
-    **dict.fromkeys(("teacher", "teacher_pretrained", "teacher_input_norm"), "has no teacher"),
-}
-
-
 @dataclass
 class ClassifierJobConfig(JobConfig):
     """Fields of the jobs that train a classifier on a (pretrained) encoder."""
-    UNUSED_MODEL_FIELDS: ClassVar[dict] = PRETRAIN_ONLY
     checkpoint: str = ""            # pretraining checkpoint or output_dir; "" = random init
     num_classes: int = 0            # 0: from the data
     eval_size: int = 1024
@@ -225,8 +246,7 @@ class LinearProbeConfig(ClassifierJobConfig):
     output_dir: str = "runs/linear"
 
     JOB_NAME: ClassVar[str] = "linear probing"
-    UNUSED_MODEL_FIELDS: ClassVar[dict] = {
-        **PRETRAIN_ONLY, "drop_path": "has no drop path (the frozen encoder runs in eval mode)"}
+    UNUSED_MODEL_FIELDS: ClassVar[dict] = {"drop_path": "has no drop path (the frozen encoder runs in eval mode)"}
 
     def validate(self) -> None:
         super().validate()
@@ -234,59 +254,45 @@ class LinearProbeConfig(ClassifierJobConfig):
 
 
 # ---------------------------------------------------------------------------------------------
-# Presets: a name -> (model fields, per-job fields)
-VIT_B16 = dict(image_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12, decoder_embed_dim=512,
-               decoder_depth=8, decoder_num_heads=16, target_dim=512, teacher="ViT-B-16", teacher_pretrained="openai")
-TINY = dict(image_size=64, patch_size=8, embed_dim=192, depth=6, num_heads=3, decoder_embed_dim=128,
-            decoder_depth=2, decoder_num_heads=4, target_dim=128, teacher="shipped", teacher_pretrained=None)
-
-PRESETS: dict[str, dict] = {
-    # The paper's model under mmpretrain's name: 16 GPUs x 256, AMP, cosine lr, 400 epochs.
-    "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k": dict(
-        model=VIT_B16, pretrain=dict(epochs=400, warmup_epochs=40, batch_size=4096, base_lr=1.5e-4,
-                                     output_dir="runs/milan_vit-base-p16")),
-    # The offline default: trains on a 2-core CPU in minutes against the shipped small teacher.
-    # Fixed full-scene views with the teacher cache: the teacher runs once per scene, not once per
-    # step, and the views are those kNN and the probes see; batch 64 (more, smaller steps beat
-    # fewer, larger ones per image here) at the first recipe's lr per image (3e-3 x 64 / 256).
-    # benchmarks/time_to_quality.py measures it against the first recipe.
-    "milan_vit-tiny-p8_offline": dict(
-        model=TINY, pretrain=dict(epochs=8, warmup_epochs=1, batch_size=64, base_lr=3e-3, offline_size=6400,
-                                  teacher_cache=True, min_crop_scale=1.0),
-        # The label is the *main* object's shape: crops below ~1/3 of the image, CutMix/Mixup and random
-        # erasing remove or blend that object and make labels wrong at 64 px, so the offline recipe drops them.
-        finetune=dict(epochs=4, warmup_epochs=0.5, batch_size=128, base_lr=1e-3, layer_decay=0.75, offline_size=6400,
-                      min_crop_scale=0.35, mixup=0.0, cutmix=0.0, random_erasing=0.0),
-        linear=dict(epochs=10, warmup_epochs=1, batch_size=256, base_lr=0.1, offline_size=6400)),
-    # Even smaller: for tests and the ablation grid.
-    "milan_vit-micro-p8_offline": dict(
-        model=dict(TINY, embed_dim=96, depth=2, num_heads=3, decoder_embed_dim=64, decoder_depth=1,
-                   decoder_num_heads=2),
-        pretrain=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=3e-3, offline_size=1024,
-                      knn_train_size=512, knn_val_size=256),
-        finetune=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=1e-3, offline_size=512),
-        linear=dict(epochs=2, warmup_epochs=0.5, batch_size=64, base_lr=0.1, offline_size=512)),
-}
+# Presets: YAML files in milan_lab/presets/, one per name, read by the same path as --config:
+# a ``model`` section (the pretraining model) and one section per job (pretrain, finetune, linear).
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS: dict[str, dict] = {p.stem: load for p in sorted(PRESET_DIR.glob("*.yaml"))
+                            if (load := yaml.safe_load(p.read_text()))}
 JOBS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "linear": LinearProbeConfig}
 
 
 def get_config(job: str, preset: str | None = None, overrides=None, yaml_file: str | None = None):
     """Build the config for ``job`` ("pretrain" | "finetune" | "linear") from a preset, an
-    optional YAML file and overrides (in that order), validated."""
+    optional YAML file and overrides (in that order), validated.
+
+    The YAML file is either a preset-style file (a ``model`` section and one section per job; a
+    copied preset is one) or flat options as on the command line (``epochs: 3``, ``model:
+    {mask_ratio: 0.6}``)."""
     if job not in JOBS:
         raise ConfigError(f"unknown job {job!r}; expected one of {list(JOBS)}")
     cls = JOBS[job]
     preset = preset or cls.preset
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
-    spec = PRESETS[preset]
-    cfg = cls(preset=preset, model=ModelConfig(**{**cls.MODEL_DEFAULTS, **spec["model"]}))
-    cfg = apply_overrides(cfg, spec.get(job, {}))
-    if yaml_file:
-        cfg = apply_overrides(cfg, _flatten(load_yaml(yaml_file)))
+    model_cls = _model_type(cls)
+    cfg = cls(preset=preset, model=model_cls(**cls.MODEL_DEFAULTS))
+    for spec in [PRESETS[preset]] + ([load_yaml(yaml_file)] if yaml_file else []):
+        cfg = apply_overrides(cfg, _job_options(spec, job, model_cls))
     cfg = apply_overrides(cfg, overrides or {})
     cfg.validate()
     return cfg
+
+
+def _job_options(spec: dict, job: str, model_cls) -> dict:
+    """The options a YAML mapping sets for ``job``. A preset-style mapping (with job sections)
+    gives its ``model`` fields this job's model has (fine-tuning takes the encoder of a pretraining
+    model description) and its ``job`` section; a flat one is taken whole."""
+    if not any(k in spec for k in JOBS):
+        return _flatten(spec)
+    known = {f.name for f in dataclasses.fields(model_cls)}
+    model = {f"model.{k}": v for k, v in (spec.get("model") or {}).items() if k in known}
+    return {**model, **_flatten(spec.get(job) or {})}
 
 
 def apply_overrides(cfg, overrides):
@@ -307,8 +313,7 @@ def apply_overrides(cfg, overrides):
         target, name = _resolve(cfg, key)
         why = getattr(cfg, "UNUSED_MODEL_FIELDS", {}).get(name) if target is not cfg else None
         if why:
-            kind = "pretraining" if name in PRETRAIN_ONLY else "fine-tuning"
-            raise ConfigError(f"{name} is a {kind} option; {cfg.JOB_NAME} {why}")
+            raise ConfigError(f"{name} is a fine-tuning option; {cfg.JOB_NAME} {why}")
         setattr(target, name, _coerce(key, value, _field_type(target, name)))
     return cfg
 
@@ -357,7 +362,7 @@ def describe(cls) -> list[tuple[str, str, object]]:
     for f in dataclasses.fields(cls):
         if f.name == "model":
             unused = getattr(cls, "UNUSED_MODEL_FIELDS", {})
-            rows += [(f"model.{m.name}", _type_name(m.type), m.default) for m in dataclasses.fields(ModelConfig)
+            rows += [(f"model.{m.name}", _type_name(m.type), m.default) for m in dataclasses.fields(_model_type(cls))
                      if m.name not in unused]
         else:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -370,16 +375,23 @@ def _resolve(cfg, key: str):
     parts = key.split(".")
     nested = dataclasses.is_dataclass(getattr(cfg, "model", None))
     top = {f.name for f in dataclasses.fields(cfg)} - ({"model"} if nested else set())
-    sub = {f.name for f in dataclasses.fields(ModelConfig)} if nested else set()
-    if len(parts) == 2 and parts[0] == "model" and parts[1] in sub:
-        return cfg.model, parts[1]
-    if len(parts) == 1 and parts[0] in top and parts[0] in sub:
+    sub = {f.name for f in dataclasses.fields(cfg.model)} if nested else set()
+    name = parts[-1]
+    if len(parts) == 2 and parts[0] == "model" and name in sub:
+        return cfg.model, name
+    if len(parts) == 1 and name in top and name in sub:
         raise ConfigError(f"ambiguous config key {key!r}: it names both {key!r} and 'model.{key}'; say which")
-    if len(parts) == 1 and parts[0] in top:
-        return cfg, parts[0]
-    if len(parts) == 1 and parts[0] in sub:
-        return cfg.model, parts[0]
+    if len(parts) == 1 and name in top:
+        return cfg, name
+    if len(parts) == 1 and name in sub:
+        return cfg.model, name
+    if nested and name in PRETRAIN_ONLY and len(parts) <= 2 and parts[0] in ("model", name):
+        raise ConfigError(f"{name} is a pretraining option; {getattr(cfg, 'JOB_NAME', 'this job')} {PRETRAIN_ONLY[name]}")
     raise ConfigError(f"unknown config key {key!r}; run with --help to list the options")
+
+
+def _model_type(cls) -> type:
+    return typing.get_type_hints(cls)["model"]
 
 
 def _field_type(obj, name):

@@ -21,10 +21,14 @@ from pathlib import Path
 import torch
 
 from milan_lab.config import PRESETS, ModelConfig
+from milan_lab.data.datasets import ClassFolder
+from milan_lab.data.images import MIN_SIDE, load_image
 from milan_lab.data.scenes import SHAPES
+from milan_lab.data.transforms import eval_transform
 from milan_lab.errors import CheckpointError, ConfigError, DataError, DownloadError
-from milan_lab.models.classifier import MILANClassifier
+from milan_lab.evaluation.classifier import evaluate
 from milan_lab.factory.models import create_model, load_model
+from milan_lab.models.classifier import MILANClassifier
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 _BASE = "https://download.openmmlab.com/mmselfsup/1.x/milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k/"
@@ -114,8 +118,6 @@ def get_model(name: str, pretrained: bool | str = False, device: str = "cpu", te
 
 
 def _to_tensor(model, image) -> torch.Tensor:
-    from milan_lab.data.images import load_image
-    from milan_lab.data.transforms import eval_transform
     img = load_image(image)  # images under MIN_SIDE px are refused, as in the app
     size = model.cfg.image_size
     return eval_transform(size, 0.875 if size >= 224 else 1.0)(img)[None]
@@ -173,10 +175,6 @@ def evaluate_folder(model, data: str, batch_size: int = 64) -> dict:
     """top-1 / top-5 of a classifier on an ImageNet-style folder. Labels map by class name when
     the folders are named after the model's classes (see :func:`label_mapping`); unreadable files
     are skipped and reported."""
-    from milan_lab.data.datasets import ClassFolder
-    from milan_lab.data.images import MIN_SIDE
-    from milan_lab.data.transforms import eval_transform
-    from milan_lab.evaluation.classifier import evaluate
     if not isinstance(model, MILANClassifier):
         raise ConfigError("test needs a classifier (a fine-tuned or linear-probe model)")
     size = model.cfg.image_size

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from milan_lab.viz.explorer import BadImage, Explorer, load_image
+from milan_lab.viz.panels import BadImage, Explorer, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "outputs" / "test-artifacts"

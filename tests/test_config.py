@@ -63,9 +63,9 @@ def test_describe_lists_every_option():
 def test_every_short_key_that_names_two_fields_is_refused_naming_both():
     import dataclasses
 
-    from milan_lab.config import JOBS, ModelConfig
-    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    from milan_lab.config import JOBS
     for job, cls in JOBS.items():
+        model_fields = {f.name for f in dataclasses.fields(get_config(job, None).model)}  # this job's model
         for f in dataclasses.fields(cls):
             if f.name in model_fields:  # a job field with a model field's name: the short key is ambiguous
                 with pytest.raises(ValueError, match=rf"ambiguous config key '{f.name}'.*'model.{f.name}'"):
@@ -106,3 +106,36 @@ def test_fp16_gets_a_grad_scaler_bf16_and_fp32_do_not():
     assert precision_for("auto", cpu) == (None, False) and precision_for("fp32", cuda) == (None, False)
     with pytest.raises(ValueError, match="far slower than fp32"):
         precision_for("bf16", cpu)
+
+
+def test_configs_by_role():
+    """Fine-tuning and linear probing have an encoder config, not the pretraining model's; the
+    teacher job's config is the loop's options plus its recipe, with no stand-ins."""
+    import dataclasses
+
+    from milan_lab.config import EncoderConfig, ModelConfig, TrainerConfig
+    from milan_lab.jobs.teacher import TeacherTrainConfig
+    assert type(get_config("finetune", None).model) is EncoderConfig
+    assert type(get_config("linear", None).model) is EncoderConfig
+    assert type(get_config("pretrain", None).model) is ModelConfig
+    loop = {f.name for f in dataclasses.fields(TrainerConfig)}
+    assert loop <= {f.name for f in dataclasses.fields(TeacherTrainConfig)}
+    assert loop <= {f.name for f in dataclasses.fields(PretrainConfig)}
+    with pytest.raises(ValueError, match="accum_steps"):
+        apply_overrides(TeacherTrainConfig(), {"accum_steps": 2}).validate()
+
+
+def test_presets_are_yaml_files_that_a_user_can_copy_and_pass_with_config(tmp_path):
+    from milan_lab.config import PRESET_DIR
+    assert {p.stem for p in PRESET_DIR.glob("*.yaml")} == set(PRESETS)
+    copy = tmp_path / "mine.yaml"
+    text = (PRESET_DIR / "milan_vit-tiny-p8_offline.yaml").read_text()
+    copy.write_text(text.replace("epochs: 8", "epochs: 3").replace("embed_dim: 192", "embed_dim: 96"))
+    cfg = get_config("pretrain", "milan_vit-tiny-p8_offline", None, str(copy))
+    assert cfg.epochs == 3 and cfg.model.embed_dim == 96 and cfg.teacher_cache
+    ft = get_config("finetune", "milan_vit-tiny-p8_offline", None, str(copy))  # the encoder of the model section
+    assert ft.model.embed_dim == 96 and ft.epochs == 4
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("model:\n  sampler: random\n")
+    with pytest.raises(ValueError, match="sampler is a pretraining option; fine-tuning has no masking"):
+        get_config("finetune", None, None, str(flat))

@@ -251,7 +251,7 @@ def test_exif_orientation_is_applied_everywhere(tmp_path):
     assert ClassFolder(str(tmp_path / "cls"))[0][0].size == (40, 80)
     (tmp_path / "cls" / "a" / "captions.csv").write_text("image,caption\nportrait.jpg,a red square\n")
     assert CaptionPairs(str(tmp_path / "cls" / "a"))[0][0].size == (40, 80)
-    from milan_lab.viz.explorer import Explorer
+    from milan_lab.viz.panels import Explorer
     shown, _ = Explorer._views(str(path), 64)
     assert shown[5, 128, 2] > 0.8 and shown[250, 128, 0] > 0.8  # app's view: blue on top, red below
     assert shown[128, 5, 0] > 0.8 or shown[128, 5, 2] < 0.5  # (sideways, blue would be on the left)
@@ -259,7 +259,7 @@ def test_exif_orientation_is_applied_everywhere(tmp_path):
 
 def test_identical_requests_give_identical_pictures():
     from milan_lab.viz import maps
-    from milan_lab.viz.explorer import Explorer
+    from milan_lab.viz.panels import Explorer
     ex = Explorer.from_defaults()
     from milan_lab.data.scenes import make_scene
     scene = make_scene(0, "test", 3, 128)[0]

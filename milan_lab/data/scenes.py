@@ -138,11 +138,12 @@ def _paint(img, rng, shape, colour, centre, radius, angle):
 
 def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64,
                  background_rng: np.random.Generator | None = None,
-                 return_mask: bool = False, return_labels: bool = False):
+                 return_mask: bool = False, return_labels: bool = False, return_main: bool = False):
     """Render ``spec`` as a uint8 image [H, W, 3]; with ``return_mask`` also the float object
     coverage [H, W] in [0, 1] of all objects (main and distractors); with ``return_labels`` also
     the label map [H, W] uint8: 0 background, 1 + shape index where an object covers at least half
-    the pixel (later objects, the main one last, paint over earlier ones, as in the image).
+    the pixel (later objects, the main one last, paint over earlier ones, as in the image); with
+    ``return_main`` also the main object's own coverage [H, W] in [0, 1].
     Pixels and labels come from the same painting, so they cannot disagree.
 
     ``background_rng`` lets hard-negative groups share one background (pass a fresh generator
@@ -166,7 +167,8 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64
     a = _paint(img, rng, spec.shape, spec.colour, centre, radius, rng.uniform(-0.25, 0.25))
     labels[a >= 0.5] = SHAPES.index(spec.shape) + 1
     image = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    extra = ([np.maximum(coverage, a)] if return_mask else []) + ([labels] if return_labels else [])
+    extra = ([np.maximum(coverage, a)] if return_mask else []) + ([labels] if return_labels else []) + (
+        [a] if return_main else [])
     return (image, *extra) if extra else image
 
 
@@ -187,6 +189,14 @@ def make_labelled_scene(seed: int, split: str, index: int, image_size: int = 64)
     rng = scene_rng(seed, split, index)
     spec = random_spec(rng)
     return render_scene(rng, spec, image_size, return_labels=True)
+
+
+def make_scene_with_main_object(seed: int, split: str, index: int, image_size: int = 64):
+    """The same scene as :func:`make_scene` with its main object's coverage: (uint8 image
+    [H, W, 3], float coverage [H, W] in [0, 1] of the object the caption names)."""
+    rng = scene_rng(seed, split, index)
+    spec = random_spec(rng)
+    return render_scene(rng, spec, image_size, return_main=True)
 
 
 def patch_labels(labels: np.ndarray, patch: int) -> np.ndarray:

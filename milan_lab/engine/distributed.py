@@ -7,7 +7,7 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from milan_lab.errors import ConfigError
+from milan_lab.config import check_device
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -20,12 +20,13 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for a config's ``device`` (checked as the config checks it; "auto" is CUDA
+    where there is one); under torchrun, this process's GPU."""
+    check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={name!r} but CUDA is not available on this machine; use device=cpu or auto")
         if device.index is None and "LOCAL_RANK" in os.environ:
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)

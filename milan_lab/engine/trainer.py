@@ -26,12 +26,13 @@ from timm.data.loader import PrefetchLoader
 from tqdm import tqdm
 
 from milan_lab.engine import distributed as dist_utils
+from milan_lab.engine.common import EpochBatchSampler, MetricsLog, autocast, make_loader, precision_for, resolve_workers, write_json
 from milan_lab.engine.rng import rng_state, set_rng_state
+from milan_lab.config import TrainerConfig
+from milan_lab.errors import DataError, TrainingDiverged
+from milan_lab.factory.models import check_resumable
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from milan_lab.io.weights import remove_stale_temporaries
-from milan_lab.engine.common import (EpochBatchSampler, MetricsLog, autocast, make_loader, precision_for,
-                                     resolve_workers, write_json)
-from milan_lab.errors import DataError, TrainingDiverged
 
 Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
 
@@ -52,10 +53,11 @@ def compiled(module: torch.nn.Module) -> torch.nn.Module:
 
 
 class Trainer:
-    def __init__(self, cfg, name: str):
-        """``cfg``: a job config (``JobConfig`` fields); validated here, before any work."""
+    def __init__(self, cfg: TrainerConfig, name: str, arch=None):
+        """``cfg``: the job's config (a :class:`TrainerConfig`), validated here, before any work.
+        ``arch``: the model's config, which a resumed checkpoint must match (named if not)."""
         cfg.validate()
-        self.cfg, self.name = cfg, name
+        self.cfg, self.name, self.arch = cfg, name, arch
         self.device = dist_utils.resolve_device(cfg.device)
         self.rank, self.world = dist_utils.init_distributed(self.device)
         self.main = dist_utils.is_main(self.rank)
@@ -70,9 +72,10 @@ class Trainer:
     def autocast(self):
         return autocast(self.device, self.amp_dtype)
 
-    def dataset_batches(self, dataset) -> Batches:
-        """Global batches of ``dataset`` in a (seed, epoch) order, this rank's slice of each."""
-        workers = resolve_workers(self.cfg.num_workers, self.device)
+    def dataset_batches(self, dataset, num_workers: int = -1) -> Batches:
+        """Global batches of ``dataset`` in a (seed, epoch) order, this rank's slice of each,
+        loaded by ``num_workers`` processes (-1: 0 on CPU, 8 on GPU)."""
+        workers = resolve_workers(num_workers, self.device)
 
         def batches(epoch: int, start: int):
             dataset.set_epoch(epoch)
@@ -86,7 +89,7 @@ class Trainer:
 
     # -----------------------------------------------------------------------------------------
     def fit(self, model, optimizer, scheduler, batches: Batches, steps_per_epoch: int, loss_fn,
-            evaluate=None, after_step=None, state_dict=None, load_state_dict=None) -> list[dict]:
+            evaluate=None, after_step=None, state_dict=None, load_state_dict=None, *, epochs: int) -> list[dict]:
         """Train to ``epochs * steps_per_epoch`` steps (or ``max_steps``), resuming from
         ``output_dir`` when it holds a checkpoint; returns the history of logged rows.
 
@@ -98,7 +101,7 @@ class Trainer:
         state_dict = state_dict or model.state_dict
         load_state_dict = load_state_dict or model.load_state_dict
         model.to(device).train()
-        total = steps_per_epoch * cfg.epochs
+        total = steps_per_epoch * epochs
         step, history, window = self._resume(model, optimizer, load_state_dict)
         t_start = time.time() - self.elapsed  # wall-clock of the run, carried over a resume
         log = MetricsLog(self.out / "metrics.csv", enabled=self.main, purge_after=step)
@@ -106,7 +109,7 @@ class Trainer:
         if self.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
-        if getattr(cfg, "compile", False):
+        if cfg.compile:
             net = compiled(net)
         last = min(total, cfg.max_steps or total)
         bar = tqdm(total=last, initial=step, disable=not (self.main and cfg.progress), desc=self.name,
@@ -201,9 +204,8 @@ class Trainer:
         if ckpt is None:
             torch.manual_seed(self.cfg.seed + self.rank)  # per-rank stream for masks, drop-path, augmentation
             return 0, [], (0.0, 0)
-        from milan_lab.factory.models import check_resumable
         state = load_checkpoint(ckpt)
-        check_resumable(model, state["model"], ckpt, self.out, state.get("config"), getattr(self.cfg, "model", None))
+        check_resumable(model, state["model"], ckpt, self.out, state.get("config"), self.arch)
         load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:

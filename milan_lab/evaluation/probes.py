@@ -13,14 +13,18 @@ import torch.nn.functional as F
 
 from milan_lab.config import get_config
 from milan_lab.data.datasets import OfflineScenes
+from milan_lab.data.segmentation import SegScenes, seg_folder_splits
 from milan_lab.data.transforms import eval_transform
-from milan_lab.evaluation.knn import extract_features, knn_top1
 from milan_lab.errors import DataWarning
+from milan_lab.evaluation.dense import seg_probe
+from milan_lab.evaluation.knn import extract_features, knn_top1
 from milan_lab.factory.models import load_encoder
+from milan_lab.io.checkpoints import resolve_checkpoint
+from milan_lab.io.weights import save_weights
 from milan_lab.models.vit import ViTEncoder
 
 
-def encoder_from(checkpoint: str | None, preset: str, seed: int = 0) -> ViTEncoder:
+def _encoder(checkpoint: str | None, preset: str, seed: int = 0) -> ViTEncoder:
     """The encoder of a pretraining checkpoint/output_dir (its architecture from the checkpoint),
     or a randomly initialised one of ``preset`` ('random')."""
     return load_encoder(checkpoint, get_config("pretrain", preset).model, seed)
@@ -51,7 +55,7 @@ def quick_linear_probe(train, val, num_classes: int, steps: int = 300, lr: float
 
 
 def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int = 1024) -> dict:
-    encoder = encoder_from(checkpoint, preset)
+    encoder = _encoder(checkpoint, preset)
     size = encoder.patch_embed.img_size[0]
     train, val = offline_features(encoder, size, train_size, val_size)
     return {"checkpoint": checkpoint, "knn_top1": knn_top1(train, val)}
@@ -68,10 +72,7 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
     """The linear dense probe on a frozen encoder ('random' for a random one): mIoU, pixel
     accuracy and per-class IoU on the validation split; the probe is saved beside the checkpoint.
     With ``return_models``: (result, encoder, probe)."""
-    from milan_lab.data.segmentation import SegScenes, seg_folder_splits
-    from milan_lab.evaluation.dense import seg_probe
-    from milan_lab.io.weights import save_weights
-    encoder = encoder_from(checkpoint, preset, seed)
+    encoder = _encoder(checkpoint, preset, seed)
     size = encoder.patch_embed.img_size[0]
     if data == "offline":
         train, val = SegScenes("train", train_size, size, seed), SegScenes("val", val_size, size, seed)
@@ -88,7 +89,6 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
                       f"class has ({', '.join(map(str, ignored['values'][:8]))}); they are left out of the mIoU",
                       DataWarning, stacklevel=2)
     if save and checkpoint not in ("", "random"):
-        from milan_lab.io.checkpoints import resolve_checkpoint
         path = probe_path_for(resolve_checkpoint(checkpoint))
         save_weights(path, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
         result["probe"] = str(path)

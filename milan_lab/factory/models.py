@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from milan_lab.config import ModelConfig, model_config_from
+from milan_lab.config import EncoderConfig, ModelConfig, model_config_from
 from milan_lab.convert import EXPORT_FORMATS, encoder_to_timm, from_mmpretrain
 from milan_lab.errors import CheckpointError, ConfigError
 from milan_lab.factory.teachers import load_teacher
@@ -145,16 +145,17 @@ ARCH_FIELDS = ("image_size", "patch_size", "embed_dim", "depth", "num_heads", "m
                "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target", "target_dim")
 
 
-def _arch_diff(saved: ModelConfig, current: ModelConfig) -> str:
-    """'embed_dim 192 in the checkpoint vs 48 here, ...' for the architecture fields that differ."""
+def _arch_diff(saved: ModelConfig, current: EncoderConfig) -> str:
+    """'embed_dim 192 in the checkpoint vs 48 here, ...' for the architecture fields that differ
+    (those ``current`` has: an encoder's alone for a classifier)."""
     return ", ".join(f"{f} {getattr(saved, f)} in the checkpoint vs {getattr(current, f)} here"
-                     for f in ARCH_FIELDS if getattr(saved, f) != getattr(current, f))
+                     for f in ARCH_FIELDS if hasattr(current, f) and getattr(saved, f) != getattr(current, f))
 
 
 def check_resumable(model, state: dict, path: Path, output_dir: str | Path, saved_cfg: dict | None,
-                    current: ModelConfig | None) -> None:
+                    current: EncoderConfig | None) -> None:
     """Before resuming: the checkpoint in ``output_dir`` must fit ``model``."""
-    comparable = isinstance(current, ModelConfig) and isinstance((saved_cfg or {}).get("model"), dict)
+    comparable = isinstance(current, EncoderConfig) and isinstance((saved_cfg or {}).get("model"), dict)
     diff = _arch_diff(model_config_from(saved_cfg), current) if comparable else ""
     try:
         check_fits(model, state, str(path))

@@ -14,10 +14,10 @@ from torchvision import transforms as T
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.datasets import build_dataset
 from milan_lab.data.transforms import DecodeCrop
-from milan_lab.jobs.supervised import train_classifier, val_dataset
 from milan_lab.engine.trainer import Trainer
-from milan_lab.models.classifier import MILANClassifier
 from milan_lab.factory.models import load_encoder_weights
+from milan_lab.jobs.supervised import train_classifier, val_dataset
+from milan_lab.models.classifier import MILANClassifier
 
 
 def finetune_transform(cfg: FinetuneConfig):
@@ -51,7 +51,7 @@ def build_finetune(cfg: FinetuneConfig):
 
 
 def finetune(cfg: FinetuneConfig) -> dict:
-    trainer = Trainer(cfg, "finetune")
+    trainer = Trainer(cfg, "finetune", arch=cfg.model)
     model, optimizer, train_set, val_set, mixup = build_finetune(cfg)
     # Mixup applies the label smoothing itself; without it, timm's smoothed cross-entropy does
     criterion = SoftTargetCrossEntropy() if mixup is not None else LabelSmoothingCrossEntropy(cfg.label_smoothing)

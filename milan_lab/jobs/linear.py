@@ -5,17 +5,16 @@ lr 3.2 for batch 2048, momentum 0.9, no weight decay, warm-up then cosine; crop 
 """
 from __future__ import annotations
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.optim import create_optimizer_v2
 from torchvision import transforms as T
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
 from milan_lab.config import LinearProbeConfig
 from milan_lab.data.datasets import build_dataset
-from milan_lab.jobs.supervised import train_classifier, val_dataset
 from milan_lab.engine.trainer import Trainer
-from milan_lab.models.classifier import MILANClassifier
 from milan_lab.factory.models import load_encoder_weights
+from milan_lab.jobs.supervised import train_classifier, val_dataset
+from milan_lab.models.classifier import MILANClassifier
 
 
 def linear_transform(image_size: int):
@@ -37,6 +36,6 @@ def build_linear(cfg: LinearProbeConfig):
 
 
 def linear_probe(cfg: LinearProbeConfig) -> dict:
-    trainer = Trainer(cfg, "linear-probe")
+    trainer = Trainer(cfg, "linear-probe", arch=cfg.model)
     model, optimizer, train_set, val_set = build_linear(cfg)
     return train_classifier(trainer, model, optimizer, train_set, val_set)

@@ -15,10 +15,10 @@ from milan_lab.config import PretrainConfig
 from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import DecodeCrop, eval_transform, pretrain_transform
 from milan_lab.engine.common import build_scheduler
-from milan_lab.evaluation.knn import knn_accuracy
-from milan_lab.jobs.teacher_cache import TeacherCache, WithIndex, check_cache_fits
 from milan_lab.engine.trainer import Trainer
+from milan_lab.evaluation.knn import knn_accuracy
 from milan_lab.factory.models import create_model
+from milan_lab.jobs.teacher_cache import TeacherCache, WithIndex, check_cache_fits
 from milan_lab.models.milan import MILAN
 
 
@@ -42,7 +42,7 @@ def knn_sets(cfg: PretrainConfig):
 
 def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     """Run (or resume) pretraining; returns a summary dict (also written to metrics.json)."""
-    trainer = Trainer(cfg, "pretrain")
+    trainer = Trainer(cfg, "pretrain", arch=cfg.model)
     # the student is initialised from the seed alone, after the teacher is loaded (loading one
     # draws random numbers), so runs that differ only in their teacher use start alike
     model = model if model is not None else create_model(cfg.model, "pretrain", device=trainer.device, seed=cfg.seed)
@@ -80,9 +80,9 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
             return None
         return {"knn_acc": knn_accuracy(model.encoder, *knn, trainer.device)}
 
-    history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(dataset), steps_per_epoch,
-                          loss_fn, evaluate, state_dict=model.student_state_dict,
-                          load_state_dict=model.load_student_state_dict)
+    history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(dataset, cfg.num_workers),
+                          steps_per_epoch, loss_fn, evaluate, state_dict=model.student_state_dict,
+                          load_state_dict=model.load_student_state_dict, epochs=cfg.epochs)
     step = history[-1]["step"] if history else 0
     summary = {"steps": step, "total_steps": steps_per_epoch * cfg.epochs, "epochs_done": step / steps_per_epoch,
                "final_loss": _last(history, "loss"), "knn_acc": _last(history, "knn_acc"),

@@ -38,8 +38,8 @@ def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mix
         results.update(evaluate(model, val_set, device, trainer.amp_dtype))
         return {"top1": results["top1"], "top5": results["top5"]}
 
-    history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(train_set), steps_per_epoch, loss_fn,
-                          evaluate_epoch)
+    history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(train_set, cfg.num_workers),
+                          steps_per_epoch, loss_fn, evaluate_epoch, epochs=cfg.epochs)
     if not results and trainer.main:  # a run resumed after its last step: evaluate once more
         results.update(evaluate(model, val_set, device, trainer.amp_dtype))
     summary = {"steps": history[-1]["step"] if history else 0, "total_steps": steps_per_epoch * cfg.epochs,

@@ -14,24 +14,25 @@ import math
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import open_clip
 import torch
 
-from milan_lab.config import check_device
+from milan_lab.config import TrainerConfig
 from milan_lab.data.scenes import SHAPES, random_spec, render_scene
+from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 from milan_lab.engine.trainer import Trainer
 from milan_lab.errors import ConfigError
 from milan_lab.factory.teachers import register_configs
-from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.io.weights import save_weights
 
 
 @dataclass
-class TeacherTrainConfig:
+class TeacherTrainConfig(TrainerConfig):
+    """The loop's options (:class:`TrainerConfig`) and the teacher's recipe: one pass of ``steps``
+    generated batches."""
     model: str = "milan-clip-tiny"  # an open_clip config name (ours is registered on import)
     steps: int = 1500
     batch_size: int = 128
@@ -41,26 +42,18 @@ class TeacherTrainConfig:
     warmup_steps: int = 100
     caption_drop: float = 0.3       # probability of leaving out each of colour / size / place
     image_size: int = 64
-    seed: int = 0
     device: str = "cpu"
-    precision: str = "auto"
     output_dir: str = "runs/teacher"
-    resume: bool = True
     checkpoint_every: int = 250
     keep_checkpoints: int = 1
-    log_every: int = 10
-    max_steps: int | None = None
-    progress: bool = True
     threads: int = 0                # torch CPU threads; 0 keeps torch's default
 
-    # what the shared Trainer reads and this job fixes: one pass of ``steps`` batches
-    epochs: ClassVar[int] = 1
-    accum_steps: ClassVar[int] = 1
-    clip_grad: ClassVar[None] = None
-    num_workers: ClassVar[int] = 0
-
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "lr", "image_size", "checkpoint_every", "log_every"):
+        super().validate()
+        if self.accum_steps != 1:  # the contrastive loss compares every pair in the whole batch
+            raise ConfigError(f"bad value for 'accum_steps': teacher training needs the whole batch at once, got "
+                              f"{self.accum_steps}")
+        for name in ("steps", "lr", "image_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bad value for {name!r}: must be positive, got {getattr(self, name)}")
         for name in ("warmup_steps", "weight_decay"):
@@ -71,7 +64,6 @@ class TeacherTrainConfig:
         if not 1 <= self.group_size <= len(SHAPES) or self.batch_size % self.group_size:
             raise ConfigError(f"group_size ({self.group_size}) must divide batch_size ({self.batch_size}) "
                               f"and be at most {len(SHAPES)} (the number of shapes)")
-        check_device(self.device)
 
 
 def hard_negative_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray, list[str]]:
@@ -145,7 +137,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool | None = None) -> Path
             model.logit_scale.clamp_(0, math.log(100))
 
     history = trainer.fit(model, opt, _HandSchedule(cfg, opt), batches, cfg.steps, loss_fn,
-                          after_step=clamp_temperature)
+                          after_step=clamp_temperature, epochs=1)
     losses = [r["loss"] for r in history if "loss" in r]
     extra = {"train_config": asdict(cfg), "final_loss": float(np.mean(losses[-5:])) if losses else None}
     folder = None

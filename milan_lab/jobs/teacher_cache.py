@@ -2,8 +2,9 @@
 
 With fixed views (the full image: no random crop, no flip) an image's teacher targets and
 class-token importance are the same every epoch, so they are computed once and looked up by
-image index afterwards: every epoch after the first skips the teacher's forward pass. The masks stay random (drawn per step), so each epoch still
-trains on new masked views of the image; only the augmentation of the crop is given up.
+image index afterwards: every epoch after the first skips the teacher's forward pass. The masks
+stay random (drawn per step), so each epoch still trains on new masked views of the image; only
+the augmentation of the crop is given up.
 
 The cache is filled on its first use (so its cost counts in the run's wall-clock), in index
 order and fixed batches: the same numbers whatever the training order, before or after a resume.

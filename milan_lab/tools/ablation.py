@@ -22,11 +22,12 @@ from scipy import stats
 
 from milan_lab.config import get_config
 from milan_lab.data.segmentation import SegScenes
-from milan_lab.evaluation.dense import seg_probe
-from milan_lab.evaluation.probes import encoder_from, offline_features, quick_linear_probe
-from milan_lab.evaluation.knn import knn_top1
-from milan_lab.jobs.pretrain import pretrain
 from milan_lab.errors import ConfigError
+from milan_lab.evaluation.dense import seg_probe
+from milan_lab.evaluation.knn import knn_top1
+from milan_lab.evaluation.probes import offline_features, quick_linear_probe
+from milan_lab.factory.models import load_encoder
+from milan_lab.jobs.pretrain import pretrain
 
 BASELINE = "MILAN"
 ARMS = {
@@ -52,7 +53,7 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
     t = time.perf_counter()
     summary = pretrain(cfg)
     ms_per_step = 1e3 * (time.perf_counter() - t) / max(1, summary["steps"])
-    encoder = encoder_from(str(out), preset)
+    encoder = load_encoder(str(out), cfg.model)
     size = cfg.model.image_size
     train, val = offline_features(encoder, size, eval_train, eval_val, seed=seed)
     seg, _ = seg_probe(encoder, SegScenes("train", seg_train, size, seed), SegScenes("val", seg_val, size, seed),

@@ -17,37 +17,10 @@ from milan_lab.config import get_config
 from milan_lab.engine.common import autocast, autocast_dtype
 from milan_lab.engine.distributed import resolve_device
 from milan_lab.errors import ConfigError
+from milan_lab.factory.teachers import teacher_architecture
 from milan_lab.jobs.pretrain import build_optimizer
 from milan_lab.models.milan import MILAN
-from milan_lab.factory.teachers import teacher_architecture
 from milan_lab.tools.info import register_cpu_sdpa
-
-
-def provenance() -> dict:
-    """Where a measurement comes from: the command line, the code's commit, the machine (CPU model,
-    cores, GPU), torch and its threads, and the date. Every benchmark record starts with it."""
-    import platform
-    import subprocess
-    import sys
-    from datetime import datetime, timezone
-    from pathlib import Path
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                    text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import os
-    return {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "commit": commit, "uncommitted_changes": dirty,
-            "cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _sync(device):

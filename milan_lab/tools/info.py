@@ -12,6 +12,7 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from milan_lab.config import get_config
+from milan_lab.factory.teachers import teacher_architecture
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.decoders import build_decoder
 from milan_lab.models.masking import random_masking
@@ -65,7 +66,6 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
     x = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
     masking = random_masking(1, num_patches, cfg.mask_ratio)
     latent = torch.zeros(1, masking.ids_keep.shape[1] + 1, cfg.embed_dim)
-    from milan_lab.factory.teachers import teacher_architecture
     wrapped = teacher_architecture(cfg.teacher) if cfg.needs_teacher else None
     teacher = wrapped.visual if wrapped is not None else None  # the image tower: params and pooled forward
     info = {

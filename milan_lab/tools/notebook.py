@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from milan_lab.config import PRESETS
 from milan_lab.engine.common import write_json
 from milan_lab.errors import ConfigError, DataError
+from milan_lab.models.masking import SAMPLERS
+from milan_lab.tools.ablation import ARMS
 
 
 def overrides(**params) -> dict:
@@ -89,9 +92,6 @@ def _list_of(item_check, known=None):
 
 
 def _spec() -> dict:
-    from milan_lab.config import PRESETS
-    from milan_lab.tools.ablation import ARMS
-    from milan_lab.models.masking import SAMPLERS
     text, flag = _of_type(str), _of_type(bool)
     text_or_none, count, count_or_none = _of_type(str, optional=True), _int(1), _int(1, optional=True)
     preset = _choice(list(PRESETS))

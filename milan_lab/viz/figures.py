@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from milan_lab.data.scenes import make_scene
+from milan_lab.data.transforms import denormalize
+from milan_lab.evaluation.dense import predict
 from milan_lab.viz import maps
-from milan_lab.viz.explorer import Explorer
+from milan_lab.viz.panels import Explorer
 from milan_lab.viz.plots import image_grid
 
 
 def validation_images(n: int = 4, image_size: int = 128, seed: int = 0) -> list[np.ndarray]:
-    from milan_lab.data.scenes import make_scene
     return [make_scene(seed, "val", i, image_size)[0] for i in range(n)]
 
 
@@ -36,8 +38,6 @@ def segmentation_figure(encoders: dict, probes: dict, dataset, n: int = 4):
     """One row per validation image: input, ground truth, then each encoder's probe prediction."""
     import torch
 
-    from milan_lab.data.transforms import denormalize
-    from milan_lab.evaluation.dense import predict
     num_classes = len(dataset.classes)
     rows = []
     for i in range(min(n, len(dataset))):

@@ -9,10 +9,14 @@ import torch
 from PIL import Image
 
 from milan_lab.data.images import load_image
-from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from milan_lab.data.scenes import SEG_CLASSES, make_labelled_scene, make_scene
+from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from milan_lab.errors import BadImage, ConfigError
-from milan_lab.factory.models import load_model
+from milan_lab.evaluation.dense import SegProbe, confusion, seg_scores
+from milan_lab.evaluation.probes import probe_path_for
+from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.factory.teachers import load_teacher
+from milan_lab.io.weights import read_weights
 from milan_lab.models.losses import unpatchify
 from milan_lab.models.masking import sample_mask
 from milan_lab.models.milan import MILAN, check_teacher
@@ -31,7 +35,6 @@ def example_scene_labels(image, size: int) -> np.ndarray | None:
     """The true label map [size, size] of ``image`` when it is one of ``EXAMPLE_SCENES`` (pixel for
     pixel, as the app hands it over), else None: only a generated scene has a known truth."""
     global _example_keys
-    from milan_lab.data.scenes import make_labelled_scene, make_scene
     if not isinstance(image, np.ndarray) or image.shape != (DISPLAY, DISPLAY, 3):
         return None
     if _example_keys is None:
@@ -69,9 +72,6 @@ def load_probe(checkpoint_path: str | None):
     """(dense probe, class names) saved beside a checkpoint by ``milan-lab seg-probe``, or None."""
     if not checkpoint_path:
         return None
-    from milan_lab.evaluation.dense import SegProbe
-    from milan_lab.evaluation.probes import probe_path_for
-    from milan_lab.io.weights import read_weights
     path = probe_path_for(checkpoint_path)
     if not path.is_file():
         return None
@@ -83,7 +83,6 @@ def load_probe(checkpoint_path: str | None):
 
 
 def _scene_classes() -> list[str]:
-    from milan_lab.data.scenes import SEG_CLASSES
     return list(SEG_CLASSES)
 
 
@@ -96,7 +95,6 @@ class Explorer:
     @classmethod
     def from_defaults(cls, teacher: str | None = None, teacher_pretrained: str | None = None,
                       checkpoint: str | None = None) -> "Explorer":
-        from milan_lab.factory.teachers import load_teacher
         t = load_teacher(teacher, teacher_pretrained)
         model = load_milan(checkpoint, t) if checkpoint or SHIPPED_MODEL.is_file() else None
         return cls(t, model)
@@ -142,7 +140,6 @@ class Explorer:
             raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
         shown, x = self._views(image, self.model.cfg.image_size)
         if self._random_encoder is None:
-            from milan_lab.factory.models import load_encoder
             self._random_encoder = load_encoder("random", self.model.cfg, seed=0)
         maps_ = {}
         for name, encoder in (("student", self.model.encoder), ("random", self._random_encoder)):
@@ -165,7 +162,6 @@ class Explorer:
         'classes', 'present', 'legend'}), or None when no probe was trained for it (``milan-lab
         seg-probe CHECKPOINT``). For an example scene, also its ground truth ('truth_overlay',
         'truth' [S, S]) and the prediction's mIoU and per-class IoU on it ('miou', 'iou')."""
-        from milan_lab.evaluation.dense import confusion, seg_scores
         if self.model is None or self._probe is None:
             return None
         probe, classes = self._probe
@@ -212,7 +208,6 @@ class Explorer:
             rec = unpatchify(pred[:, 1:], p)[0]
             mask_img = maps.upsample(maps.patch_grid(m.mask[0]), model.cfg.image_size)[None]
             pasted = x[0] * (1 - torch.from_numpy(mask_img)) + rec * torch.from_numpy(mask_img)
-            from milan_lab.data.transforms import denormalize
             out.update(pixels=denormalize(rec), pasted=denormalize(pasted), cosine=None)
             return out
         t_img, p_img = maps.pca_rgb(target[0, 1:], pred[0, 1:])

@@ -1,0 +1,172 @@
+"""Records of measurements: every measuring command can write one (``--record FILE``), and the
+tables in docs/ are generated from them (``python scripts/results_tables.py``; a test fails when a
+table and its records disagree).
+
+A record holds where the numbers come from (command line, commit, machine, a matmul peak measured
+in the same run, torch, threads, date), the seeds, the wall-clock, and the numbers themselves.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from milan_lab.io.weights import atomic_write
+
+
+def provenance(command: str | None = None) -> dict:
+    """Where a measurement comes from: the command line, the code's commit, the machine (CPU model,
+    cores, GPU), torch and its threads, and the date. Every benchmark record starts with it."""
+    import platform
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import os
+    if command is None:
+        program = Path(sys.argv[0]).name
+        command = " ".join(["milan-lab" if program in ("__main__.py", "milan-lab") else program] + sys.argv[1:])
+    return {"command": command, "commit": commit, "uncommitted_changes": dirty,
+            "cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_record(path: str | Path, kind: str, result: dict, seeds=(0,), wall_s: float | None = None,
+                 peak: bool = True, command: str | None = None) -> Path:
+    """Write ``result`` with its provenance to ``path`` (JSON, atomically); ``peak``: also measure
+    the fp32 (CPU) or bf16 (GPU) matmul peak now, so that times can be read against the machine."""
+    from milan_lab.tools.bench import measure_peak  # the step benchmark's own peak measurement
+    record = {**provenance(command), "kind": kind, "seeds": list(seeds), "wall_s": wall_s}
+    if peak:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        record["matmul_peak_gflops"] = measure_peak(device, dtype) / 1e9
+    record["result"] = result
+    path = Path(path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=float)))
+    return path
+
+
+class Timer:
+    """Wall-clock of a block: ``with Timer() as t: ...; t.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+# --- tables in the docs, generated from the records ------------------------------------------------
+# A table in docs/*.md sits between "<!-- table: NAME -->" and "<!-- /table -->"; NAME is a function
+# below, reading records from docs/results/. `python scripts/results_tables.py` rewrites every table;
+# tests/test_records.py fails when a document and its records disagree.
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+_BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def read_record(name: str, folder: Path = RESULTS) -> dict:
+    return json.loads((Path(folder) / f"{name}.json").read_text())
+
+
+def _machine(rec: dict) -> str:
+    return f"{rec['cpu']} ({rec['cores']} cores, fp32 matmul peak {rec['matmul_peak_gflops']:.0f} GFLOP/s), torch {rec['torch']}"
+
+
+def table_probes(folder: Path = RESULTS) -> str:
+    """kNN and dense probe of the shipped encoder and a random one."""
+    rows = ["| probe | shipped `milan_vit-tiny-p8_offline` | random init, same architecture | commands |",
+            "| --- | --- | --- | --- |"]
+    knn = [read_record(n, folder) for n in ("knn_shipped", "knn_random")]
+    rows.append(f"| kNN top-1 (k = 20, cosine, T = 0.07; 2,048 train / 1,024 val scenes, 8 shapes) | "
+                f"{100 * knn[0]['result']['knn_top1']:.1f} % | {100 * knn[1]['result']['knn_top1']:.1f} % | "
+                f"`{knn[0]['command']}`, `{knn[1]['command']}` |")
+    seg = [read_record(n, folder) for n in ("seg_shipped", "seg_random")]
+    rows.append(f"| dense probe mIoU (1,024 train / 512 val scenes, 300 steps) | {100 * seg[0]['result']['miou']:.1f} % | "
+                f"{100 * seg[1]['result']['miou']:.1f} % | `{seg[0]['command']}`, `{seg[1]['command']}` |")
+    rows.append(f"| dense probe pixel accuracy | {100 * seg[0]['result']['pixel_acc']:.1f} % | "
+                f"{100 * seg[1]['result']['pixel_acc']:.1f} % | same |")
+    return "\n".join(rows) + f"\n\nMachine: {_machine(knn[0])}; commit {knn[0]['commit']}."
+
+
+def table_attention(folder: Path = RESULTS) -> str:
+    """The attention metric of the shipped model, its teacher and random encoders."""
+    rec = read_record("attention_shipped", folder)
+    r = rec["result"]
+
+    def cell(m, key):
+        if key not in m:
+            return "-"
+        v = m[key]
+        return f"{v['mean']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
+    rows = ["| encoder | object ratio (head mean) | agreement with the teacher (head mean) |", "| --- | --- | --- |",
+            f"| shipped `milan_vit-tiny-p8_offline` | {cell(r['encoder'], 'object_ratio')} | {cell(r['encoder'], 'agreement')} |",
+            f"| its teacher (`milan-clip-tiny`) | {cell(r['teacher'], 'object_ratio')} | (1) |"]
+    rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in enumerate(r["random"])]
+    return "\n".join(rows) + (f"\n\n{r['scenes']} validation scenes at {r['image_size']} px; mean [bootstrap 95 % interval "
+                              f"over scenes]. `{rec['command']}`; {_machine(rec)}; commit {rec['commit']}.")
+
+
+def table_teacher(folder: Path = RESULTS) -> str:
+    rec = read_record("teacher_eval", folder)
+    r = rec["result"]
+    rows = ["| zero-shot on held-out scenes | accuracy | chance |", "| --- | --- | --- |"]
+    chance = r.get("chance", {})
+    rows += [f"| {k} | {100 * v:.1f} % | {100 * chance[k]:.1f} % |" if k in chance else f"| {k} | {100 * v:.1f} % | |"
+             for k, v in r["zero_shot"].items()]
+    return "\n".join(rows) + (f"\n\nClass-token attention on objects: {r['attention_on_objects']:.2f}x their area share "
+                              f"(median {r['attention_on_objects_median']:.2f}x) over {r['n_images']} held-out scenes. "
+                              f"`{rec['command']}`; commit {rec['commit']}.")
+
+
+def table_info(folder: Path = RESULTS) -> str:
+    rec = read_record("info_vit_b", folder)
+    r = rec["result"]
+    rows = ["| model | figure |", "| --- | --- |"]
+    rows += [f"| {k} | {v:,.2f} |" if isinstance(v, float) else f"| {k} | {v:,} |" for k, v in r.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return "\n".join(rows) + f"\n\n`{rec['command']}`; commit {rec['commit']}."
+
+
+def table_data_pipeline(folder: Path = RESULTS) -> str:
+    return data_pipeline_table(read_record("data_pipeline", folder))
+
+
+def data_pipeline_table(record: dict) -> str:
+    """The table of a ``benchmarks/data_pipeline.py`` record (the script prints the same)."""
+    lines = ["| pipeline | img/s per core | vs timm | 1 worker | 2 workers | bytes per image to the device |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in record["results"].items():
+        lines.append(f"| {name} | {r['per_core_img_s']:.0f} | {r['per_core_vs_timm']:.2f}x | {r['workers_1_img_s']:.0f} | "
+                     f"{r['workers_2_img_s']:.0f} | {r['bytes_to_device_per_image']:,} ({r['dtype']}) |")
+    return "\n".join(lines)
+
+
+TABLES = {"probes": table_probes, "attention": table_attention, "teacher": table_teacher, "info": table_info,
+          "data-pipeline": table_data_pipeline}
+
+
+def render_tables(text: str, folder: Path = RESULTS) -> str:
+    """``text`` with every table block regenerated from the records."""
+    def fill(m):
+        if m.group(2) not in TABLES:
+            raise KeyError(f"unknown table {m.group(2)!r}; known: {', '.join(TABLES)}")
+        return m.group(1) + TABLES[m.group(2)](folder) + "\n" + m.group(4)
+    return _BLOCK.sub(fill, text)
