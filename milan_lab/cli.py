@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint", help="pretraining checkpoint or output_dir (its own teacher is the reference)")
     s.add_argument("-n", type=positive_int, default=256, help="offline validation scenes")
     s.add_argument("--random-inits", type=positive_int, default=3)
+    s.add_argument("--variant", default="dense", choices=["dense", "sparse"], help="offline scene kind")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
     _record_option(s)
@@ -214,7 +215,7 @@ def _dispatch(args) -> int | None:
     elif cmd == "attention":
         from milan_lab.evaluation.attention import attention_eval, format_attention
         t = time.perf_counter()
-        r = attention_eval(args.checkpoint, args.n, args.random_inits, args.seed)
+        r = attention_eval(args.checkpoint, args.n, args.random_inits, args.seed, args.variant)
         print(json.dumps(r, indent=1) if args.json else format_attention(r))
         _save_record(args, "attention", r, time.perf_counter() - t, seeds=list(range(args.random_inits)))
     elif cmd == "teacher":

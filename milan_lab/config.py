@@ -131,6 +131,7 @@ class JobConfig(TrainerConfig):
     data: str = "offline"           # "offline" (generated scenes) or an ImageNet-style folder
     offline_size: int = 12800       # offline training images per epoch
     offline_cache_mb: int = 512     # keep rendered offline scenes in memory up to this size (0: render each time)
+    offline_variant: str = "dense"  # offline scene kind: "dense" (one large object) | "sparse" (a small one, more distractors)
     num_workers: int = -1           # data loader processes; -1: 0 on CPU, 8 on GPU
     epochs: int = 100
     warmup_epochs: float = 5.0
@@ -157,6 +158,7 @@ class JobConfig(TrainerConfig):
             raise ConfigError(f"bad value for 'min_lr': {self.min_lr} is above the peak lr {self.effective_lr:g}")
         if self.warmup_epochs > self.epochs:
             raise ConfigError(f"bad value for 'warmup_epochs': {self.warmup_epochs} is more than epochs={self.epochs}")
+        _choice("offline_variant", self.offline_variant, ("dense", "sparse"))
         if self.data != "offline" and not Path(self.data).is_dir():
             raise ConfigError(f"data: {self.data!r} is neither 'offline' nor an existing folder")
 

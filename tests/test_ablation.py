@@ -3,6 +3,7 @@ import statistics
 
 import pytest
 import torch
+from scipy import stats
 
 from milan_lab.config import get_config
 from milan_lab.tools import ablation
@@ -57,35 +58,66 @@ def test_t_interval_matches_a_hand_computation():
     assert lo > 0
 
 
-def test_summary_pairs_by_seed_and_calls_a_difference_only_when_the_interval_excludes_zero():
-    rows = []
-    for seed, (m, r, d) in enumerate([(0.60, 0.50, 0.61), (0.62, 0.53, 0.60), (0.58, 0.47, 0.59)]):
-        base = {"linear": 0.0, "miou": 0.0, "final_loss": 0.0, "ms_per_step": 1.0}
-        rows += [{"arm": "MILAN", "seed": seed, "knn": m, **base},
-                 {"arm": "random masking", "seed": seed, "knn": r, **base},
-                 {"arm": "MAE decoder", "seed": seed, "knn": d, **base}]
-    rows.append({"arm": "MAE decoder", "seed": 7, "knn": 0.0, "linear": 0, "miou": 0, "final_loss": 0,
-                 "ms_per_step": 1})  # no MILAN run for seed 7: not paired, left out of the difference
+def _rows(values: dict[str, list[float]], metric: str = "knn_cls") -> list[dict]:
+    base = dict.fromkeys(ablation.PROBES, 0.0) | {"ms_per_step": 1.0}
+    return [{"arm": arm, "seed": seed, **base, metric: v} for arm, vs in values.items() for seed, v in enumerate(vs)]
+
+
+def test_summary_pairs_by_seed_and_marks_only_what_survives_holm():
+    rows = _rows({"MILAN": [0.60, 0.62, 0.58, 0.61], "random masking": [0.50, 0.53, 0.47, 0.51],
+                  "MAE decoder": [0.61, 0.60, 0.59, 0.60]})
+    rows.append({"arm": "MAE decoder", "seed": 7, **dict.fromkeys(ablation.PROBES, 0.0), "ms_per_step": 1.0})  # unpaired
     summary = {r["arm"]: r for r in ablation.summarise(rows)}
-    assert summary["random masking"]["knn_milan_minus_arm"] == pytest.approx(0.1)
-    assert summary["random masking"]["knn_differs"] is True
-    assert summary["MAE decoder"]["knn_milan_minus_arm"] == pytest.approx(0.0)
-    assert summary["MAE decoder"]["knn_differs"] is False and summary["MAE decoder"]["runs"] == 4
-    assert "knn_ci" not in summary["MILAN"]
+    rm = summary["random masking"]
+    assert rm["knn_cls_milan_minus_arm"] == pytest.approx(0.1)
+    raw = stats.ttest_1samp([0.10, 0.09, 0.11, 0.10], 0).pvalue
+    assert rm["knn_cls_p"] == pytest.approx(raw)
+    family = 2 * len(ablation.PROBES)  # two compared arms x five probes
+    assert rm["knn_cls_p_holm"] == pytest.approx(min(1, family * raw)) and rm["knn_cls_differs"] is True
+    assert summary["MAE decoder"]["knn_cls_differs"] is False and summary["MAE decoder"]["runs"] == 5
+    assert "knn_cls_ci" not in summary["MILAN"]
 
 
-def test_markdown_tables_show_mean_std_and_the_paired_interval_with_its_verdict():
-    rows = []
-    for seed, (m, r) in enumerate([(0.60, 0.50), (0.62, 0.53), (0.58, 0.47)]):
-        base = {"linear": 0.3, "miou": 0.2, "final_loss": 0.5, "ms_per_step": 100.0}
-        rows += [{"arm": "MILAN", "seed": seed, "knn": m, **base}, {"arm": "random masking", "seed": seed, "knn": r, **base}]
-    summary = ablation.summarise(rows)
-    text = ablation.markdown_tables(summary)
-    diff, lo, hi = ablation.t_interval([0.10, 0.09, 0.11])
+def test_holm_adjustment_by_hand():
+    adjusted = ablation.holm([0.01, 0.04, 0.03, 0.20])
+    # sorted 0.01, 0.03, 0.04, 0.20 -> x4, x3, x2, x1, made monotone
+    assert adjusted == pytest.approx([0.04, 0.09, 0.09, 0.20])
+    assert ablation.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+
+
+def test_minimum_detectable_effect_by_hand():
+    diffs = [0.01, -0.02, 0.03, 0.00, 0.02]
+    expected = (stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * statistics.stdev(diffs) / 5 ** 0.5
+    assert ablation.min_detectable_effect(diffs) == pytest.approx(expected)
+
+
+def test_markdown_tables_show_raw_and_adjusted_p_and_the_primary_metric_first():
+    rows = _rows({"MILAN": [0.60, 0.62, 0.58], "random masking": [0.50, 0.53, 0.47]}, metric="linear_mean")
+    text = ablation.markdown_tables(ablation.summarise(rows))
+    header = text.splitlines()[0]
+    assert header.startswith("| arm | runs | linear, mean patch (primary) % |")
     milan_row = next(line for line in text.splitlines() if line.startswith("| MILAN |"))
-    assert "| 60.0 ± 2.0 |" in milan_row and "| 0.500 | 100 |" in milan_row
-    paired = text.splitlines()[-1]
-    # kNN differs (interval above 0: starred); linear and mIoU are equal in both arms: a zero-width interval
-    # at 0, which does not exclude 0 (no star)
-    assert paired.startswith(f"| random masking | {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] * |")
-    assert paired.endswith("| +0.0 [+0.0, +0.0] | +0.0 [+0.0, +0.0] |")
+    assert "| 60.0 ± 2.0 |" in milan_row and milan_row.endswith("| 1 |")
+    diff, lo, hi = ablation.t_interval([0.10, 0.09, 0.11])
+    paired = next(line for line in text.splitlines() if line.startswith("| random masking | +"))
+    assert paired.startswith(f"| random masking | {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}], p ")
+    assert "minimum detectable effect" in text
+
+
+def test_random_init_and_equal_compute_arms(teacher_dir, tmp_path, monkeypatch):
+    """The random-init arm trains nothing; the equal-FLOPs MAE arm trains longer by MILAN's FLOP ratio."""
+    monkeypatch.setattr(ablation, "compute_factor", lambda preset: 2.0)
+    over = dict(arg.split("=", 1) for arg in tiny_overrides(teacher_dir, tmp_path, epochs=1, offline_size=32))
+    over.pop("output_dir")
+    sizes = dict(eval_train=32, eval_val=32, seg_train=16, seg_val=16, seg_steps=2)
+    rand = ablation.run_arm("milan_vit-micro-p8_offline", ablation.RANDOM, 0, tmp_path, over, **sizes)
+    assert rand["steps"] == 0 and set(ablation.PROBES) <= set(rand)
+    corner = ablation.run_arm("milan_vit-micro-p8_offline", "MAE (all three)", 0, tmp_path, over, **sizes)
+    equal = ablation.run_arm("milan_vit-micro-p8_offline", ablation.EQUAL_COMPUTE, 0, tmp_path, over, **sizes)
+    assert equal["steps"] == 2 * corner["steps"] and corner["ms_per_step"] > 0
+    assert ablation.run_arm("milan_vit-micro-p8_offline", ablation.RANDOM, 0, tmp_path, over, **sizes) == rand  # reused
+
+
+def test_compute_factor_counts_the_teacher_for_milan_only():
+    factor = ablation.compute_factor("milan_vit-micro-p8_offline")
+    assert factor > 1

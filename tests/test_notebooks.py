@@ -86,16 +86,20 @@ def test_explore_and_tour_notebooks(tmp_path):
 
 def test_ablation_notebook(tmp_path):
     params = dict(seeds=[0, 1], epochs=1, offline_size=64, batch_size=32, max_steps=1, eval_train=64, eval_val=32,
-                  seg_train=32, seg_val=16, seg_steps=5, arms=["MILAN", "MAE decoder"])
+                  seg_train=32, seg_val=16, seg_steps=5, arms=["MILAN", "MAE decoder"], variant="sparse")
     m = run("ablation", tmp_path / "ablation", **params)
     assert [(r["arm"], r["seed"]) for r in m["rows"]] == [("MILAN", 0), ("MAE decoder", 0), ("MILAN", 1),
                                                           ("MAE decoder", 1)]
     by_arm = {r["arm"]: r for r in m["summary"]}
     assert set(by_arm) == {"MILAN", "MAE decoder"} and Path(m["figure"]).is_file()
-    diffs = [a["knn"] - b["knn"] for a, b in zip(m["rows"][::2], m["rows"][1::2])]
-    assert by_arm["MAE decoder"]["knn_milan_minus_arm"] == pytest.approx(sum(diffs) / 2)
-    lo, hi = by_arm["MAE decoder"]["knn_ci"]
-    assert lo <= by_arm["MAE decoder"]["knn_milan_minus_arm"] <= hi
+    diffs = [a["linear_mean"] - b["linear_mean"] for a, b in zip(m["rows"][::2], m["rows"][1::2])]
+    assert by_arm["MAE decoder"]["linear_mean_milan_minus_arm"] == pytest.approx(sum(diffs) / 2)
+    lo, hi = by_arm["MAE decoder"]["linear_mean_ci"]
+    assert lo <= by_arm["MAE decoder"]["linear_mean_milan_minus_arm"] <= hi
+    assert all(r["variant"] == "sparse" for r in m["rows"])
+    record = json.loads((tmp_path / "ablation" / "record.json").read_text())
+    assert record["kind"] == "ablation" and record["seeds"] == [0, 1] and record["result"]["rows"] == m["rows"]
+    assert record["command"].startswith("papermill notebooks/ablation.ipynb")
     again = run("ablation", tmp_path / "ablation", **params)  # finished runs are reused, not repeated
     assert again["rows"] == m["rows"]
 

@@ -48,8 +48,8 @@ class OfflineScenes(Dataset):
     classes = list(SHAPES)
 
     def __init__(self, split: str = "train", size: int = 12800, image_size: int = 64, seed: int = 0, transform=None,
-                 cache_mb: int = 512):
-        self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
+                 cache_mb: int = 512, variant: str = "dense"):
+        self.split, self.size, self.image_size, self.seed, self.variant = split, size, image_size, seed, variant
         self.transform = SeededTransform(transform, seed)
         self._cache = {} if size * image_size ** 2 * 3 <= cache_mb * 2**20 else None
 
@@ -62,9 +62,9 @@ class OfflineScenes(Dataset):
     def scene(self, index: int):
         """(uint8 array [H, W, 3], SceneSpec)."""
         if self._cache is None:
-            return make_scene(self.seed, self.split, index, self.image_size)
+            return make_scene(self.seed, self.split, index, self.image_size, self.variant)
         if index not in self._cache:
-            self._cache[index] = make_scene(self.seed, self.split, index, self.image_size)
+            self._cache[index] = make_scene(self.seed, self.split, index, self.image_size, self.variant)
         return self._cache[index]
 
     def __getitem__(self, index: int):
@@ -158,10 +158,10 @@ class CaptionPairs(Dataset):
 
 
 def build_dataset(data: str, split: str, image_size: int, transform, seed: int = 0, offline_size: int = 12800,
-                  cache_mb: int = 512):
+                  cache_mb: int = 512, variant: str = "dense"):
     """'offline' -> OfflineScenes; a folder -> ClassFolder of ``data/split`` if it exists, else ``data``."""
     if data == "offline":
-        return OfflineScenes(split, offline_size, image_size, seed, transform, cache_mb)
+        return OfflineScenes(split, offline_size, image_size, seed, transform, cache_mb, variant)
     root = Path(data)
     folder = root / split if (root / split).is_dir() else root
     return ClassFolder(str(folder), transform, seed)

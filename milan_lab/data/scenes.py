@@ -32,6 +32,10 @@ SIZES = ("small", "large")
 PLACES = ("top left", "top", "top right", "left", "centre", "right",
           "bottom left", "bottom", "bottom right")
 SPLITS = {"train": 0, "val": 1, "test": 2}
+# Scene kinds. "dense": one large main object (a quarter to a half of the image side) and 0-2 smaller
+# distractors. "sparse": a small main object (about a sixth of the side) among 3-5 distractors a little
+# smaller still, so that random masking at 75 % often hides it while the teacher's attention can keep it.
+VARIANTS = ("dense", "sparse")
 # Attributes named by captions, in caption order; zero-shot evaluation covers all of them.
 ATTRIBUTES = {"size": SIZES, "colour": tuple(COLOURS), "shape": SHAPES, "place": PLACES}
 
@@ -138,7 +142,8 @@ def _paint(img, rng, shape, colour, centre, radius, angle):
 
 def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64,
                  background_rng: np.random.Generator | None = None,
-                 return_mask: bool = False, return_labels: bool = False, return_main: bool = False):
+                 return_mask: bool = False, return_labels: bool = False, return_main: bool = False,
+                 variant: str = "dense"):
     """Render ``spec`` as a uint8 image [H, W, 3]; with ``return_mask`` also the float object
     coverage [H, W] in [0, 1] of all objects (main and distractors); with ``return_labels`` also
     the label map [H, W] uint8: 0 background, 1 + shape index where an object covers at least half
@@ -146,22 +151,27 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64
     ``return_main`` also the main object's own coverage [H, W] in [0, 1].
     Pixels and labels come from the same painting, so they cannot disagree.
 
-    ``background_rng`` lets hard-negative groups share one background (pass a fresh generator
-    with the same seed for each member); by default the scene's own ``rng`` draws it.
+    ``variant``: the kind of scene (``VARIANTS``). ``background_rng`` lets hard-negative groups
+    share one background (pass a fresh generator with the same seed for each member); by default
+    the scene's own ``rng`` draws it.
     """
     s = image_size / 64  # geometry is designed at 64 px and scales with the image
     img = _background(background_rng if background_rng is not None else rng, image_size)
     col, row = PLACES.index(spec.place) % 3, PLACES.index(spec.place) // 3
-    radius = (rng.uniform(9, 12) if spec.size == "small" else rng.uniform(13.5, 16)) * s
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown scene variant {variant!r}; expected one of {VARIANTS}")
+    sparse = variant == "sparse"
+    radius = (rng.uniform(9, 12) if spec.size == "small" else rng.uniform(13.5, 16)) * s * (0.45 if sparse else 1)
     centre = ((17 + 15 * col) * s + rng.uniform(-3, 3) * s, (17 + 15 * row) * s + rng.uniform(-3, 3) * s)
     coverage = np.zeros((image_size, image_size))
     labels = np.zeros((image_size, image_size), dtype=np.uint8)
     # distractors first (painted under the main object), always clearly smaller
-    for _ in range(rng.integers(0, 3)):
+    for _ in range(rng.integers(3, 6) if sparse else rng.integers(0, 3)):
         d_shape = SHAPES[rng.integers(len(SHAPES))]
         d_colour = tuple(COLOURS)[rng.integers(len(COLOURS))]
         d_centre = rng.uniform(6 * s, image_size - 6 * s, 2)
-        a = _paint(img, rng, d_shape, d_colour, d_centre, rng.uniform(4, 6.5) * s, rng.uniform(0, 2 * math.pi))
+        d_radius = rng.uniform(3, 4) * s if sparse else rng.uniform(4, 6.5) * s
+        a = _paint(img, rng, d_shape, d_colour, d_centre, d_radius, rng.uniform(0, 2 * math.pi))
         coverage = np.maximum(coverage, a)
         labels[a >= 0.5] = SHAPES.index(d_shape) + 1
     a = _paint(img, rng, spec.shape, spec.colour, centre, radius, rng.uniform(-0.25, 0.25))
@@ -172,31 +182,33 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64
     return (image, *extra) if extra else image
 
 
-def make_scene(seed: int, split: str, index: int, image_size: int = 64) -> tuple[np.ndarray, SceneSpec]:
+def make_scene(seed: int, split: str, index: int, image_size: int = 64,
+               variant: str = "dense") -> tuple[np.ndarray, SceneSpec]:
     """The scene at ``index`` of ``split``: (uint8 image [H, W, 3], spec)."""
     rng = scene_rng(seed, split, index)
     spec = random_spec(rng)
-    return render_scene(rng, spec, image_size), spec
+    return render_scene(rng, spec, image_size, variant=variant), spec
 
 
 # Dense labels: class 0 is the background, class 1 + i the shape SHAPES[i], whichever object it is.
 SEG_CLASSES = ("background",) + SHAPES
 
 
-def make_labelled_scene(seed: int, split: str, index: int, image_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def make_labelled_scene(seed: int, split: str, index: int, image_size: int = 64,
+                        variant: str = "dense") -> tuple[np.ndarray, np.ndarray]:
     """The same scene as :func:`make_scene` with its label map: (uint8 image [H, W, 3], uint8
     labels [H, W] indexing ``SEG_CLASSES``)."""
     rng = scene_rng(seed, split, index)
     spec = random_spec(rng)
-    return render_scene(rng, spec, image_size, return_labels=True)
+    return render_scene(rng, spec, image_size, return_labels=True, variant=variant)
 
 
-def make_scene_with_main_object(seed: int, split: str, index: int, image_size: int = 64):
+def make_scene_with_main_object(seed: int, split: str, index: int, image_size: int = 64, variant: str = "dense"):
     """The same scene as :func:`make_scene` with its main object's coverage: (uint8 image
     [H, W, 3], float coverage [H, W] in [0, 1] of the object the caption names)."""
     rng = scene_rng(seed, split, index)
     spec = random_spec(rng)
-    return render_scene(rng, spec, image_size, return_main=True)
+    return render_scene(rng, spec, image_size, return_main=True, variant=variant)
 
 
 def patch_labels(labels: np.ndarray, patch: int) -> np.ndarray:

@@ -27,14 +27,15 @@ class SegScenes(Dataset):
 
     classes = list(SEG_CLASSES)
 
-    def __init__(self, split: str = "train", size: int = 1024, image_size: int = 64, seed: int = 0):
-        self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
+    def __init__(self, split: str = "train", size: int = 1024, image_size: int = 64, seed: int = 0,
+                 variant: str = "dense"):
+        self.split, self.size, self.image_size, self.seed, self.variant = split, size, image_size, seed, variant
 
     def __len__(self) -> int:
         return self.size
 
     def __getitem__(self, index: int):
-        image, labels = make_labelled_scene(self.seed, self.split, index, self.image_size)
+        image, labels = make_labelled_scene(self.seed, self.split, index, self.image_size, self.variant)
         return to_normalized_tensor(image)[0], torch.from_numpy(labels.astype(np.int64))
 
 

@@ -56,9 +56,9 @@ def summary(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "ci95": [low, high]}
 
 
-def scenes(n: int, image_size: int, seed: int = 0, split: str = "val") -> tuple[torch.Tensor, np.ndarray]:
+def scenes(n: int, image_size: int, seed: int = 0, split: str = "val", variant: str = "dense"):
     """(normalised images [N, 3, S, S], main-object coverage [N, S, S]) of ``n`` native scenes."""
-    pairs = [make_scene_with_main_object(seed, split, i, image_size) for i in range(n)]
+    pairs = [make_scene_with_main_object(seed, split, i, image_size, variant) for i in range(n)]
     return to_normalized_tensor(np.stack([p[0] for p in pairs])), np.stack([p[1] for p in pairs])
 
 
@@ -90,26 +90,29 @@ def attention_metrics(attn: np.ndarray, cover: np.ndarray, teacher: np.ndarray |
     return out
 
 
-def encoder_attention_report(encoder, teacher, n: int = 256, seed: int = 0, random_encoders=()) -> dict:
+def encoder_attention_report(encoder, teacher, n: int = 256, seed: int = 0, random_encoders=(),
+                             variant: str = "dense") -> dict:
     """The metrics of ``encoder``, of the ``teacher`` itself (its object ratio: the ceiling the
     student is pulled towards), and of each of ``random_encoders`` (the floor), on the same scenes."""
     size, patch = encoder.patch_embed.img_size[0], encoder.patch_embed.patch_size[0]
-    images, cover = scenes(n, size, seed)
+    images, cover = scenes(n, size, seed, variant=variant)
     cover = patch_cover(cover, patch)
     target = teacher_importance(teacher, images) if teacher is not None else None
-    report = {"scenes": n, "image_size": size, "encoder": attention_metrics(class_attention(encoder, images), cover, target)}
+    report = {"scenes": n, "variant": variant, "image_size": size,
+              "encoder": attention_metrics(class_attention(encoder, images), cover, target)}
     if target is not None and target.shape[1] == cover.shape[1]:
         report["teacher"] = {"object_ratio": summary(object_ratio(target, cover))}
     report["random"] = [attention_metrics(class_attention(r, images), cover, target) for r in random_encoders]
     return report
 
 
-def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: int = 0) -> dict:
+def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: int = 0, variant: str = "dense") -> dict:
     """The report for a pretraining checkpoint (or run folder) against the teacher it was trained
     with, with ``random_inits`` random encoders of its architecture (seeds 0..k-1) as the floor."""
     model = load_model(checkpoint, task="pretrain", teacher="auto")
     randoms = [load_encoder("random", model.cfg, seed=k) for k in range(random_inits)]
-    return {"checkpoint": str(checkpoint), **encoder_attention_report(model.encoder, model.teacher, n, seed, randoms)}
+    return {"checkpoint": str(checkpoint),
+            **encoder_attention_report(model.encoder, model.teacher, n, seed, randoms, variant)}
 
 
 def format_attention(r: dict) -> str:

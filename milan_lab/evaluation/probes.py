@@ -30,10 +30,14 @@ def _encoder(checkpoint: str | None, preset: str, seed: int = 0) -> ViTEncoder:
     return load_encoder(checkpoint, get_config("pretrain", preset).model, seed)
 
 
-def offline_features(encoder, image_size: int, train_size: int, val_size: int, pool: str = "cls", seed: int = 0):
+def offline_features(encoder, image_size: int, train_size: int, val_size: int, pool: str = "cls", seed: int = 0,
+                     variant: str = "dense"):
+    """((features, labels) of the train split, of the val split): ``pool`` "cls" (the class
+    token) or "mean" (the mean of the patch tokens)."""
     tf = eval_transform(image_size, crop_ratio=1.0)
-    train = extract_features(encoder, OfflineScenes("train", train_size, image_size, seed, tf), "cpu", pool=pool)
-    val = extract_features(encoder, OfflineScenes("val", val_size, image_size, seed, tf), "cpu", pool=pool)
+    train = extract_features(encoder, OfflineScenes("train", train_size, image_size, seed, tf, variant=variant), "cpu",
+                             pool=pool)
+    val = extract_features(encoder, OfflineScenes("val", val_size, image_size, seed, tf, variant=variant), "cpu", pool=pool)
     return train, val
 
 

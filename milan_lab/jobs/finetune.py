@@ -37,7 +37,7 @@ def finetune_transform(cfg: FinetuneConfig):
 def build_finetune(cfg: FinetuneConfig):
     """(model, optimizer, train_set, val_set, mixup) for ``cfg``."""
     train_set = build_dataset(cfg.data, "train", cfg.model.image_size, finetune_transform(cfg), cfg.seed,
-                              cfg.offline_size, cfg.offline_cache_mb)
+                              cfg.offline_size, cfg.offline_cache_mb, cfg.offline_variant)
     val_set = val_dataset(cfg)
     num_classes = cfg.num_classes or len(train_set.classes)
     model = MILANClassifier(cfg.model, num_classes, "finetune")

@@ -24,8 +24,7 @@ def linear_transform(image_size: int):
 
 def build_linear(cfg: LinearProbeConfig):
     train_set = build_dataset(cfg.data, "train", cfg.model.image_size, linear_transform(cfg.model.image_size),
-                              cfg.seed, cfg.offline_size,
-                            cfg.offline_cache_mb)
+                              cfg.seed, cfg.offline_size, cfg.offline_cache_mb, cfg.offline_variant)
     val_set = val_dataset(cfg)
     model = MILANClassifier(cfg.model, cfg.num_classes or len(train_set.classes), "linear")
     if cfg.checkpoint:

@@ -36,8 +36,8 @@ def knn_sets(cfg: PretrainConfig):
         return None
     tf = eval_transform(cfg.model.image_size, crop_ratio=1.0)
     size, mb = cfg.model.image_size, cfg.offline_cache_mb
-    return (OfflineScenes("train", cfg.knn_train_size, size, cfg.seed, tf, mb),
-            OfflineScenes("val", cfg.knn_val_size, size, cfg.seed, tf, mb))
+    return (OfflineScenes("train", cfg.knn_train_size, size, cfg.seed, tf, mb, cfg.offline_variant),
+            OfflineScenes("val", cfg.knn_val_size, size, cfg.seed, tf, mb, cfg.offline_variant))
 
 
 def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
@@ -53,7 +53,8 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
         view = pretrain_transform(size, cfg.min_crop_scale)
     else:  # image files: crop from a reduced-size decode, uint8 out, normalised on the device
         view = DecodeCrop(size, scale=(cfg.min_crop_scale, 1.0))
-    dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb)
+    dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb,
+                            cfg.offline_variant)
     cache = None
     if cfg.teacher_cache and model.teacher is not None:
         check_cache_fits(len(dataset), model.num_patches, cfg.model.target_dim, trainer.device)

@@ -15,7 +15,7 @@ def val_dataset(cfg):
     """The evaluation split: centre crop 0.875 for real images, the whole scene offline."""
     size = cfg.model.image_size
     return build_dataset(cfg.data, "val", size, eval_transform(size, 1.0 if cfg.data == "offline" else 0.875),
-                         cfg.seed, cfg.eval_size, cfg.offline_cache_mb)
+                         cfg.seed, cfg.eval_size, cfg.offline_cache_mb, cfg.offline_variant)
 
 
 def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mixup=None, criterion=None) -> dict:

@@ -1,21 +1,28 @@
 """The ablation studio: MILAN's three ideas, one factor at a time, in paired runs.
 
-Arms: MILAN itself (CLIP targets + semantic masking + prompting decoder), each idea switched off
-alone (pixel targets, random masking, the MAE decoder), and the MAE corner (all three off).
-*Paired*: for a seed, every arm starts from the same initial student weights and sees the same
-images, crops and mask noise (the engine seeds all three from the run's seed, not from what an
-arm did before), so only the studied factor differs. Each run is scored on the frozen encoder by
-kNN, a quick linear probe and the dense probe's mIoU, plus its final loss and time per step.
+Arms: MILAN itself (CLIP targets + semantic masking + prompting decoder); each idea switched off
+alone (pixel targets with MAE's normalised-pixel loss, random masking, the MAE decoder); the MAE
+corner (all three off), once at the same number of steps and once at MILAN's training FLOPs (the
+corner skips the teacher, so it gets more steps for the same compute); and a randomly initialised
+encoder (no training: the floor). *Paired*: for a seed, every arm starts from the same initial
+student weights and sees the same images and mask noise (the engine seeds them from the run's seed,
+not from what an arm did before), so only the studied factor differs.
 
-The effect of an idea is the paired difference MILAN - arm over seeds, reported with a 95 %
-t-interval; it is called a difference only when the interval excludes 0. Finished runs are
-reused (``result.json`` in each run folder), so a re-run continues where it stopped.
+Every frozen encoder is probed on its class token **and** on the mean of its patch tokens (only
+the CLIP arms supervise the class token directly, so a class-token probe alone would favour them):
+kNN and a quick linear probe for each pooling, and the dense probe's mIoU. One metric is declared
+primary before a run (``PRIMARY``); the rest are secondary. The effect of an idea is the paired
+difference MILAN - arm over seeds with its 95 % t-interval; p-values of the paired t-test are
+adjusted over the whole family of reported comparisons (Holm), and a difference is marked only
+when its adjusted p is below 0.05. With the table comes the minimum detectable effect at 80 %
+power from the observed spread: what these seeds could have resolved. Finished runs are reused
+(``result.json`` in each run folder), so a re-run continues where it stopped.
 """
 from __future__ import annotations
 
 import json
+import math
 import statistics
-import time
 from pathlib import Path
 
 from scipy import stats
@@ -28,46 +35,72 @@ from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.probes import offline_features, quick_linear_probe
 from milan_lab.factory.models import load_encoder
 from milan_lab.jobs.pretrain import pretrain
+from milan_lab.tools.info import model_info
 
 BASELINE = "MILAN"
+RANDOM = "random init"
+EQUAL_COMPUTE = "MAE, equal FLOPs"
 ARMS = {
     BASELINE: {},
-    "pixel targets": {"target": "pixels"},
+    "pixel targets": {"target": "pixels", "norm_pix_loss": True},
     "random masking": {"sampler": "random"},
     "MAE decoder": {"decoder": "mae"},
-    "MAE (all three)": {"target": "pixels", "sampler": "random", "decoder": "mae"},
+    "MAE (all three)": {"target": "pixels", "norm_pix_loss": True, "sampler": "random", "decoder": "mae"},
+    EQUAL_COMPUTE: {"target": "pixels", "norm_pix_loss": True, "sampler": "random", "decoder": "mae"},
+    RANDOM: {},
 }
-METRICS = ("knn", "linear", "miou", "final_loss", "ms_per_step")
+PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
+PRIMARY = "linear_mean"  # declared before the runs: the probe that favours no arm's supervision
+NAMES = {"knn_cls": "kNN, class token", "knn_mean": "kNN, mean patch", "linear_cls": "linear, class token",
+         "linear_mean": "linear, mean patch", "miou": "dense mIoU"}
+
+
+def compute_factor(preset: str) -> float:
+    """Training FLOPs per image of MILAN over those of the MAE corner (teacher forward + 3x the
+    student's forward for MILAN; 3x the student's with MAE's decoder for the corner)."""
+    info = model_info(preset)
+    enc, dec = info["gflops_encoder_masked"], info["gflops_decoder_by_type"]
+    return (info["gflops_teacher"] + 3 * (enc + dec["prompting"])) / (3 * (enc + dec["mae"]))
 
 
 def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides: dict | None = None,
             eval_train: int = 1024, eval_val: int = 512, seg_train: int = 512, seg_val: int = 256,
-            seg_steps: int = 200) -> dict:
-    """Pretrain one arm for one seed and score it; reuses a finished run's ``result.json``."""
-    out = Path(output_dir) / f"{arm.replace(' ', '_').replace('(', '').replace(')', '')}_s{seed}"
+            seg_steps: int = 200, variant: str = "dense") -> dict:
+    """Pretrain one arm for one seed (none for the random-init arm) and score it; reuses a
+    finished run's ``result.json``."""
+    out = Path(output_dir) / f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')}_s{seed}"
     done = out / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    cfg = get_config("pretrain", preset, {**(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0,
-                                          "output_dir": str(out), "progress": False})
-    t = time.perf_counter()
-    summary = pretrain(cfg)
-    ms_per_step = 1e3 * (time.perf_counter() - t) / max(1, summary["steps"])
-    encoder = load_encoder(str(out), cfg.model)
+    over = {**(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
+            "offline_variant": variant}
+    cfg = get_config("pretrain", preset, over)
+    if arm == EQUAL_COMPUTE:
+        cfg = get_config("pretrain", preset, {**over, "epochs": max(1, round(cfg.epochs * compute_factor(preset)))})
+    row = {"arm": arm, "seed": seed, "variant": variant, **ARMS[arm]}
+    if arm == RANDOM:
+        encoder = load_encoder("random", cfg.model, seed=seed)
+        row.update(steps=0, ms_per_step=None)
+    else:
+        summary = pretrain(cfg)
+        history = json.loads((out / "metrics.json").read_text())["history"]
+        rates = [r["img_per_s"] for r in history if r.get("img_per_s")]  # training steps only, between log rows
+        row.update(steps=summary["steps"], ms_per_step=1e3 * cfg.batch_size / statistics.median(rates) if rates else None)
+        encoder = load_encoder(str(out), cfg.model)
     size = cfg.model.image_size
-    train, val = offline_features(encoder, size, eval_train, eval_val, seed=seed)
-    seg, _ = seg_probe(encoder, SegScenes("train", seg_train, size, seed), SegScenes("val", seg_val, size, seed),
-                       len(SegScenes.classes), steps=seg_steps, seed=seed)
-    row = {"arm": arm, "seed": seed, **ARMS[arm], "knn": knn_top1(train, val),
-           "linear": quick_linear_probe(train, val, int(train[1].max()) + 1, seed=seed), "miou": seg["miou"],
-           "final_loss": summary["final_loss"], "ms_per_step": ms_per_step, "steps": summary["steps"]}
+    for pool in ("cls", "mean"):
+        train, val = offline_features(encoder, size, eval_train, eval_val, pool=pool, seed=seed, variant=variant)
+        row[f"knn_{pool}"] = knn_top1(train, val)
+        row[f"linear_{pool}"] = quick_linear_probe(train, val, int(train[1].max()) + 1, seed=seed)
+    seg, _ = seg_probe(encoder, SegScenes("train", seg_train, size, seed, variant),
+                       SegScenes("val", seg_val, size, seed, variant), len(SegScenes.classes), steps=seg_steps, seed=seed)
+    row["miou"] = seg["miou"]
+    out.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(row, indent=1))
     return row
 
 
-def run_ablation(preset: str, seeds=(0, 1, 2, 3, 4), output_dir: str = "outputs/ablation", overrides: dict | None = None,
-                 arms=tuple(ARMS), **eval_sizes) -> list[dict]:
-    """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each."""
+def check_study(seeds, arms, **eval_sizes) -> None:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ConfigError(f"unknown arm {unknown[0]!r}; known arms: {', '.join(ARMS)}")
@@ -76,7 +109,14 @@ def run_ablation(preset: str, seeds=(0, 1, 2, 3, 4), output_dir: str = "outputs/
     bad = {k: v for k, v in eval_sizes.items() if v < 1}
     if bad:
         raise ConfigError(f"bad value for {next(iter(bad))!r}: must be at least 1, got {next(iter(bad.values()))}")
-    return [run_arm(preset, arm, seed, output_dir, overrides, **eval_sizes) for seed in seeds for arm in arms]
+
+
+def run_ablation(preset: str, seeds=(0, 1, 2, 3, 4), output_dir: str = "outputs/ablation", overrides: dict | None = None,
+                 arms=tuple(ARMS), variant: str = "dense", **eval_sizes) -> list[dict]:
+    """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each."""
+    check_study(seeds, arms, **eval_sizes)
+    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, **eval_sizes)
+            for seed in seeds for arm in arms]
 
 
 def t_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -89,48 +129,84 @@ def t_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float, flo
     return mean, mean - half, mean + half
 
 
-def summarise(rows: list[dict], metrics=METRICS) -> list[dict]:
-    """Per arm: mean and std over seeds of each metric, and for every arm but MILAN the paired
-    difference MILAN - arm with its 95 % interval (seeds present in both)."""
+def paired_p(diffs: list[float]) -> float:
+    """Two-sided p of the paired t-test (mean difference 0); 1 where it is undefined."""
+    if len(diffs) < 2 or statistics.stdev(diffs) == 0:
+        return 1.0 if all(d == 0 for d in diffs) or len(diffs) < 2 else 0.0
+    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (same order as given)."""
+    order = sorted(range(len(pvalues)), key=pvalues.__getitem__)
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def min_detectable_effect(diffs: list[float], alpha: float = 0.05, power: float = 0.8) -> float:
+    """The paired difference a two-sided t-test at ``alpha`` detects with ``power``, given the
+    observed spread of ``diffs`` and their number."""
+    n = len(diffs)
+    if n < 2:
+        return float("nan")
+    return (stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
+
+
+def summarise(rows: list[dict], metrics=PROBES) -> list[dict]:
+    """Per arm: mean and std over seeds of each metric; for every arm but MILAN the paired
+    difference MILAN - arm (seeds present in both) with its 95 % interval, raw and Holm-adjusted p
+    (over every arm and metric reported) and the minimum detectable effect."""
     by_arm: dict[str, dict[int, dict]] = {}
     for r in rows:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r
-    out = []
+    out, family = [], []
     for arm, runs in by_arm.items():
         row = {"arm": arm, "runs": len(runs)}
-        for m in metrics:
-            vals = [r[m] for r in runs.values()]
-            row[m] = statistics.mean(vals)
+        for m in (*metrics, "ms_per_step"):
+            vals = [r[m] for r in runs.values() if r.get(m) is not None]
+            row[m] = statistics.mean(vals) if vals else None
             row[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            if arm != BASELINE and BASELINE in by_arm:
-                seeds = sorted(set(runs) & set(by_arm[BASELINE]))
-                diff, lo, hi = t_interval([by_arm[BASELINE][s][m] - runs[s][m] for s in seeds])
-                row[f"{m}_milan_minus_arm"] = diff
-                row[f"{m}_ci"] = (lo, hi)
-                row[f"{m}_differs"] = bool(lo > 0 or hi < 0)  # NaN bounds (one seed) compare False
+        if arm != BASELINE and BASELINE in by_arm:
+            seeds = sorted(set(runs) & set(by_arm[BASELINE]))
+            for m in metrics:
+                diffs = [by_arm[BASELINE][s][m] - runs[s][m] for s in seeds]
+                diff, lo, hi = t_interval(diffs)
+                row[f"{m}_milan_minus_arm"], row[f"{m}_ci"] = diff, (lo, hi)
+                row[f"{m}_p"], row[f"{m}_mde"] = paired_p(diffs), min_detectable_effect(diffs)
+                family.append((row, m))
         out.append(row)
+    for (row, m), p in zip(family, holm([row[f"{m}_p"] for row, m in family])):
+        row[f"{m}_p_holm"] = p
+        row[f"{m}_differs"] = p < 0.05
     return out
 
 
-def markdown_tables(summary: list[dict], metrics=("knn", "linear", "miou")) -> str:
-    """Two Markdown tables (what the README shows): per arm mean ± std over seeds (points), and
-    per idea the paired difference MILAN - arm with its 95 % interval, * where it excludes 0."""
-    names = {"knn": "kNN", "linear": "linear", "miou": "mIoU"}
-    lines = ["| arm | runs | " + " | ".join(f"{names.get(m, m)} %" for m in metrics) + " | final loss | ms / step |",
-             "| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- | --- |"]
+def markdown_tables(summary: list[dict], metrics=PROBES, primary: str = PRIMARY) -> str:
+    """The tables the docs show: per arm mean ± std over seeds (points) and time per step; then
+    per idea the paired difference MILAN - arm with its 95 % interval, raw and Holm-adjusted p
+    (* where the adjusted p < 0.05), the primary metric first; then the minimum detectable effects."""
+    metrics = [primary] + [m for m in metrics if m != primary]
+    label = {m: NAMES.get(m, m) + (" (primary)" if m == primary else "") for m in metrics}
+    lines = ["| arm | runs | " + " | ".join(f"{label[m]} %" for m in metrics) + " | ms / step |",
+             "| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- |"]
     for r in summary:
         cells = [f"{100 * r[m]:.1f} ± {100 * r[m + '_std']:.1f}" for m in metrics]
-        lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells)
-                     + f" | {r['final_loss']:.3f} | {r['ms_per_step']:.0f} |")
-    lines += ["", "| MILAN - arm (points, 95 % CI) | " + " | ".join(names.get(m, m) for m in metrics) + " |",
+        ms = f"{r['ms_per_step']:.0f}" if r.get("ms_per_step") else "-"
+        lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells) + f" | {ms} |")
+    compared = [r for r in summary if f"{metrics[0]}_ci" in r]
+    lines += ["", "| MILAN - arm: points [95 % CI], p, p Holm | " + " | ".join(label[m] for m in metrics) + " |",
               "| --- | " + " | ".join("---" for _ in metrics) + " |"]
-    for r in summary:
-        if f"{metrics[0]}_ci" not in r:
-            continue
+    for r in compared:
         cells = []
         for m in metrics:
             lo, hi = r[f"{m}_ci"]
-            cells.append(f"{100 * r[m + '_milan_minus_arm']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                         + (" *" if r[f"{m}_differs"] else ""))
+            cells.append(f"{100 * r[m + '_milan_minus_arm']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}], p {r[m + '_p']:.3f}, "
+                         f"{r[m + '_p_holm']:.3f}" + (" *" if r[f"{m}_differs"] else ""))
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
+    lines += ["", "| minimum detectable effect, 80 % power (points) | " + " | ".join(label[m] for m in metrics) + " |",
+              "| --- | " + " | ".join("---" for _ in metrics) + " |"]
+    lines += [f"| {r['arm']} | " + " | ".join(f"{100 * r[m + '_mde']:.1f}" for m in metrics) + " |" for r in compared]
     return "\n".join(lines)

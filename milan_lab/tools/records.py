@@ -137,11 +137,17 @@ def table_teacher(folder: Path = RESULTS) -> str:
 
 
 def table_info(folder: Path = RESULTS) -> str:
+    """Parameter counts and FLOPs of the paper's ViT-B/16 (the paper: 86.57 M, 17.58 GFLOPs, 111.78 M)."""
     rec = read_record("info_vit_b", folder)
     r = rec["result"]
-    rows = ["| model | figure |", "| --- | --- |"]
-    rows += [f"| {k} | {v:,.2f} |" if isinstance(v, float) else f"| {k} | {v:,} |" for k, v in r.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    rows = ["| ViT-B/16 | figure |", "| --- | --- |",
+            f"| MILAN pretraining model, without the teacher | {r['params_total_without_teacher'] / 1e6:.2f} M parameters "
+            f"(encoder {r['params_encoder'] / 1e6:.2f} M + decoder {r['params_decoder'] / 1e6:.2f} M) |",
+            f"| CLIP ViT-B/16 teacher | {r['params_teacher'] / 1e6:.2f} M parameters |",
+            f"| classifier (1,000 classes) | {r['params_classifier'] / 1e6:.2f} M parameters, {r['gmacs_classifier']:.2f} GMACs "
+            f"per 224 px image |",
+            f"| decoder forward per image | prompting {r['gflops_decoder_by_type']['prompting']:.2f} GFLOPs, MAE's "
+            f"{r['gflops_decoder_by_type']['mae']:.2f} GFLOPs |"]
     return "\n".join(rows) + f"\n\n`{rec['command']}`; commit {rec['commit']}."
 
 

@@ -103,10 +103,11 @@ def image_grid(rows: list[list[np.ndarray]], row_titles: list[str], col_titles: 
     return fig
 
 
-METRIC_NAMES = {"knn": "kNN top-1", "linear": "linear probe top-1", "miou": "dense probe mIoU"}
+METRIC_NAMES = {"knn_cls": "kNN, class token", "knn_mean": "kNN, mean patch", "linear_cls": "linear, class token",
+                "linear_mean": "linear, mean patch", "miou": "dense probe mIoU"}
 
 
-def ablation_intervals(summary: list[dict], metrics=("knn", "linear", "miou")):
+def ablation_intervals(summary: list[dict], metrics=("linear_mean", "linear_cls", "knn_mean", "knn_cls", "miou")):
     """Dot-and-interval chart: per metric, each arm's paired difference MILAN - arm with its 95 %
     interval (right of 0: MILAN is better; an interval crossing 0 is no evidence either way)."""
     arms = [r for r in summary if f"{metrics[0]}_milan_minus_arm" in r]
@@ -123,7 +124,7 @@ def ablation_intervals(summary: list[dict], metrics=("knn", "linear", "miou")):
         ax.axvline(0, color="k", lw=0.8)
         ax.set(xlabel=f"MILAN - arm, {METRIC_NAMES.get(m, m)} (points)", title=METRIC_NAMES.get(m, m))
     axes[0][0].set_yticks(y, [r["arm"] for r in arms])
-    fig.suptitle("paired differences to MILAN, 95 % t-intervals over seeds (green: interval excludes 0)", fontsize=10)
+    fig.suptitle("paired differences to MILAN, 95 % t-intervals over seeds (green: Holm-adjusted p < 0.05)", fontsize=10)
     fig.tight_layout()
     return fig
 
