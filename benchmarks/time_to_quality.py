@@ -1,13 +1,18 @@
-"""Time to a useful encoder: a reference recipe against the current default (or candidates),
-in one run on one machine (machines of one kind differ by up to 7x, so only a same-run ratio
-means anything).
+"""Time to a useful encoder: a reference recipe, the same recipe with only its views changed, and
+the current default (or candidates), over seeds, in one run on one machine (machines of one kind
+differ by up to 7x, so only same-run ratios mean anything).
 
-    python benchmarks/time_to_quality.py [--target 0.60] [--out outputs/bench/ttq] [--candidate JSON ...]
+    python benchmarks/time_to_quality.py [--seeds 0 1] [--target 0.60] [--eval-every 25] [--val-size 2048]
+                                         [--candidate JSON ...] [--out outputs/bench/ttq]
 
-For each recipe it prints the steps, images, training FLOPs (teacher forward + 3x student
-forward per image, from ``milan-lab info``) and wall-clock up to the first kNN evaluation at or
-above the target (validation, 8 shape classes, k=20), and the final kNN. kNN is evaluated at the
-end of every epoch in every recipe; its time counts, as it does for a user.
+Each run evaluates kNN (8 shape classes, k=20) every ``--eval-every`` steps on ``--val-size``
+validation scenes; the time to the target is interpolated linearly between the last evaluation
+below it and the first at or above it, on the training wall-clock (the evaluations' own time is
+left out: they are far denser here than a user's run would make them). For each recipe it prints,
+per seed, the training seconds, steps, images and training FLOPs (teacher forward + 3x student
+forward per image, from ``milan-lab info``) at the target, and the final kNN; then, paired by seed,
+each recipe's time to the target over the reference's, with its range over seeds. A JSON record
+goes to ``--out``/record.json.
 """
 from __future__ import annotations
 
@@ -15,56 +20,69 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
-import torch
-
-from milan_lab.cli import OneLineParser
+from milan_lab.cli import OneLineParser, positive_int
 from milan_lab.config import get_config
-from milan_lab.jobs.pretrain import pretrain
 from milan_lab.errors import ConfigError
+from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
+from milan_lab.tools.records import Timer, write_record
 
 PRESET = "milan_vit-tiny-p8_offline"
 # The reference recipe: 6 epochs x 12,800 scenes at batch 128, random crops, one masked view per teacher
-# pass, scenes rendered anew every epoch.
+# pass (rendered scenes kept in memory, as in every recipe here).
 REFERENCE = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
-                 offline_cache_mb=0, teacher_cache=False, min_crop_scale=0.2)
+                 teacher_cache=False, fixed_views=False, min_crop_scale=0.2)
+# The reference with only its views changed: the full scene, no crop or flip (same batch, lr, schedule, no cache).
+VIEWS_ONLY = {**REFERENCE, "fixed_views": True}
 
 
-def run(name: str, overrides: dict, out: Path, target: float) -> dict:
+def interpolate_time(curve: list[tuple[int, float, float]], target: float):
+    """(step, seconds) at which a kNN curve [(step, seconds, knn), ...] reaches ``target``,
+    interpolated linearly between the last evaluation below it and the first at or above it;
+    None if it never does."""
+    previous = (0, 0.0, 0.0)
+    for step, seconds, knn in curve:
+        if knn >= target:
+            s0, t0, k0 = previous
+            f = 1.0 if knn == k0 else (target - k0) / (knn - k0)
+            return s0 + f * (step - s0), t0 + f * (seconds - t0)
+        previous = (step, seconds, knn)
+    return None
+
+
+def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eval_every: int = 25,
+        val_size: int = 2048) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    cfg = get_config("pretrain", PRESET, {**overrides, "output_dir": str(out), "progress": False, "knn_every": 1})
-    t = time.perf_counter()
-    summary = pretrain(cfg)
-    wall = time.perf_counter() - t
+    cfg = get_config("pretrain", PRESET, {"knn_train_size": 2048, "knn_val_size": val_size, **overrides, "seed": seed,
+                                          "output_dir": str(out), "progress": False, "knn_every_steps": eval_every})
+    with Timer() as wall:
+        summary = pretrain(cfg)
     history = json.loads((out / "metrics.json").read_text())["history"]
-    evals = [r for r in history if "knn_acc" in r]
-    hit = next((r for r in evals if r["knn_acc"] >= target), None)
+    curve = [(r["step"], r["train_s"], r["knn_acc"]) for r in history if "knn_acc" in r]
     info = model_info(PRESET)
     per_image, teacher = info["gflops_pretrain_step_per_image"], info["gflops_teacher"]
     k = cfg.model.masks_per_image
 
-    def at(row):
+    def cost(steps: float) -> dict:
         # k student passes (forward + backward ~ 3x forward) per image; a teacher pass per image,
         # or with the teacher cache one per training scene, all at the first step
-        steps = row["step"]
         images = steps * cfg.batch_size
         teacher_passes = cfg.offline_size if cfg.teacher_cache else images
-        tflops = (teacher_passes * teacher + images * k * (per_image - teacher)) / 1e3
-        return {"steps": steps, "images": images, "tflops": tflops, "wall_s": row["elapsed_s"], "knn": row["knn_acc"]}
-    return {"recipe": name, "overrides": overrides, "batch_size": cfg.batch_size, "masks_per_image": k,
-            "teacher_cache": cfg.teacher_cache,
-            "first_at_target": at(hit) if hit else None, "final": at(evals[-1]), "final_knn": summary["knn_acc"], "total_wall_s": wall,
-            "knn_curve": [(r["step"], round(r["elapsed_s"], 1), round(r["knn_acc"], 4)) for r in evals]}
+        return {"steps": steps, "images": images, "tflops": (teacher_passes * teacher + images * k * (per_image - teacher)) / 1e3}
+    hit = interpolate_time(curve, target)
+    return {"recipe": name, "seed": seed, "overrides": overrides, "batch_size": cfg.batch_size,
+            "teacher_cache": cfg.teacher_cache, "fixed_views": cfg.fixed_views,
+            "at_target": {**cost(hit[0]), "train_s": hit[1]} if hit else None,
+            "final": {**cost(curve[-1][0]), "train_s": curve[-1][1], "knn": curve[-1][2]},
+            "final_knn": summary["knn_acc"], "total_wall_s": wall.seconds, "knn_curve": curve}
 
 
 def parse_candidates(texts: list[str]) -> list[tuple[str, dict]]:
     """Each --candidate as (name, overrides), every one checked as a full config before any training."""
     candidates = []
     for i, text in enumerate(texts):
-        name = f"candidate {i + 1}"
         try:
             over = json.loads(text)
         except json.JSONDecodeError as e:
@@ -75,13 +93,26 @@ def parse_candidates(texts: list[str]) -> list[tuple[str, dict]]:
             get_config("pretrain", PRESET, over)
         except ConfigError as e:
             raise ConfigError(f"--candidate {i + 1}: {e}") from None
-        candidates.append((name, over))
+        candidates.append((f"candidate {i + 1}", over))
     return candidates or [("current default", {})]
+
+
+def ratios(results: list[dict]) -> dict:
+    """Per recipe: time to the target over the reference's, paired by seed."""
+    ref = {r["seed"]: r["at_target"]["train_s"] for r in results if r["recipe"] == "reference" and r["at_target"]}
+    out = {}
+    for r in results:
+        if r["recipe"] != "reference" and r["at_target"] and r["seed"] in ref:
+            out.setdefault(r["recipe"], []).append(r["at_target"]["train_s"] / ref[r["seed"]])
+    return out
 
 
 def main(argv=None) -> int:
     p = OneLineParser(prog="time_to_quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--target", type=float, default=0.60)
+    p.add_argument("--eval-every", type=positive_int, default=25, help="steps between kNN evaluations")
+    p.add_argument("--val-size", type=positive_int, default=2048, help="validation scenes for kNN")
     p.add_argument("--out", default="outputs/bench/ttq")
     p.add_argument("--candidate", action="append", default=[],
                    help="JSON overrides of the current preset to try instead of it as is (repeatable)")
@@ -89,24 +120,30 @@ def main(argv=None) -> int:
     try:
         if not 0 < args.target <= 1:
             raise ConfigError(f"--target: a kNN accuracy in (0, 1], got {args.target}")
-        candidates = parse_candidates(args.candidate)
+        recipes = [("reference", REFERENCE), ("views only", VIEWS_ONLY)] + parse_candidates(args.candidate)
     except ConfigError as e:
         print(f"time_to_quality: error: {e}", file=sys.stderr)
         return 2
-    results = [run(name, over, Path(args.out) / name.replace(" ", "_"), args.target) for name, over in candidates]
-    results.insert(0, run("reference", REFERENCE, Path(args.out) / "reference", args.target))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; target kNN top-1 {args.target:.0%}")
-    print(f"{'recipe':<18} {'steps':>6} {'images':>8} {'TFLOP':>7} {'wall s':>7} {'kNN':>6}   final kNN   total s")
+    with Timer() as wall:
+        results = [run(name, over, Path(args.out) / f"{name.replace(' ', '_')}_s{seed}", args.target, seed,
+                       args.eval_every, args.val_size)
+                   for seed in args.seeds for name, over in recipes]
+    print(f"target kNN top-1 {args.target:.0%}; kNN every {args.eval_every} steps on {args.val_size} scenes")
+    print(f"{'recipe':<16} {'seed':>4} {'train s':>8} {'steps':>7} {'images':>8} {'TFLOP':>7}   final kNN")
     for r in results:
-        h = r["first_at_target"]
-        cells = (f"{h['steps']:>6} {h['images']:>8} {h['tflops']:>7.1f} {h['wall_s']:>7.0f} {h['knn']:>6.3f}" if h
-                 else f"{'not reached':>38}")
-        print(f"{r['recipe']:<18} {cells}   {r['final_knn']:.3f}       {r['total_wall_s']:.0f}")
-    a = results[0]["first_at_target"]
-    for r in results[1:]:
-        if a and r["first_at_target"]:
-            print(f"wall-clock to the target: {r['recipe']} / reference = {r['first_at_target']['wall_s'] / a['wall_s']:.2f}")
-    print(json.dumps(results, indent=1))
+        h = r["at_target"]
+        cells = (f"{h['train_s']:>8.0f} {h['steps']:>7.0f} {h['images']:>8.0f} {h['tflops']:>7.1f}" if h
+                 else f"{'not reached':>33}")
+        print(f"{r['recipe']:<16} {r['seed']:>4} {cells}   {r['final']['knn']:.3f}")
+    paired = ratios(results)
+    for name, values in paired.items():
+        print(f"time to the target / reference's, {name}: mean {sum(values) / len(values):.2f}, "
+              f"range {min(values):.2f}-{max(values):.2f} over {len(values)} seeds")
+    out = Path(args.out)
+    write_record(out / "record.json", "time-to-quality", {"target": args.target, "eval_every": args.eval_every,
+                                                          "val_size": args.val_size, "runs": results, "ratios": paired},
+                 args.seeds, wall.seconds)
+    print(f"record: {out / 'record.json'}")
     return 0
 
 

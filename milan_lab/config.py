@@ -181,9 +181,11 @@ class PretrainConfig(JobConfig):
     # fixed views (the full image, no crop or flip) whose teacher targets are computed once per
     # image and reused every epoch (jobs/teacher_cache.py); needs min_crop_scale=1
     teacher_cache: bool = False
+    fixed_views: bool = False       # the full image, no crop or flip, without the cache (teacher_cache implies it)
     output_dir: str = "runs/pretrain"
     checkpoint_every: int = 100
     knn_every: int = 1              # epochs; 0 disables
+    knn_every_steps: int = 0        # steps between kNN evaluations instead (0: every knn_every epochs)
     knn_train_size: int = 2048
     knn_val_size: int = 512
 
@@ -194,7 +196,7 @@ class PretrainConfig(JobConfig):
         if self.teacher_cache and self.min_crop_scale != 1:
             raise ConfigError(f"teacher_cache=true trains on fixed full-image views, so min_crop_scale must be 1 (got "
                               f"{self.min_crop_scale:g}); for random crops set teacher_cache=false")
-        _at_least(self, 0, "knn_every")
+        _at_least(self, 0, "knn_every", "knn_every_steps")
         _positive(self, "knn_train_size", "knn_val_size")
 
 

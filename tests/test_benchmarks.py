@@ -34,21 +34,30 @@ def test_gpu_check_smoke_prints_one_json_with_every_part():
     assert jpeg["workers_needed"] >= 1 and isinstance(jpeg["data_keeps_up"], bool)
 
 
-def test_time_to_quality_counts_the_cached_teacher_once(tmp_path):
+def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from time_to_quality import run
+    from time_to_quality import interpolate_time, ratios, run
 
     from milan_lab.tools.info import model_info
-    small = dict(offline_size=128, epochs=2, warmup_epochs=0.5, batch_size=64, knn_train_size=64, knn_val_size=64)
-    cached = run("cached", {**small, "teacher_cache": True}, tmp_path / "cached", target=0.0)
-    plain = run("plain", {**small, "teacher_cache": False}, tmp_path / "plain", target=0.0)
+    small = dict(offline_size=128, epochs=2, warmup_epochs=0.5, batch_size=64, knn_train_size=64)
+    cached = run("cached", {**small, "teacher_cache": True, "min_crop_scale": 1.0}, tmp_path / "cached", target=0.0,
+                 eval_every=1, val_size=64)
+    plain = run("plain", {**small, "teacher_cache": False}, tmp_path / "plain", target=0.0, eval_every=1, val_size=64)
     info = model_info("milan_vit-tiny-p8_offline")
     teacher, student = info["gflops_teacher"], info["gflops_pretrain_step_per_image"] - info["gflops_teacher"]
     for r, teacher_passes in ((cached, 128), (plain, 256)):  # 2 epochs x 2 steps x 64 images
-        assert r["first_at_target"]["steps"] == 2 and r["first_at_target"]["images"] == 128  # the first kNN
         end = r["final"]
         assert end["steps"] == 4 and end["images"] == 256
         assert end["tflops"] == pytest.approx((teacher_passes * teacher + 256 * student) / 1e3)
-    assert [s for s, _, _ in cached["knn_curve"]] == [2, 4] and cached["teacher_cache"] is True
-    last = cached["knn_curve"][-1]
-    assert cached["final_knn"] == pytest.approx(last[2], abs=1e-4) and cached["total_wall_s"] >= last[1]
+    assert [s for s, _, _ in cached["knn_curve"]] == [1, 2, 3, 4] and cached["teacher_cache"] is True
+    assert cached["final_knn"] == pytest.approx(cached["knn_curve"][-1][2], abs=1e-4)
+    assert cached["total_wall_s"] >= cached["knn_curve"][-1][1]  # training seconds leave the evaluations out
+    # linear interpolation between the last evaluation below the target and the first at or above it
+    curve = [(25, 10.0, 0.40), (50, 20.0, 0.55), (75, 30.0, 0.65)]
+    assert interpolate_time(curve, 0.60) == pytest.approx((62.5, 25.0))
+    assert interpolate_time(curve, 0.70) is None
+    runs = [{"recipe": "reference", "seed": 0, "at_target": {"train_s": 100.0}},
+            {"recipe": "views only", "seed": 0, "at_target": {"train_s": 50.0}},
+            {"recipe": "reference", "seed": 1, "at_target": {"train_s": 80.0}},
+            {"recipe": "views only", "seed": 1, "at_target": {"train_s": 60.0}}]
+    assert ratios(runs) == {"views only": pytest.approx([0.5, 0.75])}

@@ -180,3 +180,19 @@ def test_compile_falls_back_to_eager_with_one_warning(teacher_dir, tmp_path, mon
     with pytest.warns(RuntimeWarning, match="torch.compile is not available here .*running eagerly"):
         summary = pretrain(cfg)
     assert summary["steps"] == 2 and summary["final_loss"] > 0
+
+
+def test_every_run_logs_its_config_and_final_numbers_as_tensorboard_hparams(teacher_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from milan_lab.jobs.pretrain import pretrain
+    out = tmp_path / "hp"
+    pretrain(get_config("pretrain", "milan_vit-micro-p8_offline",
+                        tiny_overrides(teacher_dir, out, offline_size=32, epochs=1, mask_ratio=0.6)))
+    events = EventAccumulator(str(out), size_guidance={"tensors": 0})
+    events.Reload()
+    plugin = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugin and "_hparams_/session_start_info" in plugin
+    start = plugin["_hparams_/session_start_info"]
+    assert b"model.mask_ratio" in start and b"batch_size" in start
+    assert "final/final_loss" in events.Tags()["scalars"]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from milan_lab.cli import main
 from milan_lab.data.segmentation import IGNORE, seg_folder_splits
-from milan_lab.errors import BadImage, DataError, DiskFull
+from milan_lab.errors import BadImage, ConfigError, DataError, DiskFull
 
 MICRO = "milan_vit-micro-p8_offline"
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,3 +241,67 @@ def test_the_subprocess_cli_prints_that_traceback(tmp_path):
             f"sys.exit(main(['info', '{MICRO}']))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" in done.stderr and "ValueError: a bug" in done.stderr
+
+
+# --- notebook parameters and benchmark options ---------------------------------------------------
+
+@pytest.mark.parametrize("bad, message", [
+    ({"arms": ["MILANN"]}, "parameter 'arms': unknown 'MILANN'; known: MILAN, pixel targets"),
+    ({"seeds": []}, "parameter 'seeds': expected a non-empty list"),
+    ({"seeds": "[0]"}, r"expected a list, got the text '\[0\]' .*use -y"),
+    ({"seg_steps": -1}, "parameter 'seg_steps': expected an integer >= 1, got -1"),
+    ({"variant": "crowded"}, "parameter 'variant': 'crowded' is not one of dense, sparse"),
+    ({"primary": "accuracy"}, "parameter 'primary': 'accuracy' is not one of"),
+])
+def test_ablation_parameters_are_checked_naming_the_parameter(bad, message):
+    from milan_lab.tools.notebook import check_parameters
+    good = dict(preset=MICRO, variant="dense", seeds=[0], arms=["MILAN"], primary="linear_mean", epochs=1,
+                offline_size=64, batch_size=32, max_steps=None, eval_train=8, eval_val=8, seg_train=8, seg_val=8,
+                seg_steps=1, output_dir="x")
+    check_parameters("ablation", **good)
+    with pytest.raises(ConfigError, match=message):
+        check_parameters("ablation", **{**good, **bad})
+
+
+@pytest.mark.parametrize("notebook, bad, message", [
+    ("segmentation", {"steps": 0}, "parameter 'steps'"),
+    ("tour", {"mask_ratio": 1.5}, "parameter 'mask_ratio'"),
+    ("teacher", {"n_eval": "many"}, "parameter 'n_eval'"),
+    ("pretrain", {"sampler": "smart"}, "parameter 'sampler'"),
+    ("linear_probe", {"knn_train": -5}, "parameter 'knn_train'"),
+])
+def test_every_notebook_checks_its_parameters(notebook, bad, message):
+    import json as json_
+
+    import re
+    from milan_lab.tools.notebook import check_parameters
+    nb = json_.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in (c["metadata"].get("tags") or []))
+    params = {}
+    exec("".join(cell["source"]), params)  # noqa: S102 -- the notebook's own defaults
+    defaults = {k: v for k, v in params.items() if not k.startswith("__")}
+    check_parameters(notebook, **defaults)  # the defaults pass
+    assert re.search(r"check_parameters\(", "".join("".join(c["source"]) for c in nb["cells"]))
+    with pytest.raises(ConfigError, match=message):
+        check_parameters(notebook, **{**defaults, **bad})
+
+
+def test_a_bad_notebook_parameter_stops_papermill_with_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "papermill", "notebooks/ablation.ipynb", str(tmp_path / "o.ipynb"),
+                           "-y", "{arms: [MILANN], seeds: [0]}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "ConfigError: parameter 'arms': unknown 'MILANN'" in done.stderr
+    assert "Traceback (most recent call last)" not in done.stderr.split("Exception encountered at")[-1]
+
+
+@pytest.mark.parametrize("candidate, message", [
+    ('{"epochs": 2', "--candidate 2: not valid JSON"),
+    ('{"epoch": 2}', "--candidate 2: unknown config key 'epoch'"),
+    ('{"mask_ratio": 2}', "--candidate 2: bad value for 'mask_ratio'"),
+    ("[1]", "--candidate 2: expected a JSON object"),
+])
+def test_time_to_quality_checks_every_candidate_before_training(candidate, message):
+    done = subprocess.run([sys.executable, "benchmarks/time_to_quality.py", "--candidate", '{"epochs": 3}',
+                           "--candidate", candidate], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().endswith(done.stderr.strip().splitlines()[-1])
+    assert done.stderr.count("\n") == 1 and message in done.stderr and done.stdout == ""

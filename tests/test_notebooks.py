@@ -81,7 +81,8 @@ def test_explore_and_tour_notebooks(tmp_path):
     assert t["kept_attention"]["semantic"] > t["kept_attention"]["random"]
     assert len(t["figures"]) == 6 and all(Path(f).is_file() for f in t["figures"])
     # the shipped student attends where its teacher does, far more than a random encoder of its size
-    assert t["attention_agreement"]["student"] > t["attention_agreement"]["random"] + 0.1
+    agree = t["attention_agreement"]  # the student against the best of three random initialisations
+    assert agree["student"] > agree["random"] + 0.1 and agree["student_object_ratio"] > agree["random_object_ratio"]
 
 
 def test_ablation_notebook(tmp_path):

@@ -17,7 +17,7 @@ SEED_NAMES = ["milan_vit-base-p16_16xb256-amp-coslr-400e_in1k", "vit-base-p16_mi
 
 def test_list_models_has_the_seed_names_and_offline_models():
     names = list_models()
-    assert all(n in names for n in SEED_NAMES) and "milan_vit-tiny-p8_offline" in names
+    assert all(n in names for n in SEED_NAMES) and "milan_vit-tiny-p8_randcrop-6e_offline" in names
     assert list_models("linear") == ["vit-base-p16_milan-pre_8xb2048-linear-coslr-100e_in1k"]
 
 
@@ -47,7 +47,7 @@ def test_shipped_offline_models_run_the_seed_snippets(tmp_path):
         assert set(pred) >= {"pred_label", "pred_score", "pred_class"} and 0 < pred["pred_score"] <= 1
         correct += pred["pred_class"] == spec.shape
     assert correct >= 32  # the shipped fine-tuned classifier (~70 % top-1) recognises shapes; chance is 8 of 64
-    pre = get_model("milan_vit-tiny-p8_offline", pretrained=True)
+    pre = get_model("milan_vit-tiny-p8_randcrop-6e_offline", pretrained=True)
     assert pre.extract_feat(inputs).shape == (1, 65, 192)
 
 

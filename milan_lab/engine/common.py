@@ -131,6 +131,23 @@ class MetricsLog:
                     self.tb.add_scalar(k, v, int(row["step"]))
 
 
+def log_hparams(folder: Path, config: dict, summary: dict) -> None:
+    """A run's config (flattened: ``model.mask_ratio``) and its final numbers as TensorBoard HParams,
+    in the run's own event folder."""
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            elif isinstance(v, (bool, int, float, str)):
+                yield f"{prefix}{k}", v
+            elif v is None:
+                yield f"{prefix}{k}", "none"
+    metrics = {f"final/{k}": float(v) for k, v in summary.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+    with SummaryWriter(str(folder)) as writer:
+        writer.add_hparams(dict(flat(config)), metrics, run_name=".")
+
+
 def write_json(path: Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

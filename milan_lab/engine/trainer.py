@@ -25,10 +25,19 @@ import torch
 from timm.data.loader import PrefetchLoader
 from tqdm import tqdm
 
-from milan_lab.engine import distributed as dist_utils
-from milan_lab.engine.common import EpochBatchSampler, MetricsLog, autocast, make_loader, precision_for, resolve_workers, write_json
-from milan_lab.engine.rng import rng_state, set_rng_state
 from milan_lab.config import TrainerConfig
+from milan_lab.engine import distributed as dist_utils
+from milan_lab.engine.common import (
+    EpochBatchSampler,
+    MetricsLog,
+    autocast,
+    log_hparams,
+    make_loader,
+    precision_for,
+    resolve_workers,
+    write_json,
+)
+from milan_lab.engine.rng import rng_state, set_rng_state
 from milan_lab.errors import DataError, TrainingDiverged
 from milan_lab.factory.models import check_resumable
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -66,6 +75,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.checkpoint_path: Path | None = None
         self.elapsed = 0.0  # seconds of training so far, this run and the runs it resumed
+        self.eval_elapsed = 0.0  # of which spent in ``evaluate`` (rows report ``train_s`` without it)
         self.step = 0       # the step being taken (jobs may derive per-step randomness from it)
         torch.manual_seed(cfg.seed)  # the job builds its model next: identical initial weights on every rank
 
@@ -137,6 +147,7 @@ class Trainer:
                     self._check_finite(bad_step)
                     now = time.time()
                     row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": now - t_start,
+                           "train_s": now - t_start - self.eval_elapsed,
                            "loss": dist_utils.all_reduce_mean(loss_sum.item() / steps_since, device),
                            "lr": max(g["lr"] for g in optimizer.param_groups),
                            "img_per_s": images_since / max(now - t_last, 1e-9)}
@@ -145,10 +156,14 @@ class Trainer:
                     history.append(row)
                     log.log(row)
                     bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['img_per_s']:.0f}")
-                if evaluate is not None and (epoch_end or is_last):
+                if evaluate is not None:  # asked after every step; it answers None when it has nothing to do
+                    t_eval = time.time()
                     row = evaluate(step, epoch_end, is_last) if self.main else None
                     if row:
-                        row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": time.time() - t_start, **row}
+                        self.eval_elapsed += time.time() - t_eval
+                        t_last += time.time() - t_eval  # images/s counts training time only
+                        row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": time.time() - t_start,
+                               "train_s": time.time() - t_start - self.eval_elapsed, **row}
                         history.append(row)
                         log.log(row)
                 if step % cfg.checkpoint_every == 0 or is_last:
@@ -164,7 +179,9 @@ class Trainer:
     def finish(self, summary: dict, **extra) -> dict:
         """Write ``metrics.json`` (rank 0), wait for every rank, tear DDP down; returns ``summary``."""
         if self.main:
-            write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": dataclasses.asdict(self.cfg)})
+            config = dataclasses.asdict(self.cfg)
+            write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": config})
+            log_hparams(self.out, config, summary)  # TensorBoard's HParams tab compares runs side by side
         dist_utils.barrier()
         dist_utils.cleanup()
         return summary
@@ -214,6 +231,7 @@ class Trainer:
         set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
         self.checkpoint_path = ckpt
         self.elapsed = float(state.get("elapsed_s", 0.0))
+        self.eval_elapsed = float(state.get("eval_s", 0.0))
         return state["step"], state["history"], tuple(state.get("loss_window", (0.0, 0)))
 
     def _save(self, step: int, model_state: dict, optimizer, history, loss_window) -> None:
@@ -228,7 +246,7 @@ class Trainer:
                 "model": model_state, "optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "step": step, "history": history, "rng": states, "config": dataclasses.asdict(self.cfg),
                 "loss_window": list(loss_window),  # the running mean of the next logged row: exact resume
-                "elapsed_s": self.elapsed},
+                "elapsed_s": self.elapsed, "eval_s": self.eval_elapsed},
                 keep=self.cfg.keep_checkpoints)
         dist_utils.barrier()
 

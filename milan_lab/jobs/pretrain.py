@@ -47,7 +47,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     # draws random numbers), so runs that differ only in their teacher use start alike
     model = model if model is not None else create_model(cfg.model, "pretrain", device=trainer.device, seed=cfg.seed)
     size = cfg.model.image_size
-    if cfg.teacher_cache:  # fixed full-image views
+    if cfg.teacher_cache or cfg.fixed_views:  # fixed full-image views
         view = eval_transform(size, crop_ratio=1.0)
     elif cfg.data == "offline":  # rendered scenes: PIL images in memory
         view = pretrain_transform(size, cfg.min_crop_scale)
@@ -64,7 +64,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, round(cfg.warmup_epochs * steps_per_epoch),
                                 cfg.min_lr)
-    knn = knn_sets(cfg) if trainer.main and cfg.knn_every else None
+    knn = knn_sets(cfg) if trainer.main and (cfg.knn_every or cfg.knn_every_steps) else None
 
     def loss_fn(net, batch):  # (images, labels[, indices]): pretraining ignores the labels
         images = batch[0].to(trainer.device, non_blocking=True)
@@ -77,7 +77,11 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
         return net(images, mode="loss", generator=masks, teacher_out=teacher_out).loss
 
     def evaluate(step, epoch_end, last):
-        if knn is None or not epoch_end or (step // steps_per_epoch) % cfg.knn_every:
+        if knn is None:
+            return None
+        due = (step % cfg.knn_every_steps == 0 or last) if cfg.knn_every_steps else (
+            epoch_end and not (step // steps_per_epoch) % cfg.knn_every)
+        if not due:
             return None
         return {"knn_acc": knn_accuracy(model.encoder, *knn, trainer.device)}
 

@@ -35,6 +35,8 @@ def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mix
         return criterion(net(images).float(), labels)
 
     def evaluate_epoch(step, epoch_end, last):
+        if not (epoch_end or last):
+            return None
         results.update(evaluate(model, val_set, device, trainer.amp_dtype))
         return {"top1": results["top1"], "top5": results["top5"]}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from milan_lab.data.scenes import ATTRIBUTES
 from milan_lab.io.weights import atomic_write
 
 
@@ -92,7 +93,7 @@ def _machine(rec: dict) -> str:
 
 def table_probes(folder: Path = RESULTS) -> str:
     """kNN and dense probe of the shipped encoder and a random one."""
-    rows = ["| probe | shipped `milan_vit-tiny-p8_offline` | random init, same architecture | commands |",
+    rows = ["| probe | shipped `milan_vit-tiny-p8_randcrop-6e_offline` | random init, same architecture | commands |",
             "| --- | --- | --- | --- |"]
     knn = [read_record(n, folder) for n in ("knn_shipped", "knn_random")]
     rows.append(f"| kNN top-1 (k = 20, cosine, T = 0.07; 2,048 train / 1,024 val scenes, 8 shapes) | "
@@ -106,9 +107,9 @@ def table_probes(folder: Path = RESULTS) -> str:
     return "\n".join(rows) + f"\n\nMachine: {_machine(knn[0])}; commit {knn[0]['commit']}."
 
 
-def table_attention(folder: Path = RESULTS) -> str:
+def table_attention(folder: Path = RESULTS, name: str = "attention_shipped") -> str:
     """The attention metric of the shipped model, its teacher and random encoders."""
-    rec = read_record("attention_shipped", folder)
+    rec = read_record(name, folder)
     r = rec["result"]
 
     def cell(m, key):
@@ -117,10 +118,12 @@ def table_attention(folder: Path = RESULTS) -> str:
         v = m[key]
         return f"{v['mean']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
     rows = ["| encoder | object ratio (head mean) | agreement with the teacher (head mean) |", "| --- | --- | --- |",
-            f"| shipped `milan_vit-tiny-p8_offline` | {cell(r['encoder'], 'object_ratio')} | {cell(r['encoder'], 'agreement')} |",
+            f"| shipped `milan_vit-tiny-p8_randcrop-6e_offline` | {cell(r['encoder'], 'object_ratio')} | "
+            f"{cell(r['encoder'], 'agreement')} |",
             f"| its teacher (`milan-clip-tiny`) | {cell(r['teacher'], 'object_ratio')} | (1) |"]
     rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in enumerate(r["random"])]
-    return "\n".join(rows) + (f"\n\n{r['scenes']} validation scenes at {r['image_size']} px; mean [bootstrap 95 % interval "
+    return "\n".join(rows) + (f"\n\n{r['scenes']} {r.get('variant', 'dense')} validation scenes at {r['image_size']} px; "
+                              f"mean [bootstrap 95 % interval "
                               f"over scenes]. `{rec['command']}`; {_machine(rec)}; commit {rec['commit']}.")
 
 
@@ -128,9 +131,8 @@ def table_teacher(folder: Path = RESULTS) -> str:
     rec = read_record("teacher_eval", folder)
     r = rec["result"]
     rows = ["| zero-shot on held-out scenes | accuracy | chance |", "| --- | --- | --- |"]
-    chance = r.get("chance", {})
-    rows += [f"| {k} | {100 * v:.1f} % | {100 * chance[k]:.1f} % |" if k in chance else f"| {k} | {100 * v:.1f} % | |"
-             for k, v in r["zero_shot"].items()]
+    chance = {k: 1 / len(v) for k, v in ATTRIBUTES.items()} | {"shape_bare_prompt": 1 / len(ATTRIBUTES["shape"])}
+    rows += [f"| {k.replace('_', ' ')} | {100 * v:.1f} % | {100 * chance[k]:.1f} % |" for k, v in r["zero_shot"].items()]
     return "\n".join(rows) + (f"\n\nClass-token attention on objects: {r['attention_on_objects']:.2f}x their area share "
                               f"(median {r['attention_on_objects_median']:.2f}x) over {r['n_images']} held-out scenes. "
                               f"`{rec['command']}`; commit {rec['commit']}.")
@@ -165,7 +167,20 @@ def data_pipeline_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"probes": table_probes, "attention": table_attention, "teacher": table_teacher, "info": table_info,
+def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
+    """The ablation studio's tables (``tools.ablation.markdown_tables``) from its notebook's record."""
+    from milan_lab.tools.ablation import markdown_tables  # a sibling tool: imported where it is used
+    rec = read_record(name, folder)
+    res = rec["result"]
+    return markdown_tables(res["summary"], primary=res["params"]["primary"]) + (
+        f"\n\n{len(rec['seeds'])} paired seeds, {res['params']['variant']} scenes, {res['params']['preset']}; "
+        f"mean ± std over seeds; * : Holm-adjusted p < 0.05. `{rec['command']}`; {_machine(rec)}; commit {rec['commit']}; "
+        f"{rec['wall_s'] / 60:.0f} min.")
+
+
+TABLES = {"probes": table_probes, "attention": table_attention,
+          "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
+          "teacher": table_teacher, "info": table_info,
           "data-pipeline": table_data_pipeline}
 
 

@@ -12,6 +12,7 @@ from milan_lab.data.images import load_image
 from milan_lab.data.scenes import SEG_CLASSES, make_labelled_scene, make_scene
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from milan_lab.errors import BadImage, ConfigError
+from milan_lab.evaluation.attention import agreement
 from milan_lab.evaluation.dense import SegProbe, confusion, seg_scores
 from milan_lab.evaluation.probes import probe_path_for
 from milan_lab.factory.models import load_encoder, load_model
@@ -152,7 +153,7 @@ class Explorer:
         out = {k: maps.heatmap(shown, v) for k, v in maps_.items()}
         out["teacher"] = maps.heatmap(shown, teacher)
         same = teacher.shape == maps_["student"].shape
-        out["agreement"] = {k: float(np.corrcoef(v.numpy(), teacher.numpy())[0, 1]) if same else None
+        out["agreement"] = {k: float(agreement(v.numpy()[None], teacher.numpy()[None])[0]) if same else None
                             for k, v in maps_.items()}
         return out
 
