@@ -87,6 +87,11 @@ def read_record(name: str, folder: Path = RESULTS) -> dict:
     return json.loads((Path(folder) / f"{name}.json").read_text())
 
 
+def _table(rows: list[str], rec: dict, note: str = "") -> str:
+    """A table and the line under it: what it shows, the command that measured it, the machine, the commit."""
+    return "\n".join(rows) + f"\n\n{note}`{rec['command']}`; {_machine(rec)}; commit {rec['commit']}."
+
+
 def _machine(rec: dict) -> str:
     return f"{rec['cpu']} ({rec['cores']} cores, fp32 matmul peak {rec['matmul_peak_gflops']:.0f} GFLOP/s), torch {rec['torch']}"
 
@@ -122,20 +127,18 @@ def table_attention(folder: Path = RESULTS, name: str = "attention_shipped") -> 
             f"{cell(r['encoder'], 'agreement')} |",
             f"| its teacher (`milan-clip-tiny`) | {cell(r['teacher'], 'object_ratio')} | (1) |"]
     rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in enumerate(r["random"])]
-    return "\n".join(rows) + (f"\n\n{r['scenes']} {r.get('variant', 'dense')} validation scenes at {r['image_size']} px; "
-                              f"mean [bootstrap 95 % interval "
-                              f"over scenes]. `{rec['command']}`; {_machine(rec)}; commit {rec['commit']}.")
+    return _table(rows, rec, f"{r['scenes']} {r.get('variant', 'dense')} validation scenes at {r['image_size']} px; "
+                             f"mean [bootstrap 95 % interval over scenes]. ")
 
 
 def table_teacher(folder: Path = RESULTS) -> str:
     rec = read_record("teacher_eval", folder)
     r = rec["result"]
-    rows = ["| zero-shot on held-out scenes | accuracy | chance |", "| --- | --- | --- |"]
     chance = {k: 1 / len(v) for k, v in ATTRIBUTES.items()} | {"shape_bare_prompt": 1 / len(ATTRIBUTES["shape"])}
-    rows += [f"| {k.replace('_', ' ')} | {100 * v:.1f} % | {100 * chance[k]:.1f} % |" for k, v in r["zero_shot"].items()]
-    return "\n".join(rows) + (f"\n\nClass-token attention on objects: {r['attention_on_objects']:.2f}x their area share "
-                              f"(median {r['attention_on_objects_median']:.2f}x) over {r['n_images']} held-out scenes. "
-                              f"`{rec['command']}`; commit {rec['commit']}.")
+    return _table(["| zero-shot on held-out scenes | accuracy | chance |", "| --- | --- | --- |"]
+                  + [f"| {k.replace('_', ' ')} | {100 * v:.1f} % | {100 * chance[k]:.1f} % |" for k, v in r["zero_shot"].items()],
+                  rec, f"Class-token attention on objects: {r['attention_on_objects']:.2f}x their area share (median "
+                       f"{r['attention_on_objects_median']:.2f}x) over {r['n_images']} held-out scenes. ")
 
 
 def table_info(folder: Path = RESULTS) -> str:
@@ -150,7 +153,7 @@ def table_info(folder: Path = RESULTS) -> str:
             f"per 224 px image |",
             f"| decoder forward per image | prompting {r['gflops_decoder_by_type']['prompting']:.2f} GFLOPs, MAE's "
             f"{r['gflops_decoder_by_type']['mae']:.2f} GFLOPs |"]
-    return "\n".join(rows) + f"\n\n`{rec['command']}`; commit {rec['commit']}."
+    return _table(rows, rec)
 
 
 def table_data_pipeline(folder: Path = RESULTS) -> str:
@@ -172,10 +175,9 @@ def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
     from milan_lab.tools.ablation import markdown_tables  # a sibling tool: imported where it is used
     rec = read_record(name, folder)
     res = rec["result"]
-    return markdown_tables(res["summary"], primary=res["params"]["primary"]) + (
-        f"\n\n{len(rec['seeds'])} paired seeds, {res['params']['variant']} scenes, {res['params']['preset']}; "
-        f"mean ± std over seeds; * : Holm-adjusted p < 0.05. `{rec['command']}`; {_machine(rec)}; commit {rec['commit']}; "
-        f"{rec['wall_s'] / 60:.0f} min.")
+    note = (f"{len(rec['seeds'])} paired seeds, {res['params']['variant']} scenes, {res['params']['preset']}; mean ± std "
+            f"over seeds; * : Holm-adjusted p < 0.05; {rec['wall_s'] / 60:.0f} min. ")
+    return _table([markdown_tables(res["summary"], primary=res["params"]["primary"])], rec, note)
 
 
 TABLES = {"probes": table_probes, "attention": table_attention,
