@@ -57,7 +57,7 @@ class ModelConfig(EncoderConfig):
     target: str = "clip"            # "clip" (teacher features) | "pixels" (MAE)
     target_dim: int = 512           # width of the teacher's features (checked against the teacher)
     norm_pix_loss: bool = False     # pixel target only
-    loss_on: str = "all"            # "all" tokens (references) | "masked" patches only
+    loss_on: str = "all"            # "all" tokens (references) | "masked" patches only | "masked+cls" (and the class token)
     sampler: str = "semantic"       # "random" | "semantic" | "topk" | "inverse"
     mask_ratio: float = 0.75
     masks_per_image: int = 1        # masked views per teacher pass (1: the references; >1 amortises the teacher)
@@ -69,7 +69,7 @@ class ModelConfig(EncoderConfig):
         super().validate()
         _choice("decoder", self.decoder, ("prompting", "mae"))
         _choice("target", self.target, ("clip", "pixels"))
-        _choice("loss_on", self.loss_on, ("all", "masked"))
+        _choice("loss_on", self.loss_on, ("all", "masked", "masked+cls"))
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("teacher_input_norm", self.teacher_input_norm, ("same", "clip"))
         _fraction(self, "mask_ratio", closed_right=False)
@@ -182,6 +182,7 @@ class PretrainConfig(JobConfig):
     # image and reused every epoch (jobs/teacher_cache.py); needs min_crop_scale=1
     teacher_cache: bool = False
     fixed_views: bool = False       # the full image, no crop or flip, without the cache (teacher_cache implies it)
+    cache_views: int = 1            # with teacher_cache: K > 1 fixed random crops per offline scene, one drawn per epoch
     output_dir: str = "runs/pretrain"
     checkpoint_every: int = 100
     knn_every: int = 1              # epochs; 0 disables
@@ -193,9 +194,14 @@ class PretrainConfig(JobConfig):
         super().validate()
         _fraction(self, "beta1", "beta2", closed_right=False)
         _unit_interval(self, "min_crop_scale")
-        if self.teacher_cache and self.min_crop_scale != 1:
+        _positive(self, "cache_views")
+        if self.cache_views > 1 and not (self.teacher_cache and self.data == "offline"):
+            raise ConfigError(f"cache_views={self.cache_views} caches K fixed crops of offline scenes: it needs "
+                              f"teacher_cache=true and data=offline")
+        if self.teacher_cache and self.cache_views == 1 and self.min_crop_scale != 1:
             raise ConfigError(f"teacher_cache=true trains on fixed full-image views, so min_crop_scale must be 1 (got "
-                              f"{self.min_crop_scale:g}); for random crops set teacher_cache=false")
+                              f"{self.min_crop_scale:g}); for random crops set teacher_cache=false, or cache_views=K "
+                              f"for K fixed crops per scene")
         _at_least(self, 0, "knn_every", "knn_every_steps")
         _positive(self, "knn_train_size", "knn_val_size")
 

@@ -78,6 +78,8 @@ def test_cosine_loss_matches_definition():
     mask = torch.tensor([[1.0, 0, 0, 1], [0, 0, 1, 0]])
     expected = ((2 - 2 * cos[:, 1:]) * mask).sum() / 3
     torch.testing.assert_close(cosine_loss(pred, target, mask), expected)
+    with_cls = ((2 - 2 * cos[:, 1:]) * mask).sum() + (2 - 2 * cos[:, 0]).sum()  # 3 masked patches + 2 class tokens
+    torch.testing.assert_close(cosine_loss(pred, target, mask, with_cls=True), with_cls / 5)
     assert cosine_loss(target, target).abs() < 1e-6
 
 

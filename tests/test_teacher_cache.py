@@ -84,3 +84,34 @@ def test_random_crops_with_the_cache_are_refused_naming_both_options():
         get_config("pretrain", "milan_vit-tiny-p8_offline", ["min_crop_scale=0.5"])
     cfg = get_config("pretrain", "milan_vit-tiny-p8_offline", ["teacher_cache=false", "min_crop_scale=0.2"])
     assert not cfg.teacher_cache and cfg.min_crop_scale == 0.2
+
+
+def test_k_fixed_views_per_scene_with_their_cached_targets(tiny_teacher):
+    from milan_lab.data.transforms import pretrain_transform
+    scenes = OfflineScenes("train", 12, 32, 0, None, cache_mb=0)
+    views = teacher_cache.CachedViews(scenes, pretrain_transform(32, 0.3), views=3, seed=5)
+    image, label, key = views[4]
+    k = views.view_of(4, 0)
+    assert key == k * 12 + 4 and label == scenes[4][1] and 0 <= k < 3
+    assert torch.equal(image, views.view(4, k)[0])               # a view is fixed: the same crop every time
+    assert not torch.equal(views.view(4, 0)[0], views.view(4, 1)[0])  # and the K views differ
+    drawn = {views.view_of(i, e) for i in range(12) for e in range(4)}
+    assert drawn == {0, 1, 2}                                   # epochs draw among the K views
+    everything = views.all_views()
+    assert len(everything) == 36 and everything[key][2] == key and torch.equal(everything[key][0], image)
+    cache = teacher_cache.TeacherCache(tiny_teacher, everything, torch.device("cpu"), contextlib.nullcontext, batch_size=8)
+    targets, importance = cache(torch.tensor([key]))
+    with torch.no_grad():
+        expected_t, expected_i = tiny_teacher(image[None])
+    torch.testing.assert_close(targets, expected_t, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(importance, expected_i, atol=1e-6, rtol=1e-4)
+
+
+def test_pretraining_with_k_cached_views(teacher_dir, tmp_path):
+    cfg = get_config("pretrain", "milan_vit-micro-p8_offline",
+                     tiny_overrides(teacher_dir, tmp_path / "k", offline_size=32, epochs=2, teacher_cache=True,
+                                    cache_views=2, min_crop_scale=0.3))
+    summary = pretrain(cfg)
+    assert summary["steps"] == 4 and summary["final_loss"] > 0
+    with pytest.raises(ConfigError, match="cache_views=2 caches K fixed crops of offline scenes"):
+        get_config("pretrain", None, ["cache_views=2", "teacher_cache=false", "min_crop_scale=0.2"])

@@ -18,7 +18,7 @@ from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.trainer import Trainer
 from milan_lab.evaluation.knn import knn_accuracy
 from milan_lab.factory.models import create_model
-from milan_lab.jobs.teacher_cache import TeacherCache, WithIndex, check_cache_fits
+from milan_lab.jobs.teacher_cache import CachedViews, TeacherCache, WithIndex, check_cache_fits
 from milan_lab.models.milan import MILAN
 
 
@@ -56,10 +56,13 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb,
                             cfg.offline_variant)
     cache = None
+    if cfg.teacher_cache and cfg.cache_views > 1:  # K fixed random crops per scene, one drawn per epoch
+        dataset = CachedViews(dataset, pretrain_transform(size, cfg.min_crop_scale), cfg.cache_views, cfg.seed)
     if cfg.teacher_cache and model.teacher is not None:
-        check_cache_fits(len(dataset), model.num_patches, cfg.model.target_dim, trainer.device)
-        cache = TeacherCache(model.teacher, dataset, trainer.device, trainer.autocast)
-        dataset = WithIndex(dataset)
+        views = dataset.all_views() if isinstance(dataset, CachedViews) else dataset
+        check_cache_fits(len(views), model.num_patches, cfg.model.target_dim, trainer.device)
+        cache = TeacherCache(model.teacher, views, trainer.device, trainer.autocast)
+        dataset = dataset if isinstance(dataset, CachedViews) else WithIndex(dataset)
     steps_per_epoch = len(dataset) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, round(cfg.warmup_epochs * steps_per_epoch),

@@ -13,10 +13,54 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from milan_lab.errors import ConfigError
+
+
+class CachedViews(Dataset):
+    """K fixed views of each scene of ``scenes`` (an ``OfflineScenes``), for a teacher cache that
+    keeps some augmentation: view ``k`` of scene ``i`` is ``transform`` (a random crop and flip)
+    drawn from a torch seed of (seed, k, i), the same in every epoch; each epoch shows every scene
+    once, in one of its K views drawn from (seed, epoch, i). Items: (image, label, key) with key
+    ``k * N + i``, the row of the view's cached targets. ``all_views()`` lists the K x N views in key
+    order, for filling the cache."""
+
+    def __init__(self, scenes, transform, views: int, seed: int = 0):
+        self.scenes, self.transform, self.views, self.seed, self.epoch = scenes, transform, views, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def view_of(self, index: int, epoch: int) -> int:
+        return int(np.random.SeedSequence([self.seed, epoch, index, 1]).generate_state(1)[0] % self.views)
+
+    def view(self, index: int, k: int):
+        image, spec = self.scenes.scene(index)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, k, index, 2]).generate_state(1)[0]))
+            return self.transform(Image.fromarray(image)), spec.label
+
+    def __getitem__(self, index: int):
+        k = self.view_of(index, self.epoch)
+        return (*self.view(index, k), k * len(self) + index)
+
+    def all_views(self) -> Dataset:
+        parent = self
+
+        class _All(Dataset):
+            def __len__(self):
+                return parent.views * len(parent)
+
+            def __getitem__(self, key: int):
+                return (*parent.view(key % len(parent), key // len(parent)), key)
+        return _All()
 
 
 class WithIndex(Dataset):

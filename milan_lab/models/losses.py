@@ -5,15 +5,20 @@ import torch
 import torch.nn.functional as F
 
 
-def cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                with_cls: bool = False) -> torch.Tensor:
     """2 - 2·cos(pred, target) per token, averaged.
 
     pred, target: [N, 1 + L, D]. mask: None (average over all 1 + L tokens, as mmpretrain's
     ``CosineSimilarityLoss(shift_factor=2, scale_factor=2)`` and the authors' code do) or
-    [N, L] with 1 = removed (average over the masked patches only)."""
+    [N, L] with 1 = removed (average over the masked patches only; with ``with_cls``, over the
+    masked patches and the class token)."""
     per_token = 2 - 2 * F.cosine_similarity(pred.float(), target.float(), dim=-1)  # [N, 1 + L]
     if mask is None:
         return per_token.mean()
+    if with_cls:
+        mask = torch.cat([torch.ones_like(mask[:, :1]), mask], 1)
+        return (per_token * mask).sum() / mask.sum()
     return (per_token[:, 1:] * mask).sum() / mask.sum()
 
 

@@ -79,7 +79,8 @@ class MILAN(nn.Module):
                                "compute the CLIP-target loss (build it with a teacher)")
         if self.cfg.target == "pixels":
             return pixel_loss(pred, images, mask, self.cfg.patch_size, self.cfg.norm_pix_loss)
-        return cosine_loss(pred, target, mask if self.cfg.loss_on == "masked" else None)
+        on = self.cfg.loss_on
+        return cosine_loss(pred, target, None if on == "all" else mask, with_cls=on == "masked+cls")
 
     def forward(self, images: torch.Tensor, mode: str = "tensor", **kwargs):
         """``mode="tensor"`` (default, as mmpretrain's): the encoder's features [N, 1 + L, D_e];

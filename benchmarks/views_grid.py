@@ -1,0 +1,95 @@
+"""Why fixed views change where the class token looks: a grid of short pretraining runs, each probed
+for where its class token looks and for what its features hold.
+
+    python benchmarks/views_grid.py [--steps 300] [--seeds 0 1 2] [--preset milan_vit-tiny-p8_offline]
+                                    [--out outputs/bench/views_grid]
+
+Arms: {fixed full-scene views, random crops (scale 0.2-1)} x {loss on all tokens, loss on the masked
+patches and the class token}, all without the teacher cache so that only the views and the loss
+differ, plus the K-view teacher cache (4 fixed random crops per scene with their cached targets, one
+drawn per epoch) with the loss on all tokens. Each run is scored by the attention metric (object
+ratio, agreement with the teacher; ``milan-lab attention``), kNN and the quick linear probe on the
+class token and on mean-pooled patch tokens, and the dense probe. Runs are reused from their
+``result.json``; a JSON record of every run and the per-arm means goes to ``--out``/record.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from milan_lab.cli import OneLineParser, positive_int
+from milan_lab.config import get_config
+from milan_lab.data.segmentation import SegScenes
+from milan_lab.evaluation.attention import encoder_attention_report
+from milan_lab.evaluation.dense import seg_probe
+from milan_lab.evaluation.knn import knn_top1
+from milan_lab.evaluation.probes import offline_features, quick_linear_probe
+from milan_lab.factory.models import load_encoder, load_model
+from milan_lab.jobs.pretrain import pretrain
+from milan_lab.tools.records import Timer, write_record
+
+CROPS = {"teacher_cache": False, "fixed_views": False, "min_crop_scale": 0.2}
+FIXED = {"teacher_cache": False, "fixed_views": True}
+ARMS = {
+    "fixed views, all tokens": {**FIXED, "loss_on": "all"},
+    "fixed views, masked + cls": {**FIXED, "loss_on": "masked+cls"},
+    "random crops, all tokens": {**CROPS, "loss_on": "all"},
+    "random crops, masked + cls": {**CROPS, "loss_on": "masked+cls"},
+    "4 cached crops, all tokens": {"teacher_cache": True, "cache_views": 4, "min_crop_scale": 0.2, "loss_on": "all"},
+}
+
+
+def run_arm(preset: str, arm: str, seed: int, steps: int, out: Path) -> dict:
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = get_config("pretrain", preset, {**ARMS[arm], "seed": seed, "max_steps": steps, "knn_every": 0,
+                                          "output_dir": str(out), "progress": False})
+    pretrain(cfg)
+    model = load_model(str(out), task="pretrain", teacher="auto")
+    randoms = [load_encoder("random", cfg.model, seed=k) for k in range(3)]
+    attention = encoder_attention_report(model.encoder, model.teacher, 256, seed, randoms)
+    size = cfg.model.image_size
+    row = {"arm": arm, "seed": seed, "steps": steps,
+           "object_ratio": attention["encoder"]["object_ratio"]["mean"],
+           "agreement": attention["encoder"]["agreement"]["mean"]}
+    for pool in ("cls", "mean"):
+        train, val = offline_features(model.encoder, size, 2048, 1024, pool=pool, seed=seed)
+        row[f"knn_{pool}"] = knn_top1(train, val)
+        row[f"linear_{pool}"] = quick_linear_probe(train, val, int(train[1].max()) + 1, seed=seed)
+    row["miou"] = seg_probe(model.encoder, SegScenes("train", 1024, size, seed), SegScenes("val", 512, size, seed),
+                            len(SegScenes.classes), steps=300, seed=seed)[0]["miou"]
+    done.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="views_grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=positive_int, default=300)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--preset", default="milan_vit-tiny-p8_offline")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--out", default="outputs/bench/views_grid")
+    args = p.parse_args(argv)
+    with Timer() as wall:
+        rows = [run_arm(args.preset, arm, seed, args.steps, Path(args.out) / f"{arm.replace(' ', '_').replace(',', '')}_s{seed}")
+                for seed in args.seeds for arm in args.arms]
+    metrics = ("object_ratio", "agreement", "knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
+    print(f"{'arm':<28} " + " ".join(f"{m:>12}" for m in metrics))
+    means = {}
+    for arm in args.arms:
+        runs = [r for r in rows if r["arm"] == arm]
+        means[arm] = {m: statistics.mean(r[m] for r in runs) for m in metrics}
+        print(f"{arm:<28} " + " ".join(f"{means[arm][m]:>12.3f}" for m in metrics))
+    path = write_record(Path(args.out) / "record.json", "views-grid", {"steps": args.steps, "preset": args.preset,
+                                                                       "rows": rows, "means": means},
+                        args.seeds, wall.seconds)
+    print(f"record: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
