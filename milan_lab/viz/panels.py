@@ -123,9 +123,9 @@ class Explorer:
         attns = [a[0] for a in self.teacher.get_selfattentions(x)]
         layer = layer if layer >= 0 else len(attns) + layer
         if not 0 <= layer < len(attns):
-            raise BadImage(f"layer must be in 0..{len(attns) - 1}")
+            raise ConfigError(f"layer must be in 0..{len(attns) - 1}")
         if head is not None and not 0 <= head < attns[layer].shape[0]:
-            raise BadImage(f"head must be in 0..{attns[layer].shape[0] - 1} or the head average")
+            raise ConfigError(f"head must be in 0..{attns[layer].shape[0] - 1} or the head average")
         importance = maps.cls_attention(attns[layer], head)
         out = {"map": maps.heatmap(shown, importance), "importance": importance}
         out["rollout"] = maps.heatmap(shown, maps.attention_rollout(attns)) if rollout else None
@@ -138,7 +138,7 @@ class Explorer:
         teacher's. {'student', 'random', 'teacher': heat maps; 'agreement': Pearson correlation of
         the student's and the teacher's maps over patches, when both have the same grid}."""
         if self.model is None:
-            raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
+            raise ConfigError("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
         shown, x = self._views(image, self.model.cfg.image_size)
         if self._random_encoder is None:
             self._random_encoder = load_encoder("random", self.model.cfg, seed=0)
@@ -146,7 +146,7 @@ class Explorer:
         for name, encoder in (("student", self.model.encoder), ("random", self._random_encoder)):
             attn = encoder.get_last_selfattention(x)[0]
             if head is not None and not 0 <= head < attn.shape[0]:
-                raise BadImage(f"head must be in 0..{attn.shape[0] - 1} or the head average")
+                raise ConfigError(f"head must be in 0..{attn.shape[0] - 1} or the head average")
             maps_[name] = maps.cls_attention(attn, head)
         _, teacher = self.teacher(self._views(image, self.teacher.image_size)[1])
         teacher = teacher[0]  # the importance MILAN samples from: last block, head mean [L]
@@ -196,7 +196,7 @@ class Explorer:
         """Target vs predicted features (PCA->RGB, shared basis), per-patch cosine map, and
         text-prompt similarity maps; pixel reconstructions for a pixel-target model."""
         if self.model is None:
-            raise BadImage("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
+            raise ConfigError("No MILAN model loaded: pass --checkpoint, or run the default pretraining first.")
         model = self.model
         shown, x = self._views(image, model.cfg.image_size)
         target, importance = model.forward_teacher(x)
