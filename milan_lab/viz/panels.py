@@ -11,7 +11,7 @@ from PIL import Image
 from milan_lab.data.images import load_image
 from milan_lab.data.scenes import SEG_CLASSES, make_labelled_scene, make_scene
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
-from milan_lab.errors import BadImage, ConfigError
+from milan_lab.errors import ConfigError
 from milan_lab.evaluation.attention import agreement
 from milan_lab.evaluation.dense import SegProbe, confusion, seg_scores
 from milan_lab.evaluation.probes import probe_path_for
