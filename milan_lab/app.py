@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from milan_lab.data.scenes import make_scene
-from milan_lab.errors import MilanLabError
+from milan_lab.data.images import load_image
+from milan_lab.errors import BadImage, MilanLabError
 from milan_lab.viz import maps
-from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, BadImage, Explorer, load_image
+from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, Explorer
 from milan_lab.viz.plots import text_maps_image
 
 SAMPLERS = ["semantic", "random", "topk", "inverse"]

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from milan_lab.viz.panels import BadImage, Explorer, load_image
+from milan_lab.data.images import load_image
+from milan_lab.errors import BadImage
+from milan_lab.viz.panels import Explorer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "outputs" / "test-artifacts"
