@@ -176,13 +176,15 @@ def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
     rec = read_record(name, folder)
     res = rec["result"]
     note = (f"{len(rec['seeds'])} paired seeds, {res['params']['variant']} scenes, {res['params']['preset']}; mean ± std "
-            f"over seeds; * : Holm-adjusted p < 0.05; {rec['wall_s'] / 60:.0f} min. ")
+            f"over seeds; * : Holm-adjusted p < 0.05; {rec['wall_s'] / 60:.0f} min in the sitting that wrote the record (runs "
+            f"finished in earlier sittings are reused). ")
     return _table([markdown_tables(res["summary"], primary=res["params"]["primary"])], rec, note)
 
 
 TABLES = {"probes": table_probes, "attention": table_attention,
           "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
           "teacher": table_teacher, "info": table_info,
+          "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
           "data-pipeline": table_data_pipeline}
 
 
