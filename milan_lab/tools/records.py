@@ -185,6 +185,7 @@ TABLES = {"probes": table_probes, "attention": table_attention,
           "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
           "teacher": table_teacher, "info": table_info,
           "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
+          "ablation-sparse": lambda folder=RESULTS: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline}
 
 
