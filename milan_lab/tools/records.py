@@ -156,6 +156,19 @@ def table_info(folder: Path = RESULTS) -> str:
     return _table(rows, rec)
 
 
+def table_bench(folder: Path = RESULTS) -> str:
+    """The pretraining step of the offline default, split by stage, and its MFU."""
+    rec = read_record("bench_tiny", folder)
+    r = rec["result"]
+    total = sum(r["stage_ms"].values())
+    rows = ["| preset | batch | img/s | " + " | ".join(r["stage_ms"]) + " | MFU (vs the matmul peak of the same run) |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in r["stage_ms"]) + " | --- |",
+            f"| `{r['preset']}` | {r['batch_size']} | {r['img_per_s']:.0f} | "
+            + " | ".join(f"{100 * v / total:.0f} %" for v in r["stage_ms"].values())
+            + f" | {100 * r['mfu']:.0f} % ({1e3 * r['achieved_tflops']:.0f} of {1e3 * r['peak_matmul_tflops']:.0f} GFLOP/s) |"]
+    return _table(rows, rec, f"Median of {r['steps']} timed steps, {r['precision']} on {r['device']}, {r['threads']} threads. ")
+
+
 def table_data_pipeline(folder: Path = RESULTS) -> str:
     return data_pipeline_table(read_record("data_pipeline", folder))
 
@@ -181,7 +194,7 @@ def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
     return _table([markdown_tables(res["summary"], primary=res["params"]["primary"])], rec, note)
 
 
-TABLES = {"probes": table_probes, "attention": table_attention,
+TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
           "teacher": table_teacher, "info": table_info,
           "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
