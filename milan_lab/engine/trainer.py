@@ -160,10 +160,11 @@ class Trainer:
                     t_eval = time.time()
                     row = evaluate(step, epoch_end, is_last) if self.main else None
                     if row:
-                        self.eval_elapsed += time.time() - t_eval
-                        t_last += time.time() - t_eval  # images/s counts training time only
-                        row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": time.time() - t_start,
-                               "train_s": time.time() - t_start - self.eval_elapsed, **row}
+                        now = time.time()
+                        self.eval_elapsed += now - t_eval
+                        t_last += now - t_eval  # images/s counts training time only
+                        row = {"step": step, "epoch": step / steps_per_epoch, "elapsed_s": now - t_start,
+                               "train_s": now - t_start - self.eval_elapsed, **row}
                         history.append(row)
                         log.log(row)
                 if step % cfg.checkpoint_every == 0 or is_last:

@@ -52,15 +52,21 @@ class CachedViews(Dataset):
         return (*self.view(index, k), k * len(self) + index)
 
     def all_views(self) -> Dataset:
-        parent = self
+        return _AllViews(self)
 
-        class _All(Dataset):
-            def __len__(self):
-                return parent.views * len(parent)
 
-            def __getitem__(self, key: int):
-                return (*parent.view(key % len(parent), key // len(parent)), key)
-        return _All()
+class _AllViews(Dataset):
+    """Every view of a :class:`CachedViews` in key order: item ``key`` is view ``key // N`` of scene ``key % N``."""
+
+    def __init__(self, views: CachedViews):
+        self.views = views
+
+    def __len__(self) -> int:
+        return self.views.views * len(self.views)
+
+    def __getitem__(self, key: int):
+        n = len(self.views)
+        return (*self.views.view(key % n, key // n), key)
 
 
 class WithIndex(Dataset):

@@ -20,6 +20,7 @@ power from the observed spread: what these seeds could have resolved. Finished r
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -55,6 +56,7 @@ NAMES = {"knn_cls": "kNN, class token", "knn_mean": "kNN, mean patch", "linear_c
          "linear_mean": "linear, mean patch", "miou": "dense mIoU"}
 
 
+@functools.lru_cache(maxsize=None)  # model_info builds and counts the models: once per preset, not per seed
 def compute_factor(preset: str) -> float:
     """Training FLOPs per image of MILAN over those of the MAE corner (teacher forward + 3x the
     student's forward for MILAN; 3x the student's with MAE's decoder for the corner)."""
