@@ -1,34 +1,59 @@
-"""Latency of each explorer interaction with the default (shipped) models; prints figures.
+"""Latency of each explorer interaction (the app's tabs call the same methods) with the default (shipped)
+models: median and worst of ``--repeats`` calls after one warm-up; prints figures and writes a record.
 
-    python benchmarks/app_latency.py
+    python benchmarks/app_latency.py [--repeats 5] [--size 256] [--record outputs/bench/app_latency.json]
+
+A user waits for the load once per session and for one interaction per click; the figures are
+read next to the machine's matmul peak, measured in the same run and kept in the record.
 """
+from __future__ import annotations
+
+import argparse
 import statistics
+import sys
 import time
 
+from milan_lab.cli import OneLineParser, positive_int
 from milan_lab.data.scenes import make_scene
+from milan_lab.tools.records import Timer, app_latency_table, write_record
 from milan_lab.viz.panels import Explorer
 
+PROMPTS = ["a star", "a ring", "a red shape"]
 
-def timed(fn, repeats=5):
-    fn()  # warm-up
+
+def timed(fn, repeats: int = 5) -> dict:
+    """Median and worst wall-clock (ms) of ``repeats`` calls after one warm-up call."""
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times), max(times)
+    return {"median_ms": 1e3 * statistics.median(times), "max_ms": 1e3 * max(times), "repeats": repeats}
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="app_latency", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=positive_int, default=5)
+    p.add_argument("--size", type=positive_int, default=256, help="side of the input scene in pixels")
+    p.add_argument("--record", default="outputs/bench/app_latency.json")
+    args = p.parse_args(argv)
+    with Timer() as wall:
+        with Timer() as load:
+            ex = Explorer.from_defaults()
+        image = make_scene(0, "test", 0, args.size)[0]
+        cases = {
+            "attention (+rollout)": lambda: ex.attention(image, -1, None, rollout=True),
+            "masks (two samplers)": lambda: (ex.masks(image, "semantic", 0.75, 0), ex.masks(image, "random", 0.75, 0)),
+            "reconstruction (+3 prompts)": lambda: ex.reconstruction(image, "semantic", 0.75, 0, PROMPTS),
+        }
+        result = {"load_s": load.seconds, "image_size": args.size,
+                  "interactions": {name: timed(fn, args.repeats) for name, fn in cases.items()}}
+    path = write_record(args.record, "app-latency", result, wall_s=wall.seconds)
+    print(app_latency_table(result))
+    print(f"record: {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    ex = Explorer.from_defaults()
-    print(f"load teacher + model: {time.perf_counter() - t0:.2f} s")
-    image = make_scene(0, "test", 0, 256)[0]
-    cases = {
-        "attention (+rollout)": lambda: ex.attention(image, -1, None, rollout=True),
-        "masks (two samplers)": lambda: (ex.masks(image, "semantic", 0.75, 0), ex.masks(image, "random", 0.75, 0)),
-        "reconstruction (+3 prompts)": lambda: ex.reconstruction(image, "semantic", 0.75, 0, ["a star", "a ring", "a red shape"]),
-    }
-    for name, fn in cases.items():
-        med, worst = timed(fn)
-        print(f"{name:<28} median {1e3 * med:7.1f} ms   max {1e3 * worst:7.1f} ms")
+    sys.exit(main())

@@ -3,7 +3,7 @@ the current default (or candidates), over seeds, in one run on one machine (mach
 differ by up to 7x, so only same-run ratios mean anything).
 
     python benchmarks/time_to_quality.py [--seeds 0 1] [--target 0.60] [--eval-every 25] [--val-size 2048]
-                                         [--candidate JSON ...] [--out outputs/bench/ttq]
+                                         [--candidate JSON ...] [--out outputs/bench/ttq] [--record FILE]
 
 Each run evaluates kNN (8 shape classes, k=20) every ``--eval-every`` steps on ``--val-size``
 validation scenes; the time to the target is interpolated linearly between the last evaluation
@@ -12,7 +12,9 @@ left out: they are far denser here than a user's run would make them). For each 
 per seed, the training seconds, steps, images and training FLOPs (teacher forward + 3x student
 forward per image, from ``milan-lab info``) at the target, and the final kNN; then, paired by seed,
 each recipe's time to the target over the reference's, with its range over seeds. A JSON record
-goes to ``--out``/record.json.
+goes to ``--out``/record.json. Finished runs are reused from their ``result.json`` (only if made with
+the same ``--target``, ``--eval-every`` and ``--val-size``; otherwise the script stops with one line), so
+seeds can be added later.
 """
 from __future__ import annotations
 
@@ -52,9 +54,25 @@ def interpolate_time(curve: list[tuple[int, float, float]], target: float):
     return None
 
 
+def finished(out: Path, settings: dict) -> dict | None:
+    """The result of a run finished in an earlier sitting (reused, so a study may span several), None
+    if there is none; a ConfigError if it was made with other settings."""
+    done = out / "result.json"
+    if not done.is_file():
+        return None
+    result = json.loads(done.read_text())
+    if result.get("settings") != settings:
+        raise ConfigError(f"{out}: a finished run made with {result.get('settings')}, not {settings}; pass another --out")
+    return result
+
+
 def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eval_every: int = 25,
         val_size: int = 2048) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
+    settings = {"target": target, "eval_every": eval_every, "val_size": val_size}
+    result = finished(out, settings)
+    if result is not None:
+        return result
+    shutil.rmtree(out, ignore_errors=True)  # an unfinished run starts again: its clock must be one run's
     cfg = get_config("pretrain", PRESET, {"knn_train_size": 2048, "knn_val_size": val_size, **overrides, "seed": seed,
                                           "output_dir": str(out), "progress": False, "knn_every_steps": eval_every})
     with Timer() as wall:
@@ -72,11 +90,13 @@ def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eva
         teacher_passes = cfg.offline_size if cfg.teacher_cache else images
         return {"steps": steps, "images": images, "tflops": (teacher_passes * teacher + images * k * (per_image - teacher)) / 1e3}
     hit = interpolate_time(curve, target)
-    return {"recipe": name, "seed": seed, "overrides": overrides, "batch_size": cfg.batch_size,
+    result = {"recipe": name, "seed": seed, "settings": settings, "overrides": overrides, "batch_size": cfg.batch_size,
             "teacher_cache": cfg.teacher_cache, "fixed_views": cfg.fixed_views,
             "at_target": {**cost(hit[0]), "train_s": hit[1]} if hit else None,
             "final": {**cost(curve[-1][0]), "train_s": curve[-1][1], "knn": curve[-1][2]},
             "final_knn": summary["knn_acc"], "total_wall_s": wall.seconds, "knn_curve": curve}
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def parse_candidates(texts: list[str]) -> list[tuple[str, dict]]:
@@ -114,6 +134,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-every", type=positive_int, default=25, help="steps between kNN evaluations")
     p.add_argument("--val-size", type=positive_int, default=2048, help="validation scenes for kNN")
     p.add_argument("--out", default="outputs/bench/ttq")
+    p.add_argument("--record", default=None, help="where the JSON record goes (default: OUT/record.json)")
     p.add_argument("--candidate", action="append", default=[],
                    help="JSON overrides of the current preset to try instead of it as is (repeatable)")
     args = p.parse_args(argv)
@@ -121,13 +142,15 @@ def main(argv=None) -> int:
         if not 0 < args.target <= 1:
             raise ConfigError(f"--target: a kNN accuracy in (0, 1], got {args.target}")
         recipes = [("reference", REFERENCE), ("views only", VIEWS_ONLY)] + parse_candidates(args.candidate)
+        plan = [(name, over, seed, Path(args.out) / f"{name.replace(' ', '_')}_s{seed}")
+                for seed in args.seeds for name, over in recipes]
+        for *_, out in plan:  # every reused run checked before any training
+            finished(out, {"target": args.target, "eval_every": args.eval_every, "val_size": args.val_size})
     except ConfigError as e:
         print(f"time_to_quality: error: {e}", file=sys.stderr)
         return 2
     with Timer() as wall:
-        results = [run(name, over, Path(args.out) / f"{name.replace(' ', '_')}_s{seed}", args.target, seed,
-                       args.eval_every, args.val_size)
-                   for seed in args.seeds for name, over in recipes]
+        results = [run(name, over, out, args.target, seed, args.eval_every, args.val_size) for name, over, seed, out in plan]
     print(f"target kNN top-1 {args.target:.0%}; kNN every {args.eval_every} steps on {args.val_size} scenes")
     print(f"{'recipe':<16} {'seed':>4} {'train s':>8} {'steps':>7} {'images':>8} {'TFLOP':>7}   final kNN")
     for r in results:
@@ -139,11 +162,11 @@ def main(argv=None) -> int:
     for name, values in paired.items():
         print(f"time to the target / reference's, {name}: mean {sum(values) / len(values):.2f}, "
               f"range {min(values):.2f}-{max(values):.2f} over {len(values)} seeds")
-    out = Path(args.out)
-    write_record(out / "record.json", "time-to-quality", {"target": args.target, "eval_every": args.eval_every,
+    record = Path(args.record or Path(args.out) / "record.json")
+    write_record(record, "time-to-quality", {"target": args.target, "eval_every": args.eval_every,
                                                           "val_size": args.val_size, "runs": results, "ratios": paired},
                  args.seeds, wall.seconds)
-    print(f"record: {out / 'record.json'}")
+    print(f"record: {record}")
     return 0
 
 

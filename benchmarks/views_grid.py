@@ -10,13 +10,20 @@ differ, plus the K-view teacher cache (4 fixed random crops per scene with their
 drawn per epoch) with the loss on all tokens. Each run is scored by the attention metric (object
 ratio, agreement with the teacher; ``milan-lab attention``), kNN and the quick linear probe on the
 class token and on mean-pooled patch tokens, and the dense probe. Runs are reused from their
-``result.json``; a JSON record of every run and the per-arm means goes to ``--out``/record.json.
+``result.json``; a JSON record of every run and the summary goes to ``--out``/record.json.
+
+Declared before the runs: two primary metrics, the object ratio (where the class token looks) and the
+linear probe on mean-pooled patches (what the features hold, favouring no loss's supervision of the class
+token); every arm is compared with ``fixed views, all tokens`` (the current default's views and loss;
+its teacher cache changes only when the teacher runs), paired by seed, Holm over arms x primaries; the
+other metrics are secondary (raw p). Decision rule for the offline default: keep the current default
+unless an arm is better on the linear probe after adjustment and not worse on the object ratio after
+adjustment; among such arms, the best linear probe.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -29,6 +36,7 @@ from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.probes import offline_features, quick_linear_probe
 from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.jobs.pretrain import pretrain
+from milan_lab.tools.ablation import markdown_tables, summarise
 from milan_lab.tools.records import Timer, write_record
 
 CROPS = {"teacher_cache": False, "fixed_views": False, "min_crop_scale": 0.2}
@@ -40,6 +48,17 @@ ARMS = {
     "random crops, masked + cls": {**CROPS, "loss_on": "masked+cls"},
     "4 cached crops, all tokens": {"teacher_cache": True, "cache_views": 4, "min_crop_scale": 0.2, "loss_on": "all"},
 }
+BASELINE = "fixed views, all tokens"
+METRICS = ("object_ratio", "linear_mean", "agreement", "knn_cls", "knn_mean", "linear_cls", "miou")
+PRIMARY = ("object_ratio", "linear_mean")
+
+
+def decide(summary: list[dict]) -> str:
+    """The declared rule: the baseline unless an arm beats it on the linear probe and does not lose on
+    the object ratio, both after Holm's adjustment (differences are baseline - arm)."""
+    better = [r for r in summary if r.get("linear_mean_differs") and r["linear_mean_baseline_minus_arm"] < 0
+              and not (r.get("object_ratio_differs") and r["object_ratio_baseline_minus_arm"] > 0)]
+    return max(better, key=lambda r: r["linear_mean"])["arm"] if better else BASELINE
 
 
 def run_arm(preset: str, arm: str, seed: int, steps: int, out: Path) -> dict:
@@ -48,12 +67,13 @@ def run_arm(preset: str, arm: str, seed: int, steps: int, out: Path) -> dict:
         return json.loads(done.read_text())
     cfg = get_config("pretrain", preset, {**ARMS[arm], "seed": seed, "max_steps": steps, "knn_every": 0,
                                           "output_dir": str(out), "progress": False})
-    pretrain(cfg)
+    with Timer() as clock:
+        pretrain(cfg)
     model = load_model(str(out), task="pretrain", teacher="auto")
     randoms = [load_encoder("random", cfg.model, seed=k) for k in range(3)]
     attention = encoder_attention_report(model.encoder, model.teacher, 256, seed, randoms)
     size = cfg.model.image_size
-    row = {"arm": arm, "seed": seed, "steps": steps,
+    row = {"arm": arm, "seed": seed, "steps": steps, "train_wall_s": clock.seconds,
            "object_ratio": attention["encoder"]["object_ratio"]["mean"],
            "agreement": attention["encoder"]["agreement"]["mean"]}
     for pool in ("cls", "mean"):
@@ -77,15 +97,13 @@ def main(argv=None) -> int:
     with Timer() as wall:
         rows = [run_arm(args.preset, arm, seed, args.steps, Path(args.out) / f"{arm.replace(' ', '_').replace(',', '')}_s{seed}")
                 for seed in args.seeds for arm in args.arms]
-    metrics = ("object_ratio", "agreement", "knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
-    print(f"{'arm':<28} " + " ".join(f"{m:>12}" for m in metrics))
-    means = {}
-    for arm in args.arms:
-        runs = [r for r in rows if r["arm"] == arm]
-        means[arm] = {m: statistics.mean(r[m] for r in runs) for m in metrics}
-        print(f"{arm:<28} " + " ".join(f"{means[arm][m]:>12.3f}" for m in metrics))
-    path = write_record(Path(args.out) / "record.json", "views-grid", {"steps": args.steps, "preset": args.preset,
-                                                                       "rows": rows, "means": means},
+    summary = summarise(rows, METRICS, baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+    print(markdown_tables(summary, METRICS, primary=PRIMARY, baseline=BASELINE, diff_key="baseline_minus_arm"))
+    choice = decide(summary)
+    print(f"\noffline default by the declared rule: {choice}")
+    path = write_record(Path(args.out) / "record.json", "views-grid",
+                        {"steps": args.steps, "preset": args.preset, "arms": ARMS, "baseline": BASELINE,
+                         "metrics": list(METRICS), "primary": list(PRIMARY), "rows": rows, "summary": summary, "choice": choice},
                         args.seeds, wall.seconds)
     print(f"record: {path}")
     return 0

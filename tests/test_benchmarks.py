@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+from milan_lab.errors import ConfigError
 from tests.helpers import ROOT, env
 
 
@@ -61,3 +62,47 @@ def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(tmp_pat
             {"recipe": "reference", "seed": 1, "at_target": {"train_s": 80.0}},
             {"recipe": "views only", "seed": 1, "at_target": {"train_s": 60.0}}]
     assert ratios(runs) == {"views only": pytest.approx([0.5, 0.75])}
+    # a finished run is reused as it is (its clock is one run's); one made with other settings is refused
+    again = run("cached", {**small, "teacher_cache": True, "min_crop_scale": 1.0}, tmp_path / "cached", target=0.0,
+                eval_every=1, val_size=64)
+    assert again == json.loads(json.dumps(cached))
+    with pytest.raises(ConfigError, match="a finished run made with"):
+        run("cached", {}, tmp_path / "cached", target=0.6, eval_every=1, val_size=64)
+
+
+def test_views_grid_applies_its_declared_rule_on_adjusted_intervals():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from views_grid import BASELINE, METRICS, PRIMARY, decide
+
+    from milan_lab.tools.ablation import markdown_tables, summarise
+
+    def rows(arm, linear, ratio, noise=(0.0, 0.002, -0.002, 0.001, -0.001)):
+        return [{"arm": arm, "seed": s, **{m: 0.5 + e for m in METRICS}, "linear_mean": linear + e,
+                 "object_ratio": ratio + e} for s, e in enumerate(noise)]
+    base = rows(BASELINE, 0.50, 2.0, noise=(0,) * 5)
+    # better features, attention no worse: chosen; better features but attention clearly worse: not
+    summary = summarise(base + rows("crops", 0.60, 2.0) + rows("worse look", 0.70, 1.0),
+                        METRICS, baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+    by = {r["arm"]: r for r in summary}
+    assert by["crops"]["linear_mean_differs"] and by["worse look"]["object_ratio_differs"]
+    assert "miou_p_holm" not in by["crops"]  # secondary metrics stay outside the adjusted family
+    assert decide(summary) == "crops"
+    # an improvement the seeds cannot resolve keeps the baseline
+    noisy = summarise(base + rows("crops", 0.51, 2.0, noise=(0.0, 0.05, -0.05, 0.04, -0.03)), METRICS,
+                      baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+    assert decide(noisy) == BASELINE
+    table = markdown_tables(summary, METRICS, primary=PRIMARY, baseline=BASELINE, diff_key="baseline_minus_arm")
+    assert "object ratio (primary)" in table and f"| {BASELINE} - arm: [95 % CI]" in table and "ms / step" not in table
+
+
+def test_app_latency_writes_a_record_and_its_table(tmp_path):
+    rec = tmp_path / "app.json"
+    res = subprocess.run([sys.executable, "benchmarks/app_latency.py", "--repeats", "1", "--size", "64", "--record",
+                          str(rec)], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    record = json.loads(rec.read_text())
+    assert record["kind"] == "app-latency" and record["matmul_peak_gflops"] > 0
+    times = record["result"]["interactions"]
+    assert set(times) == {"attention (+rollout)", "masks (two samplers)", "reconstruction (+3 prompts)"}
+    assert all(0 < t["median_ms"] <= t["max_ms"] for t in times.values())
+    assert "| reconstruction (+3 prompts), 64 px scene |" in res.stdout

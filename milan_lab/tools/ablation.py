@@ -157,28 +157,33 @@ def min_detectable_effect(diffs: list[float], alpha: float = 0.05, power: float 
     return (stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
 
 
-def summarise(rows: list[dict], metrics=PROBES) -> list[dict]:
-    """Per arm: mean and std over seeds of each metric; for every arm but MILAN the paired
-    difference MILAN - arm (seeds present in both) with its 95 % interval, raw and Holm-adjusted p
-    (over every arm and metric reported) and the minimum detectable effect."""
+def summarise(rows: list[dict], metrics=PROBES, baseline: str = BASELINE, family=None,
+              diff_key: str = "milan_minus_arm", extra=("ms_per_step",)) -> list[dict]:
+    """Per arm: mean and std over seeds of each metric (and of ``extra``); for every arm but the
+    baseline the paired difference baseline - arm (seeds present in both, stored as
+    ``{metric}_{diff_key}``) with its 95 % interval, raw p and the minimum detectable effect; Holm-adjusted
+    p over the family of reported intervals: every arm and metric, or every arm and the metrics in
+    ``family`` (the others keep their raw p only)."""
+    family_metrics = metrics if family is None else family
     by_arm: dict[str, dict[int, dict]] = {}
     for r in rows:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r
     out, family = [], []
     for arm, runs in by_arm.items():
         row = {"arm": arm, "runs": len(runs)}
-        for m in (*metrics, "ms_per_step"):
+        for m in (*metrics, *extra):
             vals = [r[m] for r in runs.values() if r.get(m) is not None]
             row[m] = statistics.mean(vals) if vals else None
             row[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        if arm != BASELINE and BASELINE in by_arm:
-            seeds = sorted(set(runs) & set(by_arm[BASELINE]))
+        if arm != baseline and baseline in by_arm:
+            seeds = sorted(set(runs) & set(by_arm[baseline]))
             for m in metrics:
-                diffs = [by_arm[BASELINE][s][m] - runs[s][m] for s in seeds]
+                diffs = [by_arm[baseline][s][m] - runs[s][m] for s in seeds]
                 diff, lo, hi = t_interval(diffs)
-                row[f"{m}_milan_minus_arm"], row[f"{m}_ci"] = diff, (lo, hi)
+                row[f"{m}_{diff_key}"], row[f"{m}_ci"] = diff, (lo, hi)
                 row[f"{m}_p"], row[f"{m}_mde"] = paired_p(diffs), min_detectable_effect(diffs)
-                family.append((row, m))
+                if m in family_metrics:
+                    family.append((row, m))
         out.append(row)
     for (row, m), p in zip(family, holm([row[f"{m}_p"] for row, m in family])):
         row[f"{m}_p_holm"] = p
@@ -186,29 +191,39 @@ def summarise(rows: list[dict], metrics=PROBES) -> list[dict]:
     return out
 
 
-def markdown_tables(summary: list[dict], metrics=PROBES, primary: str = PRIMARY) -> str:
-    """The tables the docs show: per arm mean ± std over seeds (points) and time per step; then
-    per idea the paired difference MILAN - arm with its 95 % interval, raw and Holm-adjusted p
-    (* where the adjusted p < 0.05), the primary metric first; then the minimum detectable effects."""
-    metrics = [primary] + [m for m in metrics if m != primary]
-    label = {m: NAMES.get(m, m) + (" (primary)" if m == primary else "") for m in metrics}
-    lines = ["| arm | runs | " + " | ".join(f"{label[m]} %" for m in metrics) + " | ms / step |",
-             "| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- |"]
+def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseline: str = BASELINE,
+                    diff_key: str = "milan_minus_arm") -> str:
+    """The tables the docs show: per arm mean ± std over seeds (probes in points, ratios as they are)
+    and time per step where measured; then per arm the paired difference baseline - arm with its 95 %
+    interval, raw and Holm-adjusted p (* where the adjusted p < 0.05; metrics outside the adjusted
+    family show their raw p only), the primary metric(s) first; then the minimum detectable effects."""
+    primary = (primary,) if isinstance(primary, str) else tuple(primary)
+    metrics = [*primary] + [m for m in metrics if m not in primary]
+    label = {m: NAMES.get(m, m.replace("_", " ")) + (" (primary)" if m in primary else "") for m in metrics}
+    scale = {m: 100 if m in PROBES else 1 for m in metrics}
+    unit = {m: " %" if m in PROBES else "" for m in metrics}
+    digits = {m: 1 if m in PROBES else 2 for m in metrics}
+    timed = any(r.get("ms_per_step") for r in summary)
+    lines = ["| arm | runs | " + " | ".join(f"{label[m]}{unit[m]}" for m in metrics) + (" | ms / step |" if timed else " |"),
+             "| --- | --- | " + " | ".join("---" for _ in metrics) + (" | --- |" if timed else " |")]
     for r in summary:
-        cells = [f"{100 * r[m]:.1f} ± {100 * r[m + '_std']:.1f}" for m in metrics]
-        ms = f"{r['ms_per_step']:.0f}" if r.get("ms_per_step") else "-"
-        lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells) + f" | {ms} |")
+        cells = [f"{scale[m] * r[m]:.{digits[m]}f} ± {scale[m] * r[m + '_std']:.{digits[m]}f}" for m in metrics]
+        ms = (f" | {r['ms_per_step']:.0f} |" if r.get("ms_per_step") else " | - |") if timed else " |"
+        lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells) + ms)
     compared = [r for r in summary if f"{metrics[0]}_ci" in r]
-    lines += ["", "| MILAN - arm: points [95 % CI], p, p Holm | " + " | ".join(label[m] for m in metrics) + " |",
-              "| --- | " + " | ".join("---" for _ in metrics) + " |"]
+    head = "MILAN" if diff_key == "milan_minus_arm" else baseline
+    lines += ["", f"| {head} - arm: {'points ' if set(metrics) <= set(PROBES) else ''}[95 % CI], p, p Holm | "
+              + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
     for r in compared:
         cells = []
         for m in metrics:
-            lo, hi = r[f"{m}_ci"]
-            cells.append(f"{100 * r[m + '_milan_minus_arm']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}], p {r[m + '_p']:.3f}, "
-                         f"{r[m + '_p_holm']:.3f}" + (" *" if r[f"{m}_differs"] else ""))
+            lo, hi = (scale[m] * v for v in r[f"{m}_ci"])
+            d, f = scale[m] * r[f"{m}_{diff_key}"], digits[m]
+            holm_p = (f", {r[m + '_p_holm']:.3f}" + (" *" if r[f"{m}_differs"] else "")) if f"{m}_p_holm" in r else ""
+            cells.append(f"{d:+.{f}f} [{lo:+.{f}f}, {hi:+.{f}f}], p {r[m + '_p']:.3f}{holm_p}")
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
-    lines += ["", "| minimum detectable effect, 80 % power (points) | " + " | ".join(label[m] for m in metrics) + " |",
-              "| --- | " + " | ".join("---" for _ in metrics) + " |"]
-    lines += [f"| {r['arm']} | " + " | ".join(f"{100 * r[m + '_mde']:.1f}" for m in metrics) + " |" for r in compared]
+    lines += ["", f"| minimum detectable effect, 80 % power{' (points)' if set(metrics) <= set(PROBES) else ''} | "
+              + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
+    lines += [f"| {r['arm']} | " + " | ".join(f"{scale[m] * r[m + '_mde']:.{digits[m]}f}" for m in metrics) + " |"
+              for r in compared]
     return "\n".join(lines)

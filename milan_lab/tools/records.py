@@ -98,7 +98,7 @@ def _machine(rec: dict) -> str:
 
 def table_probes(folder: Path = RESULTS) -> str:
     """kNN and dense probe of the shipped encoder and a random one."""
-    rows = ["| probe | shipped `milan_vit-tiny-p8_randcrop-6e_offline` | random init, same architecture | commands |",
+    rows = [f"| probe | {SHIPPED} | random init, same architecture | commands |",
             "| --- | --- | --- | --- |"]
     knn = [read_record(n, folder) for n in ("knn_shipped", "knn_random")]
     rows.append(f"| kNN top-1 (k = 20, cosine, T = 0.07; 2,048 train / 1,024 val scenes, 8 shapes) | "
@@ -112,8 +112,11 @@ def table_probes(folder: Path = RESULTS) -> str:
     return "\n".join(rows) + f"\n\nMachine: {_machine(knn[0])}; commit {knn[0]['commit']}."
 
 
-def table_attention(folder: Path = RESULTS, name: str = "attention_shipped") -> str:
-    """The attention metric of the shipped model, its teacher and random encoders."""
+SHIPPED = "shipped `milan_vit-tiny-p8_randcrop-6e_offline`"
+
+
+def table_attention(folder: Path = RESULTS, name: str = "attention_shipped", label: str = SHIPPED) -> str:
+    """The attention metric of an encoder (the shipped model's by default), its teacher and random encoders."""
     rec = read_record(name, folder)
     r = rec["result"]
 
@@ -123,7 +126,7 @@ def table_attention(folder: Path = RESULTS, name: str = "attention_shipped") -> 
         v = m[key]
         return f"{v['mean']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
     rows = ["| encoder | object ratio (head mean) | agreement with the teacher (head mean) |", "| --- | --- | --- |",
-            f"| shipped `milan_vit-tiny-p8_randcrop-6e_offline` | {cell(r['encoder'], 'object_ratio')} | "
+            f"| {label} | {cell(r['encoder'], 'object_ratio')} | "
             f"{cell(r['encoder'], 'agreement')} |",
             f"| its teacher (`milan-clip-tiny`) | {cell(r['teacher'], 'object_ratio')} | (1) |"]
     rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in enumerate(r["random"])]
@@ -194,12 +197,58 @@ def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
     return _table([markdown_tables(res["summary"], primary=res["params"]["primary"])], rec, note)
 
 
+def table_app_latency(folder: Path = RESULTS) -> str:
+    rec = read_record("app_latency", folder)
+    return _table([app_latency_table(rec["result"])], rec)
+
+
+def app_latency_table(result: dict) -> str:
+    """The table of a ``benchmarks/app_latency.py`` result (the script prints the same)."""
+    rows = ["| explorer interaction (the app's tabs) | median | worst |", "| --- | --- | --- |",
+            f"| load the teacher and the shipped model (once per session) | {result['load_s']:.2f} s | - |"]
+    rows += [f"| {name}, {result['image_size']} px scene | {r['median_ms']:.0f} ms | {r['max_ms']:.0f} ms |"
+             for name, r in result["interactions"].items()]
+    return "\n".join(rows)
+
+
+def table_views_grid(folder: Path = RESULTS) -> str:
+    """``benchmarks/views_grid.py``: where the class token looks and what the features hold, per view and loss."""
+    from milan_lab.tools.ablation import markdown_tables  # a sibling tool: imported where it is used
+    rec = read_record("views_grid", folder)
+    res = rec["result"]
+    note = (f"{len(rec['seeds'])} paired seeds, {res['steps']} steps each, {res['preset']}; mean ± std over seeds; "
+            f"differences to `{res['baseline']}`; Holm over arms x the primary metrics (* : adjusted p < 0.05; the "
+            f"other metrics show their raw p only); offline default by the declared rule: **{res['choice']}**. ")
+    return _table([markdown_tables(res["summary"], res["metrics"], primary=res["primary"], baseline=res["baseline"], diff_key="baseline_minus_arm")],
+                  rec, note)
+
+
+def table_time_to_quality(folder: Path = RESULTS) -> str:
+    """``benchmarks/time_to_quality.py``: per recipe and seed, the training time, steps, images and FLOPs to
+    the target kNN, then each recipe's time over the reference's, paired by seed."""
+    rec = read_record("time_to_quality", folder)
+    res = rec["result"]
+    rows = ["| recipe | seed | train s to target | steps | images | training TFLOP | final kNN | total steps |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in res["runs"]:
+        h = r["at_target"]
+        cells = (f"{h['train_s']:.0f} | {h['steps']:.0f} | {h['images']:,.0f} | {h['tflops']:.1f}" if h
+                 else "not reached | - | - | -")
+        rows.append(f"| {r['recipe']} | {r['seed']} | {cells} | {100 * r['final']['knn']:.1f} % | {r['final']['steps']} |")
+    rows += ["", "| time to the target / the reference's, paired by seed | mean | range | seeds |", "| --- | --- | --- | --- |"]
+    rows += [f"| {name} | {sum(v) / len(v):.2f} | {min(v):.2f}-{max(v):.2f} | {len(v)} |" for name, v in res["ratios"].items()]
+    return _table(rows, rec, f"Target kNN top-1 {100 * res['target']:.0f} %, kNN (k = 20) every {res['eval_every']} steps on "
+                             f"{res['val_size']:,} validation scenes, interpolated linearly between evaluations; training "
+                             f"seconds leave the evaluations out. ")
+
+
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
           "teacher": table_teacher, "info": table_info,
           "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
           "ablation-sparse": lambda folder=RESULTS: table_ablation(folder, "ablation_sparse"),
-          "data-pipeline": table_data_pipeline}
+          "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
+          "time-to-quality": table_time_to_quality, "app-latency": table_app_latency}
 
 
 def render_tables(text: str, folder: Path = RESULTS) -> str:
