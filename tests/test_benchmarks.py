@@ -102,6 +102,7 @@ def test_app_latency_writes_a_record_and_its_table(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     record = json.loads(rec.read_text())
     assert record["kind"] == "app-latency" and record["matmul_peak_gflops"] > 0
+    assert record["command"] == f"python benchmarks/app_latency.py --repeats 1 --size 64 --record {rec}"
     times = record["result"]["interactions"]
     assert set(times) == {"attention (+rollout)", "masks (two samplers)", "reconstruction (+3 prompts)"}
     assert all(0 < t["median_ms"] <= t["max_ms"] for t in times.values())

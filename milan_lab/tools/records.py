@@ -39,9 +39,18 @@ def provenance(command: str | None = None) -> dict:
     except (OSError, StopIteration):
         pass
     import os
-    if command is None:
-        program = Path(sys.argv[0]).name
-        command = " ".join(["milan-lab" if program in ("__main__.py", "milan-lab") else program] + sys.argv[1:])
+    if command is None:  # as a user would type it again: `milan-lab ...` or `python benchmarks/x.py ...`
+        script = Path(sys.argv[0])
+        if script.name in ("__main__.py", "milan-lab"):
+            program = "milan-lab"
+        elif script.suffix == ".py":
+            try:
+                program = f"python {script.resolve().relative_to(Path.cwd())}"
+            except ValueError:
+                program = f"python {script}"
+        else:
+            program = script.name
+        command = " ".join([program] + sys.argv[1:])
     return {"command": command, "commit": commit, "uncommitted_changes": dirty,
             "cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -216,7 +225,8 @@ def table_views_grid(folder: Path = RESULTS) -> str:
     from milan_lab.tools.ablation import markdown_tables  # a sibling tool: imported where it is used
     rec = read_record("views_grid", folder)
     res = rec["result"]
-    note = (f"{len(rec['seeds'])} paired seeds, {res['steps']} steps each, {res['preset']}; mean ± std over seeds; "
+    note = (f"{len(rec['seeds'])} paired seeds, {res['steps']} steps each, {res['preset']}, {rec['wall_s'] / 60:.0f} min; "
+            f"mean ± std over seeds; "
             f"differences to `{res['baseline']}`; Holm over arms x the primary metrics (* : adjusted p < 0.05; the "
             f"other metrics show their raw p only); offline default by the declared rule: **{res['choice']}**. ")
     return _table([markdown_tables(res["summary"], res["metrics"], primary=res["primary"], baseline=res["baseline"], diff_key="baseline_minus_arm")],
