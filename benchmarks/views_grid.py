@@ -12,7 +12,7 @@ ratio, agreement with the teacher; ``milan-lab attention``), kNN and the quick l
 class token and on mean-pooled patch tokens, and the dense probe. Runs are reused from their
 ``result.json``; a JSON record of every run and the summary goes to ``--out``/record.json.
 
-Declared before the runs: two primary metrics, the object ratio (where the class token looks) and the
+Declared before any result was read: two primary metrics, the object ratio (where the class token looks) and the
 linear probe on mean-pooled patches (what the features hold, favouring no loss's supervision of the class
 token); every arm is compared with ``fixed views, all tokens`` (the current default's views and loss;
 its teacher cache changes only when the teacher runs), paired by seed, Holm over arms x primaries; the

@@ -122,6 +122,7 @@ def table_probes(folder: Path = RESULTS) -> str:
 
 
 SHIPPED = "shipped `milan_vit-tiny-p8_randcrop-6e_offline`"
+DEFAULT_RUN = "the offline default's recipe, seed 0 (`benchmarks/time_to_quality.py`'s run)"
 
 
 def table_attention(folder: Path = RESULTS, name: str = "attention_shipped", label: str = SHIPPED) -> str:
@@ -226,11 +227,12 @@ def table_views_grid(folder: Path = RESULTS) -> str:
     rec = read_record("views_grid", folder)
     res = rec["result"]
     note = (f"{len(rec['seeds'])} paired seeds, {res['steps']} steps each, {res['preset']}, {rec['wall_s'] / 60:.0f} min; "
-            f"mean ± std over seeds; "
-            f"differences to `{res['baseline']}`; Holm over arms x the primary metrics (* : adjusted p < 0.05; the "
-            f"other metrics show their raw p only); offline default by the declared rule: **{res['choice']}**. ")
-    return _table([markdown_tables(res["summary"], res["metrics"], primary=res["primary"], baseline=res["baseline"], diff_key="baseline_minus_arm")],
-                  rec, note)
+            f"mean ± std over seeds; differences to `{res['baseline']}`; Holm over arms x the primary metrics "
+            f"(* : adjusted p < 0.05; the other metrics show their raw p only); offline default by the declared "
+            f"rule: **{res['choice']}**. ")
+    table = markdown_tables(res["summary"], res["metrics"], primary=res["primary"], baseline=res["baseline"],
+                            diff_key="baseline_minus_arm")
+    return _table([table], rec, note)
 
 
 def table_time_to_quality(folder: Path = RESULTS) -> str:
@@ -254,6 +256,7 @@ def table_time_to_quality(folder: Path = RESULTS) -> str:
 
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
+          "attention-default": lambda folder=RESULTS: table_attention(folder, "attention_default", DEFAULT_RUN),
           "teacher": table_teacher, "info": table_info,
           "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
           "ablation-sparse": lambda folder=RESULTS: table_ablation(folder, "ablation_sparse"),
