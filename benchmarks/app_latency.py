@@ -3,7 +3,7 @@ models: median and worst of ``--repeats`` calls after one warm-up; prints figure
 
     python benchmarks/app_latency.py [--repeats 5] [--size 256] [--record outputs/bench/app_latency.json]
 
-A user waits for the load once per session and for one interaction per click; the figures are
+A user waits for the load once per app start and for one interaction per click; the figures are
 read next to the machine's matmul peak, measured in the same run and kept in the record.
 """
 from __future__ import annotations

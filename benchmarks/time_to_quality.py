@@ -91,10 +91,10 @@ def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eva
         return {"steps": steps, "images": images, "tflops": (teacher_passes * teacher + images * k * (per_image - teacher)) / 1e3}
     hit = interpolate_time(curve, target)
     result = {"recipe": name, "seed": seed, "settings": settings, "overrides": overrides, "batch_size": cfg.batch_size,
-            "teacher_cache": cfg.teacher_cache, "fixed_views": cfg.fixed_views,
-            "at_target": {**cost(hit[0]), "train_s": hit[1]} if hit else None,
-            "final": {**cost(curve[-1][0]), "train_s": curve[-1][1], "knn": curve[-1][2]},
-            "final_knn": summary["knn_acc"], "total_wall_s": wall.seconds, "knn_curve": curve}
+              "teacher_cache": cfg.teacher_cache, "fixed_views": cfg.fixed_views,
+              "at_target": {**cost(hit[0]), "train_s": hit[1]} if hit else None,
+              "final": {**cost(curve[-1][0]), "train_s": curve[-1][1], "knn": curve[-1][2]},
+              "final_knn": summary["knn_acc"], "total_wall_s": wall.seconds, "knn_curve": curve}
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
               f"range {min(values):.2f}-{max(values):.2f} over {len(values)} seeds")
     record = Path(args.record or Path(args.out) / "record.json")
     write_record(record, "time-to-quality", {"target": args.target, "eval_every": args.eval_every,
-                                                          "val_size": args.val_size, "runs": results, "ratios": paired},
+                                             "val_size": args.val_size, "runs": results, "ratios": paired},
                  args.seeds, wall.seconds)
     print(f"record: {record}")
     return 0

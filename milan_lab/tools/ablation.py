@@ -211,8 +211,7 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
         ms = (f" | {r['ms_per_step']:.0f} |" if r.get("ms_per_step") else " | - |") if timed else " |"
         lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells) + ms)
     compared = [r for r in summary if f"{metrics[0]}_ci" in r]
-    head = "MILAN" if diff_key == "milan_minus_arm" else baseline
-    lines += ["", f"| {head} - arm: {'points ' if set(metrics) <= set(PROBES) else ''}[95 % CI], p, p Holm | "
+    lines += ["", f"| {baseline} - arm: {'points ' if set(metrics) <= set(PROBES) else ''}[95 % CI], p, p Holm | "
               + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
     for r in compared:
         cells = []

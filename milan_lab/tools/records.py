@@ -215,7 +215,7 @@ def table_app_latency(folder: Path = RESULTS) -> str:
 def app_latency_table(result: dict) -> str:
     """The table of a ``benchmarks/app_latency.py`` result (the script prints the same)."""
     rows = ["| explorer interaction (the app's tabs) | median | worst |", "| --- | --- | --- |",
-            f"| load the teacher and the shipped model (once per session) | {result['load_s']:.2f} s | - |"]
+            f"| load the teacher and the shipped model (once per app start) | {result['load_s']:.2f} s | - |"]
     rows += [f"| {name}, {result['image_size']} px scene | {r['median_ms']:.0f} ms | {r['max_ms']:.0f} ms |"
              for name, r in result["interactions"].items()]
     return "\n".join(rows)
