@@ -53,6 +53,11 @@ METRICS = ("object_ratio", "linear_mean", "agreement", "knn_cls", "knn_mean", "l
 PRIMARY = ("object_ratio", "linear_mean")
 
 
+def summarise_grid(rows: list[dict]) -> list[dict]:
+    """Per arm the means over seeds and the paired differences to the baseline, Holm over the primaries."""
+    return summarise(rows, METRICS, baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+
+
 def decide(summary: list[dict]) -> str:
     """The declared rule: the baseline unless an arm beats it on the linear probe and does not lose on
     the object ratio, both after Holm's adjustment (differences are baseline - arm)."""
@@ -97,7 +102,7 @@ def main(argv=None) -> int:
     with Timer() as wall:
         rows = [run_arm(args.preset, arm, seed, args.steps, Path(args.out) / f"{arm.replace(' ', '_').replace(',', '')}_s{seed}")
                 for seed in args.seeds for arm in args.arms]
-    summary = summarise(rows, METRICS, baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+    summary = summarise_grid(rows)
     print(markdown_tables(summary, METRICS, primary=PRIMARY, baseline=BASELINE, diff_key="baseline_minus_arm"))
     choice = decide(summary)
     print(f"\noffline default by the declared rule: {choice}")

@@ -72,24 +72,22 @@ def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(tmp_pat
 
 def test_views_grid_applies_its_declared_rule_on_adjusted_intervals():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from views_grid import BASELINE, METRICS, PRIMARY, decide
+    from views_grid import BASELINE, METRICS, PRIMARY, decide, summarise_grid
 
-    from milan_lab.tools.ablation import markdown_tables, summarise
+    from milan_lab.tools.ablation import markdown_tables
 
     def rows(arm, linear, ratio, noise=(0.0, 0.002, -0.002, 0.001, -0.001)):
         return [{"arm": arm, "seed": s, **{m: 0.5 + e for m in METRICS}, "linear_mean": linear + e,
                  "object_ratio": ratio + e} for s, e in enumerate(noise)]
     base = rows(BASELINE, 0.50, 2.0, noise=(0,) * 5)
     # better features, attention no worse: chosen; better features but attention clearly worse: not
-    summary = summarise(base + rows("crops", 0.60, 2.0) + rows("worse look", 0.70, 1.0),
-                        METRICS, baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+    summary = summarise_grid(base + rows("crops", 0.60, 2.0) + rows("worse look", 0.70, 1.0))
     by = {r["arm"]: r for r in summary}
     assert by["crops"]["linear_mean_differs"] and by["worse look"]["object_ratio_differs"]
     assert "miou_p_holm" not in by["crops"]  # secondary metrics stay outside the adjusted family
     assert decide(summary) == "crops"
     # an improvement the seeds cannot resolve keeps the baseline
-    noisy = summarise(base + rows("crops", 0.51, 2.0, noise=(0.0, 0.05, -0.05, 0.04, -0.03)), METRICS,
-                      baseline=BASELINE, family=PRIMARY, diff_key="baseline_minus_arm", extra=())
+    noisy = summarise_grid(base + rows("crops", 0.51, 2.0, noise=(0.0, 0.05, -0.05, 0.04, -0.03)))
     assert decide(noisy) == BASELINE
     table = markdown_tables(summary, METRICS, primary=PRIMARY, baseline=BASELINE, diff_key="baseline_minus_arm")
     assert "object ratio (primary)" in table and f"| {BASELINE} - arm: [95 % CI]" in table and "ms / step" not in table
