@@ -1,11 +1,11 @@
 """The ablation studio: paired runs and the interval arithmetic behind its conclusions."""
-import statistics
 
 import pytest
 import torch
 from scipy import stats
 
 from milan_lab.config import get_config
+from milan_lab.evaluation.stats import t_interval
 from milan_lab.tools import ablation
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.models.milan import MILAN
@@ -50,14 +50,6 @@ def test_arms_of_one_seed_see_the_same_weights_images_and_mask_noise(monkeypatch
     assert not torch.equal(other_seed[0]["noise"], milan[0]["noise"])
 
 
-def test_t_interval_matches_a_hand_computation():
-    diffs = [0.02, 0.05, 0.01, 0.04, 0.03]
-    mean, lo, hi = ablation.t_interval(diffs)
-    half = 2.7764451051977987 * statistics.stdev(diffs) / 5 ** 0.5  # t(0.975, 4 degrees of freedom)
-    assert mean == pytest.approx(0.03) and (lo, hi) == pytest.approx((0.03 - half, 0.03 + half))
-    assert lo > 0
-
-
 def _rows(values: dict[str, list[float]], metric: str = "knn_cls") -> list[dict]:
     base = dict.fromkeys(ablation.PROBES, 0.0) | {"ms_per_step": 1.0}
     return [{"arm": arm, "seed": seed, **base, metric: v} for arm, vs in values.items() for seed, v in enumerate(vs)]
@@ -78,19 +70,6 @@ def test_summary_pairs_by_seed_and_marks_only_what_survives_holm():
     assert "knn_cls_ci" not in summary["MILAN"]
 
 
-def test_holm_adjustment_by_hand():
-    adjusted = ablation.holm([0.01, 0.04, 0.03, 0.20])
-    # sorted 0.01, 0.03, 0.04, 0.20 -> x4, x3, x2, x1, made monotone
-    assert adjusted == pytest.approx([0.04, 0.09, 0.09, 0.20])
-    assert ablation.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
-
-
-def test_minimum_detectable_effect_by_hand():
-    diffs = [0.01, -0.02, 0.03, 0.00, 0.02]
-    expected = (stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * statistics.stdev(diffs) / 5 ** 0.5
-    assert ablation.min_detectable_effect(diffs) == pytest.approx(expected)
-
-
 def test_markdown_tables_show_raw_and_adjusted_p_and_the_primary_metric_first():
     rows = _rows({"MILAN": [0.60, 0.62, 0.58], "random masking": [0.50, 0.53, 0.47]}, metric="linear_mean")
     text = ablation.markdown_tables(ablation.summarise(rows))
@@ -98,7 +77,7 @@ def test_markdown_tables_show_raw_and_adjusted_p_and_the_primary_metric_first():
     assert header.startswith("| arm | runs | linear, mean patch (primary) % |")
     milan_row = next(line for line in text.splitlines() if line.startswith("| MILAN |"))
     assert "| 60.0 ± 2.0 |" in milan_row and milan_row.endswith("| 1 |")
-    diff, lo, hi = ablation.t_interval([0.10, 0.09, 0.11])
+    diff, lo, hi = t_interval([0.10, 0.09, 0.11])
     paired = next(line for line in text.splitlines() if line.startswith("| random masking | +"))
     assert paired.startswith(f"| random masking | {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}], p ")
     assert "minimum detectable effect" in text

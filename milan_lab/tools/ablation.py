@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import statistics
 from pathlib import Path
-
-from scipy import stats
 
 from milan_lab.config import get_config
 from milan_lab.data.segmentation import SegScenes
@@ -34,6 +31,7 @@ from milan_lab.errors import ConfigError
 from milan_lab.evaluation.dense import seg_probe
 from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.probes import offline_features, quick_linear_probe
+from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, paired_test, t_interval, tost
 from milan_lab.factory.models import load_encoder
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
@@ -121,49 +119,15 @@ def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablati
             for seed in seeds for arm in arms]
 
 
-def t_interval(diffs: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student's t-interval of the mean of paired differences."""
-    n = len(diffs)
-    mean = statistics.mean(diffs)
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(diffs) / n ** 0.5
-    return mean, mean - half, mean + half
-
-
-def paired_p(diffs: list[float]) -> float:
-    """Two-sided p of the paired t-test (mean difference 0); 1 where it is undefined."""
-    if len(diffs) < 2 or statistics.stdev(diffs) == 0:
-        return 1.0 if all(d == 0 for d in diffs) or len(diffs) < 2 else 0.0
-    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjustment of a family of p-values (same order as given)."""
-    order = sorted(range(len(pvalues)), key=pvalues.__getitem__)
-    adjusted, running = [0.0] * len(pvalues), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def min_detectable_effect(diffs: list[float], alpha: float = 0.05, power: float = 0.8) -> float:
-    """The paired difference a two-sided t-test at ``alpha`` detects with ``power``, given the
-    observed spread of ``diffs`` and their number."""
-    n = len(diffs)
-    if n < 2:
-        return float("nan")
-    return (stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
-
-
 def summarise(rows: list[dict], metrics=PROBES, baseline: str = BASELINE, family=None,
-              diff_key: str = "milan_minus_arm", extra=("ms_per_step",)) -> list[dict]:
+              diff_key: str = "milan_minus_arm", extra=("ms_per_step",), margin: float | None = None) -> list[dict]:
     """Per arm: mean and std over seeds of each metric (and of ``extra``); for every arm but the
     baseline the paired difference baseline - arm (seeds present in both, stored as
-    ``{metric}_{diff_key}``) with its 95 % interval, raw p and the minimum detectable effect; Holm-adjusted
+    ``{metric}_{diff_key}``) with its 95 % interval, raw p (and ``{metric}_test``, the test that gave it:
+    see ``evaluation.stats.paired_test``) and the minimum detectable effect; Holm-adjusted
     p over the family of reported intervals: every arm and metric, or every arm and the metrics in
-    ``family`` (the others keep their raw p only)."""
+    ``family`` (the others keep their raw p only). With a TOST ``margin`` (declared in the study's plan),
+    the family's comparisons also get ``{metric}_p_tost`` and ``{metric}_equivalent``."""
     family_metrics = metrics if family is None else family
     by_arm: dict[str, dict[int, dict]] = {}
     for r in rows:
@@ -181,9 +145,13 @@ def summarise(rows: list[dict], metrics=PROBES, baseline: str = BASELINE, family
                 diffs = [by_arm[baseline][s][m] - runs[s][m] for s in seeds]
                 diff, lo, hi = t_interval(diffs)
                 row[f"{m}_{diff_key}"], row[f"{m}_ci"] = diff, (lo, hi)
-                row[f"{m}_p"], row[f"{m}_mde"] = paired_p(diffs), min_detectable_effect(diffs)
+                test = paired_test(diffs)
+                row[f"{m}_p"], row[f"{m}_test"], row[f"{m}_mde"] = test["p"], test["test"], min_detectable_effect(diffs)
                 if m in family_metrics:
                     family.append((row, m))
+                    if margin is not None:
+                        equivalence = tost(diffs, margin)
+                        row[f"{m}_p_tost"], row[f"{m}_equivalent"] = equivalence["p_tost"], equivalence["equivalent"]
         out.append(row)
     for (row, m), p in zip(family, holm([row[f"{m}_p"] for row, m in family])):
         row[f"{m}_p_holm"] = p
@@ -196,7 +164,8 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
     """The tables the docs show: per arm mean ± std over seeds (probes in points, ratios as they are)
     and time per step where measured; then per arm the paired difference baseline - arm with its 95 %
     interval, raw and Holm-adjusted p (* where the adjusted p < 0.05; metrics outside the adjusted
-    family show their raw p only), the primary metric(s) first; then the minimum detectable effects."""
+    family show their raw p only; a p not from the t-test names its test; with a TOST margin its p, and
+    = where equivalence is shown), the primary metric(s) first; then the minimum detectable effects."""
     primary = (primary,) if isinstance(primary, str) else tuple(primary)
     metrics = [*primary] + [m for m in metrics if m not in primary]
     label = {m: NAMES.get(m, m.replace("_", " ")) + (" (primary)" if m in primary else "") for m in metrics}
@@ -219,7 +188,9 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
             lo, hi = (scale[m] * v for v in r[f"{m}_ci"])
             d, f = scale[m] * r[f"{m}_{diff_key}"], digits[m]
             holm_p = (f", {r[m + '_p_holm']:.3f}" + (" *" if r[f"{m}_differs"] else "")) if f"{m}_p_holm" in r else ""
-            cells.append(f"{d:+.{f}f} [{lo:+.{f}f}, {hi:+.{f}f}], p {r[m + '_p']:.3f}{holm_p}")
+            exact = f" ({r[m + '_test']})" if r.get(f"{m}_test", T_TEST) != T_TEST else ""  # the t-test was undefined
+            tost_p = (f", TOST p {r[m + '_p_tost']:.3f}" + (" =" if r[f"{m}_equivalent"] else "")) if f"{m}_p_tost" in r else ""
+            cells.append(f"{d:+.{f}f} [{lo:+.{f}f}, {hi:+.{f}f}], p {r[m + '_p']:.3f}{exact}{holm_p}{tost_p}")
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
     lines += ["", f"| minimum detectable effect, 80 % power{' (points)' if set(metrics) <= set(PROBES) else ''} | "
               + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
