@@ -1,7 +1,8 @@
 """Offline captioned scenes: procedural images generated from (seed, split, index).
 
 Nothing is stored: any index of any split is rendered on demand, deterministically, so a
-dataset of any size costs no disk and no download.
+dataset of any size costs no disk and no download. A scene is laid out in a 64-px frame and
+rendered at the size asked for, so it holds the same objects, places and labels at every size.
 
 Each scene holds one *main* object (the largest, the one the caption and the class label are
 about) and 0-2 smaller distractors on a textured or noisy background. Caption:
@@ -107,37 +108,150 @@ def _sdf(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Dark-to-mid textured background [H, W, 3] in [0, 1]: gradient, stripes or blotches."""
-    yy, xx = np.mgrid[0:size, 0:size] / size
+# Scenes are laid out in a 64-px frame and rendered at any size: a layout holds every random draw
+# (background, objects, colours), so a scene shows the same objects, places and labels at every size.
+# The layout consumes the scene's stream in exactly the order the original 64-px renderer did, the
+# 64-px pixel noise included, so that 64-px scenes (and every record and asset made from them) stay
+# bit for bit what they were.
+FRAME = 64
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One painted object in the 64-px frame: ``centre`` (x, y) and ``radius`` in frame pixels,
+    ``angle`` in radians, ``rgb`` its jittered colour in [0, 1]."""
+    shape: str
+    colour: str
+    centre: tuple[float, float]
+    radius: float
+    angle: float
+    rgb: np.ndarray
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """Everything random about a scene, independent of the output size: the background's
+    parameters, its 64-px pixel noise [64, 64, 3], and the objects in painting order (distractors
+    first, the main object last)."""
+    base: np.ndarray
+    kind: int
+    params: tuple
+    noise: np.ndarray
+    objects: tuple[SceneObject, ...]
+
+    @property
+    def main(self) -> SceneObject:
+        return self.objects[-1]
+
+
+def _draw_background(rng: np.random.Generator) -> tuple:
+    """(base, kind, params, 64-px noise): the draws of a gradient, stripes or blotches background."""
     base = rng.uniform(0.1, 0.4, 3)
-    kind = rng.integers(3)
-    if kind == 0:  # linear gradient
-        angle = rng.uniform(0, 2 * math.pi)
-        ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
-        img = base + rng.uniform(-0.15, 0.15, 3) * ramp
-    elif kind == 1:  # low-contrast stripes
-        freq, angle = rng.uniform(3, 8), rng.uniform(0, math.pi)
-        wave = np.sin(2 * math.pi * freq * (np.cos(angle) * xx + np.sin(angle) * yy))[..., None]
+    kind = int(rng.integers(3))
+    if kind == 0:  # linear gradient: angle, per-channel tilt
+        params = (rng.uniform(0, 2 * math.pi), rng.uniform(-0.15, 0.15, 3))
+    elif kind == 1:  # low-contrast stripes: frequency, angle
+        params = (rng.uniform(3, 8), rng.uniform(0, math.pi))
+    else:  # blotches: a 4 x 4 grid of coarse noise
+        params = (rng.uniform(-0.1, 0.1, (4, 4, 3)),)
+    return base, kind, params, rng.normal(0, 0.03, (FRAME, FRAME, 3))
+
+
+def _frame_coords(size: int) -> np.ndarray:
+    """[size] frame coordinates in [0, 1) of the pixels of a ``size``-px render. A 64-px pixel is
+    sampled at its corner (i / 64), so a pixel of another size is sampled at the frame point its
+    centre falls on, shifted the same half frame pixel."""
+    return ((np.arange(size) + 0.5) * FRAME / size - 0.5) / FRAME
+
+
+def _render_background(layout: SceneLayout, size: int) -> np.ndarray:
+    """Dark-to-mid textured background [size, size, 3] in [0, 1] (float64)."""
+    base, kind, params = layout.base, layout.kind, layout.params
+    if kind == 0:
+        angle, tilt = params
+        xs = _frame_coords(size)
+        ramp = (np.cos(angle) * xs[None, :] + np.sin(angle) * xs[:, None])[..., None]
+        img = base + tilt * ramp
+    elif kind == 1:
+        freq, angle = params
+        xs = _frame_coords(size)
+        wave = np.sin(2 * math.pi * freq * (np.cos(angle) * xs[None, :] + np.sin(angle) * xs[:, None]))[..., None]
         img = base + 0.06 * wave
-    else:  # blotches: coarse noise upsampled
-        coarse = rng.uniform(-0.1, 0.1, (4, 4, 3))
-        img = base + np.kron(coarse, np.ones((size // 4 + 1, size // 4 + 1, 1)))[:size, :size]
-    img = img + rng.normal(0, 0.03, (size, size, 3))
-    return img
+    else:  # the frame's 4 x 4 blocks are 17 px wide (the last one 13): the block of a pixel's frame position
+        block = (np.floor((np.arange(size) + 0.5) * FRAME / size).astype(int) // (FRAME // 4 + 1))
+        img = base + params[0][block][:, block]
+    return img + _pixel_noise(layout, size)
 
 
-def _paint(img, rng, shape, colour, centre, radius, angle):
+def _pixel_noise(layout: SceneLayout, size: int) -> np.ndarray:
+    """Gaussian pixel noise [size, size, 3] (std 0.03). At 64 px, the layout's own noise; at other
+    sizes, per-pixel noise from a separate stream seeded by that noise, so it is a function of the
+    scene alone and never shifts the scene's draws."""
+    if size == FRAME:
+        return layout.noise
+    seed = np.frombuffer(layout.noise[0, :4].tobytes(), dtype=np.uint32)
+    return np.random.default_rng(seed).normal(0, 0.03, (size, size, 3))
+
+
+def draw_layout(rng: np.random.Generator, spec: SceneSpec, variant: str = "dense",
+                background_rng: np.random.Generator | None = None) -> SceneLayout:
+    """Draw the layout of a scene whose main object is ``spec`` (see :func:`render_scene`)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown scene variant {variant!r}; expected one of {VARIANTS}")
+    base, kind, params, noise = _draw_background(background_rng if background_rng is not None else rng)
+    col, row = PLACES.index(spec.place) % 3, PLACES.index(spec.place) // 3
+    sparse = variant == "sparse"
+    radius = (rng.uniform(9, 12) if spec.size == "small" else rng.uniform(13.5, 16)) * (0.45 if sparse else 1)
+    centre = ((17 + 15 * col) + rng.uniform(-3, 3), (17 + 15 * row) + rng.uniform(-3, 3))
+    objects = []
+    # distractors first (painted under the main object), always clearly smaller
+    for _ in range(rng.integers(3, 6) if sparse else rng.integers(0, 3)):
+        d_shape = SHAPES[rng.integers(len(SHAPES))]
+        d_colour = tuple(COLOURS)[rng.integers(len(COLOURS))]
+        d_centre = rng.uniform(6, FRAME - 6, 2)
+        d_radius = rng.uniform(3, 4) if sparse else rng.uniform(4, 6.5)
+        d_angle = rng.uniform(0, 2 * math.pi)
+        objects.append(SceneObject(d_shape, d_colour, (d_centre[0], d_centre[1]), d_radius, d_angle, _jitter(rng, d_colour)))
+    angle = rng.uniform(-0.25, 0.25)
+    objects.append(SceneObject(spec.shape, spec.colour, centre, radius, angle, _jitter(rng, spec.colour)))
+    return SceneLayout(base, kind, params, noise, tuple(objects))
+
+
+def _jitter(rng: np.random.Generator, colour: str) -> np.ndarray:
+    return np.clip(np.asarray(COLOURS[colour]) + rng.uniform(-0.05, 0.05, 3), 0, 1)
+
+
+def _paint(img: np.ndarray, obj: SceneObject, scale: float) -> np.ndarray:
+    """Paint ``obj`` into ``img`` [H, W, 3] in place; returns its coverage [H, W] in [0, 1]."""
     size = img.shape[0]
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    dx, dy = xx - centre[0], yy - centre[1]
-    c, s = math.cos(angle), math.sin(angle)
+    radius = obj.radius * scale
+    dx, dy = xx - obj.centre[0] * scale, yy - obj.centre[1] * scale
+    c, s = math.cos(obj.angle), math.sin(obj.angle)
     u, v = (c * dx + s * dy) / radius, (-s * dx + c * dy) / radius
-    alpha = np.clip(0.5 - _sdf(shape, u, v) * radius, 0.0, 1.0)[..., None]  # 1-px antialiasing
-    rgb = np.clip(np.asarray(COLOURS[colour]) + rng.uniform(-0.05, 0.05, 3), 0, 1)
+    alpha = np.clip(0.5 - _sdf(obj.shape, u, v) * radius, 0.0, 1.0)[..., None]  # 1-px antialiasing at any size
     img *= 1 - alpha
-    img += alpha * rgb
+    img += alpha * obj.rgb
     return alpha[..., 0]
+
+
+def render_layout(layout: SceneLayout, image_size: int = 64, return_mask: bool = False,
+                  return_labels: bool = False, return_main: bool = False):
+    """Render ``layout`` at ``image_size`` px; outputs as :func:`render_scene`."""
+    scale = image_size / FRAME
+    img = _render_background(layout, image_size)
+    coverage = np.zeros((image_size, image_size))
+    labels = np.zeros((image_size, image_size), dtype=np.uint8)
+    for obj in layout.objects[:-1]:
+        a = _paint(img, obj, scale)
+        coverage = np.maximum(coverage, a)
+        labels[a >= 0.5] = SHAPES.index(obj.shape) + 1
+    a = _paint(img, layout.main, scale)
+    labels[a >= 0.5] = SHAPES.index(layout.main.shape) + 1
+    image = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    extra = ([np.maximum(coverage, a)] if return_mask else []) + ([labels] if return_labels else []) + (
+        [a] if return_main else [])
+    return (image, *extra) if extra else image
 
 
 def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64,
@@ -149,37 +263,15 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec, image_size: int = 64
     the label map [H, W] uint8: 0 background, 1 + shape index where an object covers at least half
     the pixel (later objects, the main one last, paint over earlier ones, as in the image); with
     ``return_main`` also the main object's own coverage [H, W] in [0, 1].
-    Pixels and labels come from the same painting, so they cannot disagree.
+    Pixels and labels come from the same painting, so they cannot disagree; the scene (objects,
+    places, colours, labels) is the same at every ``image_size``, only finer (:func:`draw_layout`).
 
     ``variant``: the kind of scene (``VARIANTS``). ``background_rng`` lets hard-negative groups
     share one background (pass a fresh generator with the same seed for each member); by default
     the scene's own ``rng`` draws it.
     """
-    s = image_size / 64  # geometry is designed at 64 px and scales with the image
-    img = _background(background_rng if background_rng is not None else rng, image_size)
-    col, row = PLACES.index(spec.place) % 3, PLACES.index(spec.place) // 3
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown scene variant {variant!r}; expected one of {VARIANTS}")
-    sparse = variant == "sparse"
-    radius = (rng.uniform(9, 12) if spec.size == "small" else rng.uniform(13.5, 16)) * s * (0.45 if sparse else 1)
-    centre = ((17 + 15 * col) * s + rng.uniform(-3, 3) * s, (17 + 15 * row) * s + rng.uniform(-3, 3) * s)
-    coverage = np.zeros((image_size, image_size))
-    labels = np.zeros((image_size, image_size), dtype=np.uint8)
-    # distractors first (painted under the main object), always clearly smaller
-    for _ in range(rng.integers(3, 6) if sparse else rng.integers(0, 3)):
-        d_shape = SHAPES[rng.integers(len(SHAPES))]
-        d_colour = tuple(COLOURS)[rng.integers(len(COLOURS))]
-        d_centre = rng.uniform(6 * s, image_size - 6 * s, 2)
-        d_radius = rng.uniform(3, 4) * s if sparse else rng.uniform(4, 6.5) * s
-        a = _paint(img, rng, d_shape, d_colour, d_centre, d_radius, rng.uniform(0, 2 * math.pi))
-        coverage = np.maximum(coverage, a)
-        labels[a >= 0.5] = SHAPES.index(d_shape) + 1
-    a = _paint(img, rng, spec.shape, spec.colour, centre, radius, rng.uniform(-0.25, 0.25))
-    labels[a >= 0.5] = SHAPES.index(spec.shape) + 1
-    image = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    extra = ([np.maximum(coverage, a)] if return_mask else []) + ([labels] if return_labels else []) + (
-        [a] if return_main else [])
-    return (image, *extra) if extra else image
+    layout = draw_layout(rng, spec, variant, background_rng)
+    return render_layout(layout, image_size, return_mask=return_mask, return_labels=return_labels, return_main=return_main)
 
 
 def make_scene(seed: int, split: str, index: int, image_size: int = 64,
