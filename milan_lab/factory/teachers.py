@@ -9,8 +9,8 @@ Sources, in the order they are tried:
   (downloads when online). OpenAI weights were trained with QuickGELU: when the tag's own config
   says so we build with ``force_quick_gelu=True``.
 * ``load_teacher("ViT-B-16", pretrained="/path/model.pt")``: a local open_clip checkpoint.
-* ``load_teacher(pretrained="/path/clip.pt")`` with an OpenAI-layout CLIP, recognised by its weight
-  names (``visual.conv1.weight``, ``visual.proj``, ``text_projection``, ...): OpenAI's release,
+* ``load_teacher(pretrained="/path/clip.pt")`` (or ``load_teacher("/path/clip.pt")``) with an OpenAI-layout
+  CLIP, recognised by its weight names (``visual.conv1.weight``, ``visual.proj``, ``text_projection``, ...): OpenAI's release,
   mmpretrain's target generator ``clip_vit_base_16.pth.tar``, a state dict of mmpretrain's CLIP
   module, or an mmpretrain MILAN pretraining checkpoint (its teacher is stored under
   ``target_generator.tokenizer.``, so that checkpoint alone resumes MILAN with the exact teacher it
@@ -57,6 +57,8 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
     ``pretrained`` accept; ``input_norm`` is ``"same"`` (the student's ImageNet-normalised
     tensor, as the references do) or ``"clip"`` (re-normalise to the teacher's mean/std)."""
     register_configs()
+    if name and pretrained is None and os.path.isfile(name):  # load_teacher("clip.pt"): the file alone
+        name, pretrained = None, name
     if name in (None, "", "default", "shipped") and pretrained is None:
         return _from_local_dir(SHIPPED_TEACHER, device, input_norm, "shipped")
     if name and Path(name).is_dir():

@@ -15,6 +15,7 @@ import os
 import pickle
 import pickletools
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -31,47 +32,136 @@ os.umask(_UMASK)
 def read_weights(path: str | Path, allow_torchscript: bool = False) -> dict:
     """The dict stored in ``path`` (a checkpoint or a state dict), loaded on CPU.
 
+    The format is read off the file's first bytes (:func:`sniff_format`), not its name; a file
+    that is no weights file at all is refused before any parser sees it, naming what it looks
+    like (a CSV file, a PNG image, random bytes). Any failure of the parser itself becomes a
+    :class:`CheckpointError` too: a damaged file makes a parser fail in many ways.
+
     ``allow_torchscript``: a TorchScript archive (OpenAI's CLIP release) is read with
     ``torch.jit.load`` and its state dict returned; otherwise it is refused like any non-weights file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty (0 bytes); it is not a checkpoint")
-    if path.suffix in SAFETENSORS:
-        from safetensors import SafetensorError, safe_open
-        from safetensors.torch import load_file
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path}: truncated or not a safetensors file ({_first_line(e)})") from None
-        # milan_lab keeps a model's config in the metadata, so the file alone rebuilds the model
-        return {"model": tensors, "config": json.loads(meta["config"])} if "config" in meta else tensors
+    kind = sniff_format(path)
+    if kind not in WEIGHT_FORMATS:
+        raise CheckpointError(f"{path}: {kind}")
+    if kind == "safetensors":
+        return _parsed(path, kind, lambda: _read_safetensors(path))
     if allow_torchscript and is_torchscript(path):
-        try:
-            return torch.jit.load(str(path), map_location="cpu").state_dict()
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: a damaged TorchScript archive ({_first_line(e)})") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if _imports_objects(path):
-            raise CheckpointError(
-                f"{path}: holds Python objects besides tensors and plain data; refused for safety "
-                f"(milan-lab loads only plain-tensor checkpoints; re-save its state dict, or use a .safetensors file)") from None
-        raise CheckpointError(f"{path}: not a checkpoint, or truncated (unreadable pickle data)") from None
-    except (EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path}: truncated or not a checkpoint ({type(e).__name__})") from None
-    except RuntimeError as e:
-        if is_torchscript(path):
-            raise CheckpointError(f"{path}: a TorchScript archive, not a state dict; only teacher files may be "
-                                  f"TorchScript (load_teacher(pretrained=...))") from None
-        raise CheckpointError(f"{path}: truncated or not a checkpoint ({_first_line(e)})") from None
+        return _parsed(path, "TorchScript archive", lambda: torch.jit.load(str(path), map_location="cpu").state_dict())
+    state = _parsed(path, kind, lambda: _torch_load(path), _explain_refusal)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a dict of weights")
     return state
+
+
+WEIGHT_FORMATS = ("safetensors", "torch zip", "pickle")
+_MAX_SAFETENSORS_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+# magic numbers of files people pass by mistake (outputs next to checkpoints, images, archives)
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"\x1f\x8b", "a gzip archive"), (b"\x93NUMPY", "a NumPy .npy array"),
+          (b"\x89HDF", "an HDF5 file"), (b"%PDF", "a PDF document"), (b"7z\xbc\xaf", "a 7-Zip archive"))
+
+
+def sniff_format(path: Path) -> str:
+    """What the file holds, from its first bytes: one of :data:`WEIGHT_FORMATS` ("safetensors":
+    an 8-byte little-endian header length then JSON; "torch zip": a zip archive, what
+    ``torch.save`` writes; "pickle": a pickle of protocol 2-5, torch's legacy format), or else a
+    short phrase for the message, such as "not a checkpoint (a CSV text file)"."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes); it is not a checkpoint"
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "torch zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < _MAX_SAFETENSORS_HEADER:
+        return "safetensors"  # possibly truncated: its parser says so
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "not a checkpoint (a WebP image)"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"not a checkpoint ({what})"
+    text = _as_text(head)
+    if text is not None:
+        return f"not a checkpoint ({_text_kind(text)})"
+    return "not a checkpoint (unreadable: random bytes?)"
+
+
+def _as_text(head: bytes) -> str | None:
+    """``head`` decoded as UTF-8 when it reads as text (printable, no NUL bytes), else None."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # only a character cut at the end of the 4096 bytes is forgiven
+            return None
+        text = head[:e.start].decode("utf-8")
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
+    return text if text and printable >= 0.95 * len(text) else None
+
+
+def _text_kind(text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        return "a JSON text file"
+    lines = [ln for ln in stripped.splitlines() if ln.strip()][:5]
+    if len(lines) >= 2 and all(ln.count(",") == lines[0].count(",") > 0 for ln in lines[:-1]):
+        return "a CSV text file"
+    return "a text file"
+
+
+_DAMAGED = {"torch zip": "truncated or not a checkpoint (a damaged torch.save zip archive: {})",
+            "pickle": "not a checkpoint, or truncated (unreadable pickle data: {})",
+            "safetensors": "truncated or not a safetensors file ({})"}
+
+
+def _parsed(path: Path, kind: str, parse: Callable[[], object], explain: Callable[[Path, Exception], str | None] | None = None):
+    """``parse()``, with any failure of the parser turned into one CheckpointError naming the file
+    (``explain(path, error)`` may give a more precise message than the format's own).
+
+    Only the parsing call is wrapped, so a bug in the code that uses the result stays a traceback.
+    The unpicklers and the zip reader fail on damaged bytes with almost any exception (IndexError,
+    KeyError, UnicodeDecodeError, ...), hence the broad catch; a MemoryError is no damage and passes."""
+    try:
+        return parse()
+    except MemoryError:
+        raise
+    except Exception as e:
+        # torch's unpickling message is a page of advice about weights_only=False: the wrong advice here
+        detail = "damaged, or not plain data" if isinstance(e, pickle.UnpicklingError) else _first_line(e)
+        message = (explain(path, e) if explain else None) or _DAMAGED.get(kind, f"a damaged {kind} ({{}})").format(detail)
+        raise CheckpointError(f"{path}: {message}") from None
+
+
+def _explain_refusal(path: Path, e: Exception) -> str | None:
+    """Why torch's weights_only loader refused a well-formed file: it imports Python objects, or
+    it is TorchScript; None when the bytes are merely damaged."""
+    if isinstance(e, pickle.UnpicklingError) and _imports_objects(path):
+        return ("holds Python objects besides tensors and plain data; refused for safety (milan-lab loads only "
+                "plain-tensor checkpoints; re-save its state dict, or use a .safetensors file)")
+    if isinstance(e, RuntimeError) and is_torchscript(path):
+        return "a TorchScript archive, not a state dict; only teacher files may be TorchScript (load_teacher(pretrained=...))"
+    return None
+
+
+def _torch_load(path: Path):
+    with warnings.catch_warnings():
+        # torch warns about any pickle protocol but 2 (plain pickle.dump writes 4 or 5): noise beside our
+        # one-line error for a damaged file, and nothing to act on for a good one
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    tensors = load_file(str(path))
+    # milan_lab keeps a model's config in the metadata, so the file alone rebuilds the model
+    return {"model": tensors, "config": json.loads(meta["config"])} if "config" in meta else tensors
 
 
 def state_dict_of(state: dict) -> dict:
