@@ -35,6 +35,7 @@ from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, pair
 from milan_lab.factory.models import load_encoder
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
+from milan_lab.tools.plans import Plan, check_against_plan, finished_run, run_start, runs_table
 
 BASELINE = "MILAN"
 RANDOM = "random init"
@@ -63,15 +64,32 @@ def compute_factor(preset: str) -> float:
     return (info["gflops_teacher"] + 3 * (enc + dec["prompting"])) / (3 * (enc + dec["mae"]))
 
 
+def run_folder(output_dir: str | Path, arm: str, seed: int) -> Path:
+    return Path(output_dir) / f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')}_s{seed}"
+
+
 def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides: dict | None = None,
             eval_train: int = 1024, eval_val: int = 512, seg_train: int = 512, seg_val: int = 256,
-            seg_steps: int = 200, variant: str = "dense") -> dict:
-    """Pretrain one arm for one seed (none for the random-init arm) and score it; reuses a
-    finished run's ``result.json``."""
-    out = Path(output_dir) / f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')}_s{seed}"
+            seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None) -> dict:
+    """Pretrain one arm for one seed (none for the random-init arm) and score it (``score_arm``); reuses a
+    finished run's ``result.json`` made under the same ``plan`` (a ConfigError for one made under another).
+    The result carries the plan's name and hash and the commit the run started from."""
+    out = run_folder(output_dir, arm, seed)
     done = out / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    previous = finished_run(done, plan)
+    if previous is not None:
+        return previous
+    start = run_start(plan)  # provenance when the run starts, not when the study's record is written
+    row = {**score_arm(preset, arm, seed, out, overrides, variant, eval_train=eval_train, eval_val=eval_val,
+                       seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps), **start}
+    out.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, eval_train: int,
+              eval_val: int, seg_train: int, seg_val: int, seg_steps: int) -> dict:
+    """One arm's run for one seed in ``out``: trained (but the random-init arm) and probed; its row."""
     over = {**(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
             "offline_variant": variant}
     cfg = get_config("pretrain", preset, over)
@@ -95,8 +113,6 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
     seg, _ = seg_probe(encoder, SegScenes("train", seg_train, size, seed, variant),
                        SegScenes("val", seg_val, size, seed, variant), len(SegScenes.classes), steps=seg_steps, seed=seed)
     row["miou"] = seg["miou"]
-    out.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -111,12 +127,37 @@ def check_study(seeds, arms, **eval_sizes) -> None:
         raise ConfigError(f"bad value for {next(iter(bad))!r}: must be at least 1, got {next(iter(bad.values()))}")
 
 
+EVAL_SIZES = {"eval_train": 1024, "eval_val": 512, "seg_train": 512, "seg_val": 256, "seg_steps": 200}  # run_arm's
+
+
 def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablation", overrides: dict | None = None,
-                 arms=tuple(ARMS), variant: str = "dense", **eval_sizes) -> list[dict]:
-    """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each."""
+                 arms=tuple(ARMS), variant: str = "dense", plan: Plan | None = None, **eval_sizes) -> list[dict]:
+    """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each. With a
+    ``plan`` the arguments are checked against it first (arms and seeds among its own, everything else
+    equal) and every run is stamped with it."""
     check_study(seeds, arms, **eval_sizes)
-    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, **eval_sizes)
+    if plan is not None:
+        check_against_plan(plan, study="ablation", preset=preset, variant=variant, overrides=dict(overrides or {}),
+                           sizes={**EVAL_SIZES, **eval_sizes}, arms=list(arms), seeds=list(seeds))
+    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, plan=plan, **eval_sizes)
             for seed in seeds for arm in arms]
+
+
+def run_plan(plan: Plan, output_dir: str, seeds=None, arms=None) -> list[dict]:
+    """The runs of a plan (all its seeds and arms, or the given subsets of them)."""
+    return run_ablation(plan["preset"], plan["seeds"] if seeds is None else seeds, output_dir, plan["overrides"],
+                        plan["arms"] if arms is None else arms, plan["variant"], plan=plan, **plan["sizes"])
+
+
+def plan_result(plan: Plan, rows: list[dict], since: str | None = None) -> dict:
+    """What a planned ablation's record holds: the rows, their summary by the plan's family and TOST
+    margin, the plan (name, hash, planned seeds) and per run the commit it started from (reused: started
+    before ``since``, an ISO date)."""
+    summary = summarise(rows, baseline=plan["baseline"], family=plan["holm_family"], margin=plan["tost_margin"])
+    params = {"preset": plan["preset"], "variant": plan["variant"], "arms": list(plan["arms"]),
+              "primary": plan["primary"][0] if len(plan["primary"]) == 1 else list(plan["primary"]),
+              **plan["overrides"], **{**EVAL_SIZES, **plan["sizes"]}}
+    return {"params": params, "rows": rows, "summary": summary, "plan": plan.summary(), "runs": runs_table(rows, since)}
 
 
 def summarise(rows: list[dict], metrics=PROBES, baseline: str = BASELINE, family=None,

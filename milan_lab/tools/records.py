@@ -199,13 +199,16 @@ def data_pipeline_table(record: dict) -> str:
 def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
     """The ablation studio's tables (``tools.ablation.markdown_tables``) from its notebook's record, the
     statistics computed now from the record's per-seed rows (not the summary it stored when it ran)."""
-    from milan_lab.tools.ablation import markdown_tables, summarise  # a sibling tool: imported where it is used
+    from milan_lab.tools.ablation import markdown_tables, summarise  # sibling tools: imported where they are used
+    from milan_lab.tools.plans import plan_footer
     rec = read_record(name, folder)
     res = rec["result"]
     note = (f"{len(rec['seeds'])} paired seeds, {res['params']['variant']} scenes, {res['params']['preset']}; mean ± std "
             f"over seeds; * : Holm-adjusted p < 0.05; {rec['wall_s'] / 60:.0f} min in the sitting that wrote the record (runs "
-            f"finished in earlier sittings are reused). ")
-    return _table([markdown_tables(summarise(res["rows"]), primary=res["params"]["primary"])], rec, note)
+            f"finished in earlier sittings are reused). ") + plan_footer(res)
+    plan = res.get("plan") or {}  # a planned study's family and margin; before plans: every probe, no margin
+    summary = summarise(res["rows"], family=plan.get("holm_family"), margin=plan.get("tost_margin"))
+    return _table([markdown_tables(summary, primary=res["params"]["primary"])], rec, note)
 
 
 def table_app_latency(folder: Path = RESULTS) -> str:
@@ -224,15 +227,16 @@ def app_latency_table(result: dict) -> str:
 
 def table_views_grid(folder: Path = RESULTS) -> str:
     """``benchmarks/views_grid.py``: where the class token looks and what the features hold, per view and loss."""
-    from milan_lab.tools.ablation import markdown_tables, summarise  # a sibling tool: imported where it is used
+    from milan_lab.tools.ablation import markdown_tables, summarise  # sibling tools: imported where they are used
+    from milan_lab.tools.plans import plan_footer
     rec = read_record("views_grid", folder)
     res = rec["result"]
     note = (f"{len(rec['seeds'])} paired seeds, {res['steps']} steps each, {res['preset']}, {rec['wall_s'] / 60:.0f} min; "
             f"mean ± std over seeds; differences to `{res['baseline']}`; Holm over arms x the primary metrics "
             f"(* : adjusted p < 0.05; the other metrics show their raw p only); offline default by the declared "
-            f"rule: **{res['choice']}**. ")
+            f"rule: **{res['choice']}**. ") + plan_footer(res)
     summary = summarise(res["rows"], res["metrics"], baseline=res["baseline"], family=res["primary"],  # from the per-seed rows
-                        diff_key="baseline_minus_arm", extra=())
+                        diff_key="baseline_minus_arm", extra=(), margin=(res.get("plan") or {}).get("tost_margin"))
     table = markdown_tables(summary, res["metrics"], primary=res["primary"], baseline=res["baseline"],
                             diff_key="baseline_minus_arm")
     return _table([table], rec, note)

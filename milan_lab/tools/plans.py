@@ -1,0 +1,211 @@
+"""Study plans: what a study will run and how it will decide, written down (and committed) before its
+first run, and the per-run results stamped with the plan they were made under.
+
+A plan is a YAML file (the repository keeps them in ``benchmarks/plans/NAME.yaml``)::
+
+    name: ablation_dense            # the file's stem
+    study: ablation                 # the runner that reads it
+    preset: milan_vit-micro-p8_offline
+    arms: [MILAN, random masking]   # arm names the runner knows
+    baseline: MILAN                 # the arm every other is compared with
+    seeds: [0, 1, 2]                # paired seeds
+    overrides: {epochs: 6}          # config overrides of every run
+    sizes: {eval_val: 512}          # evaluation sizes
+    primary: [linear_mean]          # declared primary metric(s)
+    holm_family: [linear_mean]      # metrics adjusted together (Holm), over every arm compared with the baseline
+    tost_margin: null               # equivalence margin (metric units), or null for no equivalence test
+    decision_rule: "..."            # what the study will conclude from which result
+
+Its hash is the sha256 of the canonical content (the parsed YAML as sorted, compact JSON: comments and
+layout do not count). Every run's ``result.json`` carries the plan's name and hash and the provenance
+taken when the run started (commit, uncommitted changes, date); a study refuses to reuse a finished run
+made under another plan (or none), so one study's numbers never mix two plans.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from milan_lab.errors import ConfigError
+from milan_lab.io.weights import atomic_write
+
+REQUIRED = ("name", "study", "arms", "baseline", "seeds", "primary", "holm_family", "tost_margin", "decision_rule")
+OPTIONAL = {"preset": None, "variant": None, "overrides": {}, "sizes": {}, "notes": None}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A loaded plan: its content (every key of ``REQUIRED`` and ``OPTIONAL``), hash and file."""
+    content: dict
+    hash: str
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.content["name"]
+
+    def __getitem__(self, key):
+        return self.content[key]
+
+    def summary(self) -> dict:
+        """What a study's record keeps of its plan: name, hash, the planned arms and seeds."""
+        return {"name": self.name, "hash": self.hash, "arms": list(self["arms"]), "seeds": list(self["seeds"]),
+                "primary": list(self["primary"]), "holm_family": list(self["holm_family"]),
+                "tost_margin": self["tost_margin"], "decision_rule": self["decision_rule"]}
+
+
+def plan_hash(content: dict) -> str:
+    """sha256 of the canonical content: sorted keys, compact separators."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def make_plan(content: dict, path: Path | None = None) -> Plan:
+    """A Plan from its content, checked: every required key, lists where lists belong, the baseline
+    among the arms, primaries in the Holm family, a positive margin or none."""
+    where = str(path) if path else "plan"
+    if not isinstance(content, dict):
+        raise ConfigError(f"{where}: a plan is a mapping of keys ({', '.join(REQUIRED)}), got {type(content).__name__}")
+    missing = [k for k in REQUIRED if k not in content]
+    if missing:
+        raise ConfigError(f"{where}: missing key {missing[0]!r} (a plan declares {', '.join(REQUIRED)})")
+    unknown = sorted(set(content) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join((*REQUIRED, *OPTIONAL))}")
+    c = {**OPTIONAL, **content}
+    for key in ("arms", "seeds", "primary", "holm_family"):
+        c[key] = _as_list(c[key])
+        if not c[key]:
+            raise ConfigError(f"{where}: {key!r} is empty")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in c["seeds"]):
+        raise ConfigError(f"{where}: 'seeds' must be non-negative integers, got {c['seeds']}")
+    if c["baseline"] not in c["arms"]:
+        raise ConfigError(f"{where}: baseline {c['baseline']!r} is not one of the arms {c['arms']}")
+    outside = [m for m in c["primary"] if m not in c["holm_family"]]
+    if outside:
+        raise ConfigError(f"{where}: primary metric {outside[0]!r} is not in 'holm_family' {c['holm_family']}")
+    margin = c["tost_margin"]
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin <= 0):
+        raise ConfigError(f"{where}: 'tost_margin' must be a positive number or null, got {margin!r}")
+    for key in ("overrides", "sizes"):
+        if not isinstance(c[key], dict):
+            raise ConfigError(f"{where}: {key!r} must be a mapping, got {c[key]!r}")
+    return Plan(c, plan_hash(c), path)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and check a plan file (YAML); a ConfigError naming the file for a missing or bad one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"plan {path} not found")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"plan {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    plan = make_plan(content, path)
+    if plan.name != path.stem:
+        raise ConfigError(f"plan {path}: its name {plan.name!r} is not the file's name {path.stem!r}")
+    return plan
+
+
+def run_start(plan: Plan | None) -> dict:
+    """What a run records when it starts: the plan's name and hash, and the code's commit, whether it
+    had uncommitted changes, and the date (taken now, not when the study's record is written)."""
+    from milan_lab.tools.records import provenance  # a sibling tool
+    prov = provenance()
+    return {"plan": plan.name if plan else None, "plan_hash": plan.hash if plan else None,
+            "started": {"commit": prov["commit"], "uncommitted_changes": prov["uncommitted_changes"], "date": prov["date"]}}
+
+
+def finished_run(path: str | Path, plan: Plan | None) -> dict | None:
+    """The result of a run finished earlier (``path``: its result.json), None if there is none; a
+    ConfigError naming the run and both hashes if it was made under another plan (or without one)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: a broken run result ({e.msg} at line {e.lineno}); delete it to run again") from None
+    want = plan.hash if plan else None
+    if result.get("plan_hash") != want:
+        def named(name, h):
+            return f"plan {name!r} ({h[:12]})" if h else "no plan"
+        raise ConfigError(f"{path.parent}: a finished run made under {named(result.get('plan'), result.get('plan_hash'))}, "
+                          f"not {named(plan.name if plan else None, want)}; pass another output folder or restore that plan")
+    return result
+
+
+def write_run_result(path: str | Path, row: dict, start: dict) -> dict:
+    """``row`` with the run's start stamp (``run_start``), written to ``path`` atomically; returns it."""
+    result = {**row, **start}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
+    return result
+
+
+def check_against_plan(plan: Plan, **given) -> None:
+    """A study's arguments against its plan: arms and seeds must be among the plan's (fewer is a
+    deviation the footer reports), every other given value equal to the plan's."""
+    for key in ("arms", "seeds"):
+        if key in given:
+            extra = [v for v in given[key] if v not in plan[key]]
+            if extra:
+                raise ConfigError(f"plan {plan.name}: {key[:-1]} {extra[0]!r} is not in the plan's {key} {plan[key]}")
+    for key, value in given.items():
+        if key not in ("arms", "seeds") and plan[key] != value:
+            raise ConfigError(f"plan {plan.name}: {key} {value!r} differs from the plan's {plan[key]!r}; write another plan")
+
+
+def runs_table(rows: list[dict], since: str | None = None) -> list[dict]:
+    """Per run, what a study's record lists: arm, seed, the commit it started from, uncommitted changes,
+    the date, and whether it was reused (started before ``since``, the ISO date this sitting began)."""
+    def one(r):
+        start = r.get("started") or {}
+        return {"arm": r["arm"], "seed": r["seed"], "commit": start.get("commit"),
+                "uncommitted_changes": start.get("uncommitted_changes"), "started": start.get("date"),
+                "reused": bool(since and start.get("date") and start["date"] < since)}
+    return [one(r) for r in rows]
+
+
+def now() -> str:
+    """The date as runs record it (UTC, ISO, seconds): a sitting's start for ``runs_table``."""
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def deviations(plan: dict, rows: list[dict]) -> list[str]:
+    """How the runs depart from their plan (``plan``: ``Plan.summary()``): planned arms not run,
+    arms with fewer seeds than planned."""
+    seeds: dict[str, set] = {}
+    for r in rows:
+        seeds.setdefault(r["arm"], set()).add(r["seed"])
+    out = [f"arm {a!r} not run" for a in plan["arms"] if a not in seeds]
+    for arm in plan["arms"]:
+        missing = [s for s in plan["seeds"] if arm in seeds and s not in seeds[arm]]
+        if missing:
+            out.append(f"{arm}: {len(seeds[arm])} of {len(plan['seeds'])} planned seeds (missing {', '.join(map(str, missing))})")
+    return out
+
+
+def plan_footer(result: dict) -> str:
+    """The line under a study's table: its plan (name, hash) and any deviation from it; empty for a
+    record made without a plan."""
+    plan = result.get("plan")
+    if not plan:
+        return ""
+    found = deviations(plan, result["rows"])
+    runs = result.get("runs") or []
+    dirty = sum(1 for r in runs if r.get("uncommitted_changes"))
+    commits = sorted({r["commit"] for r in runs if r.get("commit")})
+    return (f"Plan `{plan['name']}` ({plan['hash'][:12]}): " + ("; ".join(found) if found else "run as planned")
+            + (f"; runs started from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}" if commits else "")
+            + (f", {dirty} with uncommitted changes" if dirty else "") + ". ")
