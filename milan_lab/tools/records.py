@@ -261,6 +261,34 @@ def table_time_to_quality(folder: Path = RESULTS) -> str:
                              f"seconds leave the evaluations out. ")
 
 
+def table_hidden_object(folder: Path) -> str:
+    """``benchmarks/hidden_object.py``: how often each mask sampler hides the main object, before training."""
+    rec = read_record("hidden_object", folder)
+    r = rec["result"]
+    return _table([hidden_object_table(r)], rec, f"{r['scenes']:,} validation scenes per kind at {r['image_size']} px "
+                                                 f"({r['patch_size']}-px patches), the shipped teacher's importance; "
+                                                 f"[95 % interval]. ")
+
+
+def hidden_object_table(result: dict) -> str:
+    """The table of a ``benchmarks/hidden_object.py`` result (the script prints the same): per scene kind and
+    mask ratio, for random and semantic masking, the share of scenes with no visible patch touching the main
+    object, with none at least half covered by it, and the mean share of its pixels left visible."""
+    def pct(v):
+        return f"{100 * v['mean']:.1f} [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}]"
+    rows = ["| scenes | mask ratio | kept patches | no visible object patch, % (random / semantic) | "
+            "no visible patch half covered, % (random / semantic) | object pixels visible, % (random / semantic) |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for variant, v in result["variants"].items():
+        for ratio, by in v["by_ratio"].items():
+            rnd, sem = by["random"], by["semantic"]
+            rows.append(f"| {variant} (object {100 * v['object_area_share']:.0f} % of the image, {v['object_patches']:.1f} "
+                        f"patches) | {float(ratio):g} | {rnd['kept_patches']} | "
+                        + " | ".join(f"{pct(rnd[k])} / {pct(sem[k])}" for k in ("none_visible", "none_half_visible",
+                                                                                 "visible_share")) + " |")
+    return "\n".join(rows)
+
+
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
           "attention-default": lambda folder=RESULTS: table_attention(folder, "attention_default", DEFAULT_RUN),
@@ -268,7 +296,8 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
           "ablation-sparse": lambda folder=RESULTS: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
-          "time-to-quality": table_time_to_quality, "app-latency": table_app_latency}
+          "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
+          "hidden-object": table_hidden_object}
 
 
 def render_tables(text: str, folder: Path = RESULTS) -> str:

@@ -1,0 +1,154 @@
+"""Can semantic masking act at all here? Before any training: how often each mask sampler leaves no
+visible patch of the main object, per offline scene kind and mask ratio.
+
+    python benchmarks/hidden_object.py [--scenes 2048] [--ratios 0.75 0.875 0.9] [--variants dense sparse]
+                                       [--seed 0] [--preset milan_vit-tiny-p8_offline] [--record FILE]
+
+For each scene kind, ``--scenes`` validation scenes are rendered at the preset's image size with their
+main object's pixels (the pixels the label map gives the object the caption names: coverage at least
+half, as the label map counts them). The shipped teacher gives each scene's importance (last block,
+class token to patches, head mean: what MILAN samples from), and for each mask ratio the package's own
+samplers draw one mask per scene: ``random`` (MAE) and ``semantic`` (MILAN), from a generator seeded by
+``--seed``. Per sampler and ratio, over scenes:
+
+* ``none_visible``: the share of scenes in which no visible patch holds any pixel of the main object;
+* ``none_half_visible``: the share in which no visible patch is at least half covered by it;
+* ``visible_share``: the mean share of the object's pixels that lie in visible patches;
+
+shares with their 95 % Wilson interval, the mean with its t-interval. Nothing is trained; a run takes
+seconds to minutes. A null result for semantic masking in a regime where random masking rarely hides the
+object says nothing about the idea: this measures whether there is room for it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from milan_lab.cli import OneLineParser, positive_int
+
+SAMPLERS = ("random", "semantic")
+RATIOS = (0.75, 0.875, 0.9)
+VARIANTS = ("dense", "sparse")
+
+
+def mask_ratio(text: str) -> float:
+    """argparse type: a mask ratio in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a mask ratio is in (0, 1), got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type: a seed, an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def object_patches(n: int, variant: str, image_size: int, patch: int, seed: int):
+    """Validation scenes with their main object: (images [N, 3, H, W] float in [0, 1], object pixels per
+    patch [N, L] (row-major patches, as the ViT orders them))."""
+    import numpy as np
+    import torch
+
+    from milan_lab.data.scenes import make_scene_with_main_object
+    images, counts = [], []
+    for i in range(n):
+        image, coverage = make_scene_with_main_object(seed, "val", i, image_size, variant)
+        pixels = coverage >= 0.5  # the label map's rule: an object owns a pixel it covers at least half of
+        g = image_size // patch
+        counts.append(pixels.reshape(g, patch, g, patch).sum(axis=(1, 3)).reshape(-1))
+        images.append(image)
+    images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    return images, torch.from_numpy(np.stack(counts)).float()
+
+
+def importance_of(teacher, images, batch: int = 256):
+    """The teacher's class-token attention to the patches [N, L] for images [N, 3, H, W] in [0, 1]."""
+    import torch
+
+    from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():  # the student's normalised view, as MILAN hands it to the teacher
+        return torch.cat([teacher((images[i:i + batch] - mean) / std)[1] for i in range(0, len(images), batch)])
+
+
+def share(hits: int, n: int) -> dict:
+    """A share with its 95 % Wilson interval (scipy's binomtest)."""
+    from scipy import stats
+    ci = stats.binomtest(hits, n).proportion_ci(method="wilson")
+    return {"mean": hits / n, "ci95": [float(ci.low), float(ci.high)], "count": hits}
+
+
+def measure(counts, importance, ratio: float, sampler: str, patch: int, seed: int) -> dict:
+    """One sampler at one ratio over scenes (object pixels per patch ``counts`` [N, L])."""
+    import torch
+
+    from milan_lab.evaluation.stats import t_interval
+    from milan_lab.models.masking import sample_mask
+    n, num = counts.shape
+    m = sample_mask(sampler, ratio, n, num, importance, generator=torch.Generator().manual_seed(seed))
+    visible = 1 - m.mask  # [N, L], 1 = kept
+    any_pixel = ((counts > 0).float() * visible).sum(1) == 0
+    half = ((counts >= patch * patch / 2).float() * visible).sum(1) == 0
+    shares = ((counts * visible).sum(1) / counts.sum(1)).tolist()
+    mean, lo, hi = t_interval(shares)
+    return {"none_visible": share(int(any_pixel.sum()), n), "none_half_visible": share(int(half.sum()), n),
+            "visible_share": {"mean": mean, "ci95": [lo, hi]}, "kept_patches": int(num - m.mask[0].sum())}
+
+
+def run(scenes: int, ratios, variants, seed: int, preset: str) -> dict:
+    """Every scene kind x ratio x sampler; the result a record holds."""
+    from milan_lab.config import get_config
+    from milan_lab.factory.teachers import load_teacher
+    model = get_config("pretrain", preset).model
+    size, patch = model.image_size, model.patch_size
+    teacher = load_teacher()
+    out = {"preset": preset, "image_size": size, "patch_size": patch, "scenes": scenes, "teacher": "shipped",
+           "ratios": list(ratios), "samplers": list(SAMPLERS), "variants": {}}
+    for variant in variants:
+        images, counts = object_patches(scenes, variant, size, patch, seed)
+        if counts.sum(1).min() == 0:
+            raise RuntimeError(f"a {variant} scene without its main object's pixels")  # a bug in the scenes, not bad input
+        importance = importance_of(teacher, images)
+        out["variants"][variant] = {
+            "object_area_share": float(counts.sum(1).mean() / size ** 2),
+            "object_patches": float((counts > 0).sum(1).float().mean()),
+            "by_ratio": {str(r): {s: measure(counts, importance, r, s, patch, seed) for s in SAMPLERS} for r in ratios}}
+    return out
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="hidden_object", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenes", type=positive_int, default=2048, help="validation scenes per scene kind")
+    p.add_argument("--ratios", type=mask_ratio, nargs="+", default=list(RATIOS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--seed", type=seed_value, default=0)
+    p.add_argument("--preset", default="milan_vit-tiny-p8_offline")
+    p.add_argument("--record", default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    args = p.parse_args(argv)
+    from milan_lab.config import PRESETS
+    if args.preset not in PRESETS:
+        p.error(f"argument --preset: unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    if args.record and (Path(args.record).is_dir() or any(q.is_file() for q in Path(args.record).parents)):
+        p.error(f"argument --record: {args.record} is a folder or lies under a file")  # before the work, not after
+    from milan_lab.tools.records import Timer, hidden_object_table, write_record
+    with Timer() as wall:
+        result = run(args.scenes, args.ratios, args.variants, args.seed, args.preset)
+    print(hidden_object_table(result))
+    if args.record:
+        print(f"record: {write_record(args.record, 'hidden-object', result, [args.seed], wall.seconds)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
