@@ -6,13 +6,14 @@ import json
 import os
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import torch
 from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
-from milan_lab.errors import ConfigError
+from milan_lab.errors import ConfigError, MilanLabError
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -71,6 +72,39 @@ def make_loader(dataset, sampler: EpochBatchSampler, num_workers: int, device: t
     # which the model's own randomness (masks, drop-path) uses and checkpoints restore.
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=device.type == "cuda",
                       generator=torch.Generator(), persistent_workers=False)
+
+
+def user_errors_from_workers(batches: Iterable) -> Iterator:
+    """``batches``, with a user error raised in a DataLoader worker process raised again as the main
+    process raises it: the same :class:`MilanLabError` class and its own one-line message.
+
+    torch sends a worker's exception back as its class and formatted traceback
+    (``torch._utils.ExceptionWrapper``) and raises ``type(e)("Caught BadImage in DataLoader worker
+    process 1.\nOriginal Traceback ...")``: the right class, with a 20-line traceback as its message.
+    That traceback's last line is the original message; any other exception (a bug) goes on as torch
+    raised it, traceback included."""
+    try:
+        yield from batches
+    except MilanLabError as e:
+        message = worker_message(e)
+        if message is None:
+            raise
+        raise type(e)(message) from None
+
+
+def worker_message(error: BaseException) -> str | None:
+    """The original message of an exception torch re-raised from a DataLoader worker, or None if
+    ``error`` does not come from one."""
+    kind = type(error)
+    text = str(error)
+    if not text.startswith(f"Caught {kind.__name__} in DataLoader worker"):
+        return None
+    prefix = f"{kind.__module__}.{kind.__qualname__}: "  # how traceback.format_exception names it
+    lines = text.rstrip("\n").splitlines()
+    for i in range(len(lines) - 1, 0, -1):
+        if lines[i].startswith(prefix):
+            return "\n".join([lines[i][len(prefix):], *lines[i + 1:]])
+    return None
 
 
 def resolve_workers(num_workers: int, device: torch.device) -> int:

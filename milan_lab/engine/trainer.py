@@ -35,6 +35,7 @@ from milan_lab.engine.common import (
     make_loader,
     precision_for,
     resolve_workers,
+    user_errors_from_workers,
     write_json,
 )
 from milan_lab.engine.rng import rng_state, set_rng_state
@@ -94,7 +95,9 @@ class Trainer:
             loader = make_loader(dataset, sampler, workers, self.device)
             # uint8 images (4x fewer bytes to move) are normalised on the device, the next batch
             # copied while this one trains (a side stream on CUDA)
-            return PrefetchLoader(loader, device=self.device) if getattr(dataset, "uint8_images", False) else loader
+            if getattr(dataset, "uint8_images", False):
+                loader = PrefetchLoader(loader, device=self.device)
+            return user_errors_from_workers(loader)  # a worker's BadImage reads as one line, as without workers
         return batches
 
     # -----------------------------------------------------------------------------------------
