@@ -4,10 +4,18 @@ predict/test, class folders, caption pairs, notebooks) turns an input into an RG
 The EXIF orientation tag is applied (a portrait photo from a phone is stored sideways and
 tagged), grayscale / palette / RGBA / 16-bit inputs are converted, and anything that is not a
 usable image raises :class:`~milan_lab.errors.BadImage` with a message meant for the user.
+
+Two size guards, for two kinds of input. An upload (the app, ``predict``, ``inference_model``)
+over ``MAX_PIXELS`` is refused from its header: nobody means to classify a 100 MP file there. An
+image file of a dataset folder (``max_pixels=None``) is taken at any size: a phone photo has 48 or
+200 MP, and a training crop is decoded at reduced size where it can be. What such a file is refused
+for is memory: a decode whose pixels would take more than ``MEMORY_SHARE`` of the memory available
+now (a decompression bomb, or an image too large for this machine).
 """
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +24,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from milan_lab.errors import BadImage
 
 MIN_SIDE = 16            # smaller images carry no patches worth showing
-MAX_PIXELS = 40_000_000  # refuse above this (decoding alone would take seconds and GBs)
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses (DecompressionBombError) at twice this
+MAX_PIXELS = 40_000_000  # uploads above this are refused (decoding alone would take seconds and GBs)
+MEMORY_SHARE = 0.25      # a file's decode may take at most this share of the available memory
+# PIL's own guard is a fixed pixel count (a warning at 89 MP, an error at 179 MP) that would stop a
+# training run on a genuine photo; open_image's guards above replace it
+Image.MAX_IMAGE_PIXELS = None
 ORIENTATION = 0x0112     # the EXIF orientation tag
 
 
-def load_image(src, min_side: int = MIN_SIDE) -> Image.Image:
-    """Path, bytes, PIL image or array -> upright RGB PIL image."""
+def load_image(src, min_side: int = MIN_SIDE, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """Path, bytes, PIL image or array -> upright RGB PIL image. ``max_pixels``: the cap of an
+    upload; None for a dataset's files (any size that fits in memory, see :func:`open_image`)."""
     if src is None:
         raise BadImage("No image: upload one or pick an example.")
     if isinstance(src, np.ndarray):
@@ -30,27 +42,64 @@ def load_image(src, min_side: int = MIN_SIDE) -> Image.Image:
     elif isinstance(src, Image.Image):
         img = ImageOps.exif_transpose(src)
     else:
-        return decode_image(open_image(src), min_side)
+        return decode_image(open_image(src, max_pixels), min_side)
     return _to_rgb(img, min_side)
 
 
-def open_image(src) -> Image.Image:
+def open_image(src, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
     """A file (path or bytes) opened lazily: its header is read (size, mode, EXIF), its pixels not
     yet, so a caller may ask for a reduced-size decode (``img.draft``) before
-    :func:`decode_image`. Unreadable or too large files raise :class:`BadImage`."""
+    :func:`decode_image`. Unreadable files raise :class:`BadImage`, as do files over ``max_pixels``
+    (an upload's cap); with ``max_pixels=None`` (a dataset's files) the size is judged when the
+    pixels are decoded, against the memory available (:func:`check_decode_fits`)."""
     name = Path(src).name if isinstance(src, (str, Path)) else "upload"
     if isinstance(src, (str, Path)) and not Path(src).is_file():
         raise BadImage(f"{src}: no such file.")
     try:
         img = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
-    except Image.DecompressionBombError:
-        raise BadImage(f"{name}: image is too large; the limit is {MAX_PIXELS // 10**6} MP.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise BadImage(f"{name}: not a readable image ({type(e).__name__}); try a PNG or JPEG.") from None
-    if img.width * img.height > MAX_PIXELS:
-        raise BadImage(f"{name}: image is too large ({img.width}x{img.height}); the limit is {MAX_PIXELS // 10**6} MP.")
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        raise BadImage(f"{name}: image is too large ({img.width}x{img.height}); the limit is {max_pixels // 10**6} MP.")
     img.milan_name = name
     return img
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable, within a cgroup v2 memory limit if one is
+    set; else the free pages), or None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return max(0, min(found))
+
+
+def check_decode_fits(img: Image.Image) -> None:
+    """Refuse (:class:`BadImage`) to decode ``img`` at its current size (after any ``draft``) when its
+    RGB pixels would take more than ``MEMORY_SHARE`` of the available memory. Only images over
+    ``MAX_PIXELS`` are measured: below it a decode takes at most 160 MB."""
+    width, height = img.size
+    if width * height <= MAX_PIXELS:
+        return
+    need, free = width * height * max(3, len(img.getbands())), available_memory()
+    if free is not None and need > MEMORY_SHARE * free:
+        name = getattr(img, "milan_name", "upload")
+        raise BadImage(f"{name}: decoding it ({width}x{height}) would take {need / 2**30:.1f} GB, more than "
+                       f"{MEMORY_SHARE:.0%} of the {free / 2**30:.1f} GB of memory available; downscale the file.")
 
 
 def upright_size(img: Image.Image) -> tuple[int, int]:
@@ -62,6 +111,7 @@ def upright_size(img: Image.Image) -> tuple[int, int]:
 def decode_image(img: Image.Image, min_side: int = MIN_SIDE) -> Image.Image:
     """Decode an image from :func:`open_image` -> upright RGB (EXIF orientation applied)."""
     name = getattr(img, "milan_name", "upload")
+    check_decode_fits(img)
     try:
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # upright, as the camera meant it
@@ -86,6 +136,7 @@ def decode_array(img: Image.Image) -> np.ndarray:
     path = getattr(img, "filename", None)
     if img.format == "JPEG" and img.mode in ("RGB", "L") and path:
         import simplejpeg
+        check_decode_fits(img)
         try:
             arr = simplejpeg.decode_jpeg(Path(path).read_bytes(), colorspace="RGB")
         except (ValueError, OSError) as e:

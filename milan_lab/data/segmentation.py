@@ -117,7 +117,7 @@ class SegFolder(Dataset):
 
     def __getitem__(self, index: int):
         image_path, label_path = self.pairs[index]
-        image = self._square(load_image(image_path, min_side=1), Image.BICUBIC)
+        image = self._square(load_image(image_path, min_side=1, max_pixels=None), Image.BICUBIC)  # a dataset's file: any size
         labels = np.asarray(self._square(Image.fromarray(_read_labels(label_path)), Image.NEAREST)).astype(np.int64) - 1
         labels[(labels < 0) | (labels >= self.num_classes)] = IGNORE
         return to_normalized_tensor(np.array(image))[0], torch.from_numpy(labels)

@@ -64,7 +64,7 @@ class DecodeCrop:
         return box, bool(rng.random() < self.flip)
 
     def __call__(self, path, rng: np.random.Generator):
-        img = open_image(path)
+        img = open_image(path, max_pixels=None)  # a dataset's file: any size whose decode fits in memory
         box, flip = self.sample(*upright_size(img), rng)
         out = crop_resize(img, box, self.size, flip)
         if self.after is None:
