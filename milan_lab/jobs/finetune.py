@@ -12,11 +12,10 @@ from timm.optim import create_optimizer_v2
 from torchvision import transforms as T
 
 from milan_lab.config import FinetuneConfig
-from milan_lab.data.datasets import build_dataset
 from milan_lab.data.transforms import DecodeCrop
 from milan_lab.engine.trainer import Trainer
 from milan_lab.factory.models import load_encoder_weights
-from milan_lab.jobs.supervised import train_classifier, val_dataset
+from milan_lab.jobs.supervised import classifier_datasets, train_classifier
 from milan_lab.models.classifier import MILANClassifier
 
 
@@ -36,9 +35,7 @@ def finetune_transform(cfg: FinetuneConfig):
 
 def build_finetune(cfg: FinetuneConfig):
     """(model, optimizer, train_set, val_set, mixup) for ``cfg``."""
-    train_set = build_dataset(cfg.data, "train", cfg.model.image_size, finetune_transform(cfg), cfg.seed,
-                              cfg.offline_size, cfg.offline_cache_mb, cfg.offline_variant)
-    val_set = val_dataset(cfg)
+    train_set, val_set = classifier_datasets(cfg, finetune_transform(cfg))
     num_classes = cfg.num_classes or len(train_set.classes)
     model = MILANClassifier(cfg.model, num_classes, "finetune")
     if cfg.checkpoint:

@@ -10,10 +10,9 @@ from timm.optim import create_optimizer_v2
 from torchvision import transforms as T
 
 from milan_lab.config import LinearProbeConfig
-from milan_lab.data.datasets import build_dataset
 from milan_lab.engine.trainer import Trainer
 from milan_lab.factory.models import load_encoder_weights
-from milan_lab.jobs.supervised import train_classifier, val_dataset
+from milan_lab.jobs.supervised import classifier_datasets, train_classifier
 from milan_lab.models.classifier import MILANClassifier
 
 
@@ -23,9 +22,7 @@ def linear_transform(image_size: int):
 
 
 def build_linear(cfg: LinearProbeConfig):
-    train_set = build_dataset(cfg.data, "train", cfg.model.image_size, linear_transform(cfg.model.image_size),
-                              cfg.seed, cfg.offline_size, cfg.offline_cache_mb, cfg.offline_variant)
-    val_set = val_dataset(cfg)
+    train_set, val_set = classifier_datasets(cfg, linear_transform(cfg.model.image_size))
     model = MILANClassifier(cfg.model, cfg.num_classes or len(train_set.classes), "linear")
     if cfg.checkpoint:
         load_encoder_weights(model, cfg.checkpoint)

@@ -4,18 +4,42 @@ from __future__ import annotations
 
 import torch
 
-from milan_lab.data.datasets import build_dataset
+from milan_lab.data.datasets import ClassFolder, build_dataset, check_classes, classifier_split_folders
 from milan_lab.data.transforms import eval_transform
 from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.trainer import Trainer
+from milan_lab.errors import ConfigError
 from milan_lab.evaluation.classifier import evaluate
 
 
-def val_dataset(cfg):
-    """The evaluation split: centre crop 0.875 for real images, the whole scene offline."""
+def classifier_datasets(cfg, train_transform):
+    """(train_set, val_set) of a classifier job, checked before any model is built.
+
+    Offline: the scenes' train and val splits. A folder: ``data/train`` and ``data/val``, both
+    required; two training classes at least; ``val/``'s class folders numbered by name with
+    ``train/``'s labels (a validation class that is not a training class is refused), so a ``val/``
+    holding a subset of the classes is scored against the right labels. Evaluation views: centre
+    crop 0.875 for real images, the whole scene offline."""
     size = cfg.model.image_size
-    return build_dataset(cfg.data, "val", size, eval_transform(size, 1.0 if cfg.data == "offline" else 0.875),
-                         cfg.seed, cfg.eval_size, cfg.offline_cache_mb, cfg.offline_variant)
+    if cfg.data == "offline":
+        train_set = build_dataset(cfg.data, "train", size, train_transform, cfg.seed, cfg.offline_size,
+                                  cfg.offline_cache_mb, cfg.offline_variant)
+        _check_num_classes(cfg, train_set)
+        return train_set, build_dataset(cfg.data, "val", size, eval_transform(size, 1.0), cfg.seed, cfg.eval_size,
+                                        cfg.offline_cache_mb, cfg.offline_variant)
+    train_dir, val_dir = classifier_split_folders(cfg.data)
+    train_set = ClassFolder(str(train_dir), train_transform, cfg.seed)
+    check_classes(train_set)
+    _check_num_classes(cfg, train_set)
+    val_set = ClassFolder(str(val_dir), eval_transform(size, 0.875), cfg.seed, class_to_idx=train_set.class_to_idx)
+    return train_set, val_set
+
+
+def _check_num_classes(cfg, train_set) -> None:
+    """Fewer heads than training classes would put labels out of the head's range."""
+    if cfg.num_classes and cfg.num_classes < len(train_set.classes):
+        raise ConfigError(f"num_classes={cfg.num_classes}, but the training data holds {len(train_set.classes)} "
+                          f"classes; set num_classes=0 (from the data) or at least {len(train_set.classes)}")
 
 
 def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mixup=None, criterion=None) -> dict:
