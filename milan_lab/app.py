@@ -7,6 +7,7 @@ Kept inside the package (not only in apps/) so that ``milan-lab app`` works from
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -116,6 +117,44 @@ def check_image_inputs(component) -> None:
     component.preprocess = checked
 
 
+def check_control_values(*components) -> None:
+    """Refuse a value outside a control's choices or range (an API client can send any) with the
+    app's one-line user error, naming the control, before Gradio's own check, which says it with a
+    traceback in the log. Dropdowns: one of the choices; sliders and numbers: a finite number
+    within the bounds. Wraps each instance's ``preprocess``, as :func:`check_image_inputs` does."""
+    import gradio as gr
+    for component in components:
+        preprocess = component.preprocess
+
+        def checked(payload, component=component, preprocess=preprocess):
+            if payload is not None:
+                problem = (_not_a_choice(component, payload) if isinstance(component, gr.Dropdown)
+                           else _out_of_range(component, payload))
+                if problem:
+                    raise user_error(f"{component.label}: {problem}")
+            return preprocess(payload)
+        component.preprocess = checked
+
+
+def _not_a_choice(dropdown, value) -> str | None:
+    choices = [v for _, v in dropdown.choices]
+    values = value if isinstance(value, list) and dropdown.multiselect else [value]
+    bad = [v for v in values if v not in choices]
+    return f"{bad[0]!r} is not one of its choices ({', '.join(map(str, choices))})" if bad else None
+
+
+def _out_of_range(control, value) -> str | None:
+    low, high = getattr(control, "minimum", None), getattr(control, "maximum", None)
+    bounds = f" in [{low}, {high}]" if low is not None and high is not None else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{value!r} is not a number{bounds}"
+    if low is not None and value < low:
+        return f"{value} is below its minimum, {low}"
+    if high is not None and value > high:
+        return f"{value} is above its maximum, {high}"
+    return None
+
+
 def build_app(explorer: Explorer):
     import gradio as gr
 
@@ -158,7 +197,7 @@ def build_app(explorer: Explorer):
         r = explorer.segmentation(image)
         if r is None:
             return None, None, "", ("No dense probe for this model yet: run `milan-lab seg-probe CHECKPOINT` "
-                                    "(it saves one beside the checkpoint), then restart the app.")
+                                    "(it saves one for the model), then restart the app.")
         note = "Predicted: " + ", ".join(r["present"])
         if "truth" not in r:
             return maps.to_uint8(r["overlay"]), None, r["legend"], note + " (ground truth is known for the example scenes only)"
@@ -225,7 +264,7 @@ def build_app(explorer: Explorer):
                         sampler_a = gr.Dropdown(SAMPLERS, value="semantic", label="sampler A")
                         sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B")
                         ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
-                        seed = gr.Number(value=0, precision=0, label="seed")
+                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed")
                     mask_a, mask_b = image_row(("sampler A", "mask-a"), ("sampler B", "mask-b"))
                     mask_note = gr.Markdown()
                 with gr.Tab("Reconstruction"):
@@ -252,6 +291,7 @@ def build_app(explorer: Explorer):
         rec_in = [image, rec_sampler, ratio, seed, prompts]
         rec_out = [rec_masked, rec_target, rec_pred, rec_cos, rec_text, rec_note]
         stu_in, stu_out = [image, stu_head], [stu_map, rnd_map, stu_note]
+        check_control_values(layer, head, stu_head, sampler_a, sampler_b, ratio, seed, rec_sampler)
         seg_out = [seg_map, seg_truth, seg_legend, seg_note]
         upload.upload(on_upload, [upload], [image], api_name="upload")
         for trigger in (image.change, demo.load):
