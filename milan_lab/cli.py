@@ -18,6 +18,7 @@ import warnings
 
 from milan_lab import config as C
 from milan_lab.errors import DataWarning, MilanLabError
+from milan_lab.io.targets import check_writable
 
 JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}
 
@@ -41,6 +42,51 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def preset_name(text: str) -> str:
+    """argparse type: the name of a preset in milan_lab/presets."""
+    if text not in C.PRESETS:
+        raise argparse.ArgumentTypeError(f"unknown preset {text!r}; known: {', '.join(C.PRESETS)}")
+    return text
+
+
+def device_name(text: str) -> str:
+    """argparse type: a device this machine has (``config.check_device``: cuda without a GPU is refused)."""
+    try:
+        C.check_device(text)
+    except MilanLabError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file path that can be written (``io.targets.check_writable``), checked before any work."""
+    return _writable(text, folder=False)
+
+
+def output_folder(text: str) -> str:
+    """argparse type: a folder that exists or can be created, and takes new files."""
+    return _writable(text, folder=True)
+
+
+def _writable(text: str, folder: bool) -> str:
+    try:
+        check_writable(text, folder=folder)
+    except MilanLabError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _options_epilog(job: str) -> str:
     rows = C.describe(C.JOBS[job])
     width = max(len(k) for k, _, _ in rows)
@@ -51,8 +97,9 @@ def _options_epilog(job: str) -> str:
 
 
 def _record_option(parser) -> None:
-    parser.add_argument("--record", metavar="FILE", help="also write the result with its provenance (command, commit, "
-                                                        "machine, matmul peak, seeds) to this JSON file")
+    parser.add_argument("--record", metavar="FILE", type=output_file,
+                        help="also write the result with its provenance (command, commit, machine, matmul peak, seeds) "
+                             "to this JSON file (checked before the measurement)")
 
 
 def _save_record(args, kind: str, result: dict, seconds: float, seeds=(0,)) -> None:
@@ -92,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-size", type=positive_int, default=1024)
     s.add_argument("--val-size", type=positive_int, default=512)
     s.add_argument("--steps", type=positive_int, default=300)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=nonnegative_int, default=0)
     s.add_argument("--no-save", action="store_true", help="do not save the probe beside the checkpoint")
     s.add_argument("--json", action="store_true")
     _record_option(s)
@@ -103,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=positive_int, default=256, help="offline validation scenes")
     s.add_argument("--random-inits", type=positive_int, default=3)
     s.add_argument("--variant", default="dense", choices=["dense", "sparse"], help="offline scene kind")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=nonnegative_int, default=0)
     s.add_argument("--json", action="store_true")
     _record_option(s)
 
@@ -122,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("preset", nargs="?", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
     s.add_argument("--batch-size", type=positive_int, default=None)
     s.add_argument("--steps", type=positive_int, default=10)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", type=device_name, default="auto")
     s.add_argument("--json", action="store_true")
     _record_option(s)
 
@@ -145,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=positive_int, default=64)
     s = sub.add_parser("export", help="export an encoder to timm's ViT layout")
     s.add_argument("checkpoint")
-    s.add_argument("--timm", required=True, metavar="OUT",
+    s.add_argument("--timm", required=True, metavar="OUT", type=output_file,
                    help="output file (.safetensors, or .pth) for timm.create_model(..., pretrained_cfg_overlay=dict(file=OUT))")
     return p
 

@@ -31,6 +31,12 @@ class DiskFull(MilanLabError, OSError):
     """No space left while writing a file; the partial file was removed."""
 
 
+class OutputError(MilanLabError, OSError):
+    """An output path (``--record``, ``--out``, an export target, ``output_dir``) that cannot be
+    written: a folder where a file goes, a file on the way, a read-only place. Checked before
+    any work, so no result is computed only to be lost."""
+
+
 class DataError(MilanLabError, ValueError):
     """A dataset folder that cannot be used as it is: wrong layout, a missing split or file, an
     annotation that does not match its image."""

@@ -42,6 +42,7 @@ from milan_lab.engine.rng import rng_state, set_rng_state
 from milan_lab.errors import DataError, TrainingDiverged
 from milan_lab.factory.models import check_resumable
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import remove_stale_temporaries
 
 Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
@@ -67,6 +68,7 @@ class Trainer:
         """``cfg``: the job's config (a :class:`TrainerConfig`), validated here, before any work.
         ``arch``: the model's config, which a resumed checkpoint must match (named if not)."""
         cfg.validate()
+        check_writable(cfg.output_dir, "output_dir", folder=True)  # before the model, data and teacher are built
         self.cfg, self.name, self.arch = cfg, name, arch
         self.device = dist_utils.resolve_device(cfg.device)
         self.rank, self.world = dist_utils.init_distributed(self.device)

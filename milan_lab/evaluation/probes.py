@@ -20,6 +20,7 @@ from milan_lab.evaluation.dense import seg_probe
 from milan_lab.evaluation.knn import extract_features, knn_top1
 from milan_lab.factory.models import load_encoder
 from milan_lab.io.checkpoints import resolve_checkpoint
+from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import save_weights
 from milan_lab.models.vit import ViTEncoder
 
@@ -76,6 +77,9 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
     """The linear dense probe on a frozen encoder ('random' for a random one): mIoU, pixel
     accuracy and per-class IoU on the validation split; the probe is saved beside the checkpoint.
     With ``return_models``: (result, encoder, probe)."""
+    target = None
+    if save and checkpoint not in ("", "random"):  # where the probe goes, checked before it is trained
+        target = check_writable(probe_path_for(resolve_checkpoint(checkpoint)), "the probe file")
     encoder = _encoder(checkpoint, preset, seed)
     size = encoder.patch_embed.img_size[0]
     if data == "offline":
@@ -92,8 +96,7 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
         warnings.warn(f"{ignored['pixels']} validation pixels ({100 * ignored['share']:.2f} %) carry labels no training "
                       f"class has ({', '.join(map(str, ignored['values'][:8]))}); they are left out of the mIoU",
                       DataWarning, stacklevel=2)
-    if save and checkpoint not in ("", "random"):
-        path = probe_path_for(resolve_checkpoint(checkpoint))
-        save_weights(path, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
-        result["probe"] = str(path)
+    if target is not None:
+        save_weights(target, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
+        result["probe"] = str(target)
     return (result, encoder, probe) if return_models else result

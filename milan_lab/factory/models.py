@@ -17,6 +17,7 @@ from milan_lab.convert import EXPORT_FORMATS, encoder_to_timm, from_mmpretrain
 from milan_lab.errors import CheckpointError, ConfigError
 from milan_lab.factory.teachers import load_teacher
 from milan_lab.io.checkpoints import resolve_checkpoint
+from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import check_fits, load_into, read_weights, save_weights, state_dict_of
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.milan import MILAN, check_teacher
@@ -190,6 +191,7 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> str:
     if Path(out).suffix not in EXPORT_FORMATS:
         raise ConfigError(f"{out}: unsupported export format {Path(out).suffix or '(no extension)'!r}; "
                           f"name the file {' or '.join(EXPORT_FORMATS)}")
+    check_writable(out, "export target")
     path, state = read_checkpoint(checkpoint)
     weights = weights_for(state, task_of(state_dict_of(state)), str(path))
     return str(save_weights(out, encoder_to_timm(weights)))

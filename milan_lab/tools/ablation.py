@@ -33,6 +33,7 @@ from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.probes import offline_features, quick_linear_probe
 from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, paired_test, t_interval, tost
 from milan_lab.factory.models import load_encoder
+from milan_lab.io.weights import atomic_write
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
 from milan_lab.tools.plans import Plan, check_against_plan, finished_run, run_start, runs_table
@@ -82,8 +83,7 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
     start = run_start(plan)  # provenance when the run starts, not when the study's record is written
     row = {**score_arm(preset, arm, seed, out, overrides, variant, eval_train=eval_train, eval_val=eval_val,
                        seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps), **start}
-    out.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(row, indent=1))
+    atomic_write(done, lambda tmp: tmp.write_text(json.dumps(row, indent=1)))  # a killed write leaves no half row
     return row
 
 

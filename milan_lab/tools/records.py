@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from milan_lab.data.scenes import ATTRIBUTES
+from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import atomic_write
 
 
@@ -58,19 +59,25 @@ def provenance(command: str | None = None) -> dict:
 
 
 def write_record(path: str | Path, kind: str, result: dict, seeds=(0,), wall_s: float | None = None,
-                 peak: bool = True, command: str | None = None) -> Path:
+                 peak: bool | float = True, command: str | None = None) -> Path:
     """Write ``result`` with its provenance to ``path`` (JSON, atomically); ``peak``: also measure
-    the fp32 (CPU) or bf16 (GPU) matmul peak now, so that times can be read against the machine."""
-    from milan_lab.tools.bench import measure_peak  # the step benchmark's own peak measurement
+    the fp32 (CPU) or bf16 (GPU) matmul peak now (:func:`matmul_peak_gflops`), so that times can be
+    read against the machine; a number: that peak, measured earlier in the same run (a study that
+    rewrites its record after every run measures it once)."""
+    path = check_writable(path, "record")  # before the peak is measured (the caller checks before its own work)
     record = {**provenance(command), "kind": kind, "seeds": list(seeds), "wall_s": wall_s}
-    if peak:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        record["matmul_peak_gflops"] = measure_peak(device, dtype) / 1e9
+    if peak is not False:
+        record["matmul_peak_gflops"] = matmul_peak_gflops() if peak is True else float(peak)
     record["result"] = result
-    path = Path(path)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=float)))
     return path
+
+
+def matmul_peak_gflops() -> float:
+    """The fp32 (CPU) or bf16 (GPU) matmul peak of this machine now, in GFLOP/s."""
+    from milan_lab.tools.bench import measure_peak  # the step benchmark's own peak measurement
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return measure_peak(device, torch.bfloat16 if device.type == "cuda" else torch.float32) / 1e9
 
 
 class Timer:
