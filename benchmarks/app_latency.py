@@ -13,10 +13,8 @@ import statistics
 import sys
 import time
 
-from milan_lab.cli import OneLineParser, positive_int
-from milan_lab.data.scenes import make_scene
-from milan_lab.tools.records import Timer, app_latency_table, write_record
-from milan_lab.viz.panels import Explorer
+# Only light modules here: a refused option answers at once; torch and the models load when the work starts.
+from milan_lab.cli import OneLineParser, output_file, positive_int
 
 PROMPTS = ["a star", "a ring", "a red shape"]
 
@@ -36,8 +34,12 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="app_latency", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--size", type=positive_int, default=256, help="side of the input scene in pixels")
-    p.add_argument("--record", default="outputs/bench/app_latency.json")
+    p.add_argument("--record", type=output_file, default="outputs/bench/app_latency.json",
+                   help="where the JSON record goes (checked before the measurement)")
     args = p.parse_args(argv)
+    from milan_lab.data.scenes import make_scene
+    from milan_lab.tools.records import Timer, app_latency_table, write_record
+    from milan_lab.viz.panels import Explorer
     with Timer() as wall:
         with Timer() as load:
             ex = Explorer.from_defaults()

@@ -21,30 +21,28 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-from timm.data import create_transform
-from torch.utils.data import DataLoader
-
-from milan_lab.cli import OneLineParser, positive_int
-from milan_lab.data.datasets import ClassFolder
-from milan_lab.data.jpeg_corpus import make_jpeg_corpus
-from milan_lab.data.transforms import DecodeCrop, pretrain_transform
-from milan_lab.tools.records import data_pipeline_table, provenance
-
-
-class TimmFolder(ClassFolder):
-    """The class folder read as timm's own loaders do: PIL open, convert, transform."""
-
-    def __getitem__(self, index):
-        path, label = self.samples[index]
-        with open(path, "rb") as f:
-            img = Image.open(f).convert("RGB")
-        return self.seeded.transform(img), label
+# Only light modules here: a refused option answers at once; torch, timm and PIL load when the work starts.
+from milan_lab.cli import OneLineParser, output_folder, positive_int
+from milan_lab.errors import MilanLabError
+from milan_lab.io.targets import check_writable
 
 
 def pipelines(root: Path, size: int) -> dict:
+    from PIL import Image
+    from timm.data import create_transform
+
+    from milan_lab.data.datasets import ClassFolder
+    from milan_lab.data.transforms import DecodeCrop, pretrain_transform
+
+    class TimmFolder(ClassFolder):
+        """The class folder read as timm's own loaders do: PIL open, convert, transform."""
+
+        def __getitem__(self, index):
+            path, label = self.samples[index]
+            with open(path, "rb") as f:
+                img = Image.open(f).convert("RGB")
+            return self.seeded.transform(img), label
+
     timm_tf = create_transform(size, is_training=True, scale=(0.2, 1.0), interpolation="bicubic", color_jitter=None)
     return {"timm": TimmFolder(str(root), timm_tf),
             "pil": ClassFolder(str(root), pretrain_transform(size, 0.2)),
@@ -53,6 +51,7 @@ def pipelines(root: Path, size: int) -> dict:
 
 def per_core(dataset, n: int) -> float:
     """Images/s of ``__getitem__`` in this process on one thread."""
+    import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -66,6 +65,8 @@ def per_core(dataset, n: int) -> float:
 
 
 def with_workers(dataset, n: int, workers: int, batch: int = 32) -> float:
+    import torch
+    from torch.utils.data import DataLoader
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=False, persistent_workers=False,
                         worker_init_fn=lambda _: torch.set_num_threads(1))
     t, seen = time.perf_counter(), 0
@@ -80,9 +81,20 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="data_pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=positive_int, default=256, help="images in the corpus and per measurement")
     p.add_argument("--size", type=positive_int, default=224, help="output side (the paper's 224)")
-    p.add_argument("--out", default="outputs/bench/data_pipeline")
+    p.add_argument("--out", type=output_folder, default="outputs/bench/data_pipeline",
+                   help="folder for the JPEG corpus and record.json (checked before any work)")
     args = p.parse_args(argv)
     out = Path(args.out)
+    try:
+        check_writable(out / "record.json", "record")
+    except MilanLabError as e:
+        p.error(str(e))
+    import numpy as np
+    from PIL import Image
+
+    from milan_lab.data.jpeg_corpus import make_jpeg_corpus
+    from milan_lab.io.weights import atomic_write
+    from milan_lab.tools.records import data_pipeline_table, provenance
     root = make_jpeg_corpus(out / "corpus", n=args.images, seed=0)
     sides = [min(Image.open(f).size) for f in sorted(root.rglob("*.jpg"))]
     t0 = time.perf_counter()
@@ -107,8 +119,7 @@ def main(argv=None) -> int:
         print(f"{name:<12} {r['per_core_img_s']:>10.0f} {r['per_core_vs_timm']:>7.2f}x {r['workers_1_img_s']:>9.0f} "
               f"{r['workers_2_img_s']:>10.0f} {r['bytes_to_device_per_image']:>10,}")
     print(data_pipeline_table(record))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "record.json").write_text(json.dumps(record, indent=1))
+    atomic_write(out / "record.json", lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     print(f"record: {out / 'record.json'}")
     return 0
 

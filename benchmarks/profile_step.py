@@ -11,26 +11,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-from torch.profiler import ProfilerActivity, profile, record_function
-
-from milan_lab.cli import OneLineParser, positive_int
+# Only light modules here: a refused option answers at once; torch and the model load when the work starts.
+from milan_lab.cli import OneLineParser, device_name, positive_int, preset_name
 from milan_lab.config import get_config
-from milan_lab.engine.distributed import resolve_device
-from milan_lab.jobs.pretrain import build_optimizer
-from milan_lab.models.milan import MILAN
-from milan_lab.factory.teachers import teacher_architecture
+from milan_lab.errors import MilanLabError
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = OneLineParser(prog=Path(__file__).stem, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("preset", nargs="?", default="milan_vit-tiny-p8_offline")
+    p.add_argument("preset", nargs="?", type=preset_name, default="milan_vit-tiny-p8_offline")
     p.add_argument("--batch", type=positive_int, default=64)
     p.add_argument("--steps", type=positive_int, default=3)
     p.add_argument("--rows", type=positive_int, default=25)
-    p.add_argument("--device", default="auto")
-    args = p.parse_args()
-    cfg = get_config("pretrain", args.preset, {"device": args.device})
+    p.add_argument("--device", type=device_name, default="auto")
+    args = p.parse_args(argv)
+    try:
+        cfg = get_config("pretrain", args.preset, {"device": args.device})
+    except MilanLabError as e:
+        p.error(str(e))
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from milan_lab.engine.distributed import resolve_device
+    from milan_lab.factory.teachers import teacher_architecture
+    from milan_lab.jobs.pretrain import build_optimizer
+    from milan_lab.models.milan import MILAN
     device = resolve_device(cfg.device)
     model = MILAN(cfg.model, teacher_architecture(cfg.model.teacher, device)).to(device).train()
     opt = build_optimizer(model, cfg)

@@ -12,9 +12,11 @@ left out: they are far denser here than a user's run would make them). For each 
 per seed, the training seconds, steps, images and training FLOPs (teacher forward + 3x student
 forward per image, from ``milan-lab info``) at the target, and the final kNN; then, paired by seed,
 each recipe's time to the target over the reference's, with its range over seeds. A JSON record
-goes to ``--out``/record.json. Finished runs are reused from their ``result.json`` (only if made with
-the same ``--target``, ``--eval-every`` and ``--val-size``; otherwise the script stops with one line), so
-seeds can be added later.
+goes to ``--out``/record.json, rewritten (atomically) after every finished run, so that a stopped
+study keeps what it measured (``complete`` says whether every planned run is in). Finished runs
+are reused from their ``result.json`` (only if made with the same ``--target``, ``--eval-every`` and
+``--val-size``; otherwise the script stops with one line), so seeds can be added later. Every option,
+and every place it writes, is checked before the first run.
 """
 from __future__ import annotations
 
@@ -22,14 +24,14 @@ import argparse
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
-from milan_lab.cli import OneLineParser, positive_int
+# Only light modules here: a refused option answers at once; torch and the jobs load when the work starts.
+from milan_lab.cli import OneLineParser, nonnegative_int, output_file, output_folder, positive_int
 from milan_lab.config import get_config
-from milan_lab.errors import ConfigError
-from milan_lab.jobs.pretrain import pretrain
-from milan_lab.tools.info import model_info
-from milan_lab.tools.records import Timer, write_record
+from milan_lab.errors import ConfigError, MilanLabError
+from milan_lab.io.targets import check_writable
 
 PRESET = "milan_vit-tiny-p8_offline"
 # The reference recipe: 6 epochs x 12,800 scenes at batch 128, random crops, one masked view per teacher
@@ -68,6 +70,10 @@ def finished(out: Path, settings: dict) -> dict | None:
 
 def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eval_every: int = 25,
         val_size: int = 2048) -> dict:
+    from milan_lab.io.weights import atomic_write
+    from milan_lab.jobs.pretrain import pretrain
+    from milan_lab.tools.info import model_info
+    from milan_lab.tools.records import Timer
     settings = {"target": target, "eval_every": eval_every, "val_size": val_size}
     result = finished(out, settings)
     if result is not None:
@@ -95,7 +101,7 @@ def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eva
               "at_target": {**cost(hit[0]), "train_s": hit[1]} if hit else None,
               "final": {**cost(curve[-1][0]), "train_s": curve[-1][1], "knn": curve[-1][2]},
               "final_knn": summary["knn_acc"], "total_wall_s": wall.seconds, "knn_curve": curve}
-    (out / "result.json").write_text(json.dumps(result, indent=1))
+    atomic_write(out / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
     return result
 
 
@@ -129,12 +135,13 @@ def ratios(results: list[dict]) -> dict:
 
 def main(argv=None) -> int:
     p = OneLineParser(prog="time_to_quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1])
     p.add_argument("--target", type=float, default=0.60)
     p.add_argument("--eval-every", type=positive_int, default=25, help="steps between kNN evaluations")
     p.add_argument("--val-size", type=positive_int, default=2048, help="validation scenes for kNN")
-    p.add_argument("--out", default="outputs/bench/ttq")
-    p.add_argument("--record", default=None, help="where the JSON record goes (default: OUT/record.json)")
+    p.add_argument("--out", type=output_folder, default="outputs/bench/ttq")
+    p.add_argument("--record", type=output_file, default=None,
+                   help="where the JSON record goes (default: OUT/record.json); rewritten after every finished run")
     p.add_argument("--candidate", action="append", default=[],
                    help="JSON overrides of the current preset to try instead of it as is (repeatable)")
     args = p.parse_args(argv)
@@ -146,11 +153,20 @@ def main(argv=None) -> int:
                 for seed in args.seeds for name, over in recipes]
         for *_, out in plan:  # every reused run checked before any training
             finished(out, {"target": args.target, "eval_every": args.eval_every, "val_size": args.val_size})
-    except ConfigError as e:
+        record = check_writable(args.record or Path(args.out) / "record.json", "record")
+    except MilanLabError as e:
         print(f"time_to_quality: error: {e}", file=sys.stderr)
         return 2
+    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
+    peak = matmul_peak_gflops()  # once, before the runs: the record is rewritten after each of them
+    results = []
     with Timer() as wall:
-        results = [run(name, over, out, args.target, seed, args.eval_every, args.val_size) for name, over, seed, out in plan]
+        for name, over, seed, out in plan:
+            results.append(run(name, over, out, args.target, seed, args.eval_every, args.val_size))
+            write_record(record, "time-to-quality", {
+                "target": args.target, "eval_every": args.eval_every, "val_size": args.val_size, "runs": results,
+                "ratios": ratios(results), "planned_runs": len(plan), "complete": len(results) == len(plan)},
+                list(dict.fromkeys(r["seed"] for r in results)), time.perf_counter() - wall.start, peak=peak)
     print(f"target kNN top-1 {args.target:.0%}; kNN every {args.eval_every} steps on {args.val_size} scenes")
     print(f"{'recipe':<16} {'seed':>4} {'train s':>8} {'steps':>7} {'images':>8} {'TFLOP':>7}   final kNN")
     for r in results:
@@ -162,10 +178,6 @@ def main(argv=None) -> int:
     for name, values in paired.items():
         print(f"time to the target / reference's, {name}: mean {sum(values) / len(values):.2f}, "
               f"range {min(values):.2f}-{max(values):.2f} over {len(values)} seeds")
-    record = Path(args.record or Path(args.out) / "record.json")
-    write_record(record, "time-to-quality", {"target": args.target, "eval_every": args.eval_every,
-                                             "val_size": args.val_size, "runs": results, "ratios": paired},
-                 args.seeds, wall.seconds)
     print(f"record: {record}")
     return 0
 
