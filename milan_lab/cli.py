@@ -220,7 +220,7 @@ def _dispatch(args) -> int | None:
         t = time.perf_counter()
         info = model_info(args.preset)
         print(json.dumps(info, indent=1) if args.json else format_info(info))
-        _save_record(args, "info", info, time.perf_counter() - t)
+        _save_record(args, "info", info, time.perf_counter() - t, seeds=())  # the counts depend on no seed
     elif cmd in JOB_COMMANDS:
         job = JOB_COMMANDS[cmd]
         cfg = C.get_config(job, args.preset, args.overrides, args.config)
@@ -264,7 +264,7 @@ def _dispatch(args) -> int | None:
         t = time.perf_counter()
         r = attention_eval(args.checkpoint, args.n, args.random_inits, args.seed, args.variant)
         print(json.dumps(r, indent=1) if args.json else format_attention(r))
-        _save_record(args, "attention", r, time.perf_counter() - t, seeds=list(range(args.random_inits)))
+        _save_record(args, "attention", r, time.perf_counter() - t, seeds=(args.seed,))  # the floor's seeds are in r
     elif cmd == "teacher":
         _teacher(args)
     elif cmd == "bench":

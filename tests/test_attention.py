@@ -57,6 +57,7 @@ def test_attention_command_reports_the_shipped_model_against_random_encoders(tmp
     assert enc["object_ratio"]["mean"] > max(r["object_ratio"]["mean"] for r in out["random"])
     assert out["teacher"]["object_ratio"]["mean"] > 1
     saved = json.loads(record.read_text())
-    assert saved["kind"] == "attention" and saved["seeds"] == [0, 1] and saved["matmul_peak_gflops"] > 0
+    assert saved["kind"] == "attention" and saved["seeds"] == [0] and saved["matmul_peak_gflops"] > 0
+    assert saved["result"]["random_init_seeds"] == [0, 1]  # the floor's seeds; the scenes' seed is the record's
     assert saved["command"].startswith(f"milan-lab attention {SHIPPED} -n 48")
     assert saved["result"]["encoder"] == enc

@@ -108,10 +108,11 @@ def encoder_attention_report(encoder, teacher, n: int = 256, seed: int = 0, rand
 
 def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: int = 0, variant: str = "dense") -> dict:
     """The report for a pretraining checkpoint (or run folder) against the teacher it was trained
-    with, with ``random_inits`` random encoders of its architecture (seeds 0..k-1) as the floor."""
+    with, with ``random_inits`` random encoders of its architecture (seeds 0..k-1) as the floor;
+    ``seed`` draws the scenes. Both are in the report (``seed``, ``random_init_seeds``)."""
     model = load_model(checkpoint, task="pretrain", teacher="auto")
     randoms = [load_encoder("random", model.cfg, seed=k) for k in range(random_inits)]
-    return {"checkpoint": str(checkpoint),
+    return {"checkpoint": str(checkpoint), "seed": seed, "random_init_seeds": list(range(random_inits)),
             **encoder_attention_report(model.encoder, model.teacher, n, seed, randoms, variant)}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from milan_lab.data.scenes import ATTRIBUTES
+from milan_lab.errors import DataError
 from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import atomic_write
 
@@ -92,15 +93,31 @@ class Timer:
 
 
 # --- tables in the docs, generated from the records ------------------------------------------------
-# A table in docs/*.md sits between "<!-- table: NAME -->" and "<!-- /table -->"; NAME is a function
-# below, reading records from docs/results/. `python scripts/results_tables.py` rewrites every table;
-# tests/test_records.py fails when a document and its records disagree.
-RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+# A table in a document sits between "<!-- table: NAME -->" and "<!-- /table -->"; NAME is a function
+# below, reading records from the folder it is given (the checkout's docs/results/, which
+# scripts/results_tables.py names: the package never looks for a repository's docs itself).
+# `python scripts/results_tables.py` rewrites every table; tests/test_records.py fails when a
+# document and its records disagree.
 _BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
-def read_record(name: str, folder: Path = RESULTS) -> dict:
-    return json.loads((Path(folder) / f"{name}.json").read_text())
+def read_record(name: str, folder: str | Path) -> dict:
+    """The record ``folder/NAME.json``; a missing or damaged one is one DataError naming the file."""
+    path = Path(folder) / f"{name}.json"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such record (a table reads it; measure it with --record {path})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: unreadable record ({type(e).__name__}: {e})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: a damaged record, not JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+                        f"restore it (git checkout) or measure it again") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: a damaged record (JSON {type(record).__name__}, not an object)")
+    return record
 
 
 def _table(rows: list[str], rec: dict, note: str = "") -> str:
@@ -112,7 +129,7 @@ def _machine(rec: dict) -> str:
     return f"{rec['cpu']} ({rec['cores']} cores, fp32 matmul peak {rec['matmul_peak_gflops']:.0f} GFLOP/s), torch {rec['torch']}"
 
 
-def table_probes(folder: Path = RESULTS) -> str:
+def table_probes(folder: Path) -> str:
     """kNN and dense probe of the shipped encoder and a random one."""
     rows = [f"| probe | {SHIPPED} | random init, same architecture | commands |",
             "| --- | --- | --- | --- |"]
@@ -132,7 +149,7 @@ SHIPPED = "shipped `milan_vit-tiny-p8_randcrop-6e_offline`"
 DEFAULT_RUN = "the offline default's recipe, seed 0 (`benchmarks/time_to_quality.py`'s run)"
 
 
-def table_attention(folder: Path = RESULTS, name: str = "attention_shipped", label: str = SHIPPED) -> str:
+def table_attention(folder: Path, name: str = "attention_shipped", label: str = SHIPPED) -> str:
     """The attention metric of an encoder (the shipped model's by default), its teacher and random encoders."""
     rec = read_record(name, folder)
     r = rec["result"]
@@ -146,12 +163,13 @@ def table_attention(folder: Path = RESULTS, name: str = "attention_shipped", lab
             f"| {label} | {cell(r['encoder'], 'object_ratio')} | "
             f"{cell(r['encoder'], 'agreement')} |",
             f"| its teacher (`milan-clip-tiny`) | {cell(r['teacher'], 'object_ratio')} | (1) |"]
-    rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in enumerate(r["random"])]
+    seeds = r.get("random_init_seeds", range(len(r["random"])))  # records older than the key drew seeds 0..k-1
+    rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in zip(seeds, r["random"])]
     return _table(rows, rec, f"{r['scenes']} {r.get('variant', 'dense')} validation scenes at {r['image_size']} px; "
                              f"mean [bootstrap 95 % interval over scenes]. ")
 
 
-def table_teacher(folder: Path = RESULTS) -> str:
+def table_teacher(folder: Path) -> str:
     rec = read_record("teacher_eval", folder)
     r = rec["result"]
     chance = {k: 1 / len(v) for k, v in ATTRIBUTES.items()} | {"shape_bare_prompt": 1 / len(ATTRIBUTES["shape"])}
@@ -161,7 +179,7 @@ def table_teacher(folder: Path = RESULTS) -> str:
                        f"{r['attention_on_objects_median']:.2f}x) over {r['n_images']} held-out scenes. ")
 
 
-def table_info(folder: Path = RESULTS) -> str:
+def table_info(folder: Path) -> str:
     """Parameter counts and FLOPs of the paper's ViT-B/16 (the paper: 86.57 M, 17.58 GFLOPs, 111.78 M)."""
     rec = read_record("info_vit_b", folder)
     r = rec["result"]
@@ -176,7 +194,7 @@ def table_info(folder: Path = RESULTS) -> str:
     return _table(rows, rec)
 
 
-def table_bench(folder: Path = RESULTS) -> str:
+def table_bench(folder: Path) -> str:
     """The pretraining step of the offline default, split by stage, and its MFU."""
     rec = read_record("bench_tiny", folder)
     r = rec["result"]
@@ -189,7 +207,7 @@ def table_bench(folder: Path = RESULTS) -> str:
     return _table(rows, rec, f"Median of {r['steps']} timed steps, {r['precision']} on {r['device']}, {r['threads']} threads. ")
 
 
-def table_data_pipeline(folder: Path = RESULTS) -> str:
+def table_data_pipeline(folder: Path) -> str:
     return data_pipeline_table(read_record("data_pipeline", folder))
 
 
@@ -203,7 +221,7 @@ def data_pipeline_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
+def table_ablation(folder: Path, name: str = "ablation_dense") -> str:
     """The ablation studio's tables (``tools.ablation.markdown_tables``) from its notebook's record, the
     statistics computed now from the record's per-seed rows (not the summary it stored when it ran)."""
     from milan_lab.tools.ablation import markdown_tables, summarise  # sibling tools: imported where they are used
@@ -218,7 +236,7 @@ def table_ablation(folder: Path = RESULTS, name: str = "ablation_dense") -> str:
     return _table([markdown_tables(summary, primary=res["params"]["primary"])], rec, note)
 
 
-def table_app_latency(folder: Path = RESULTS) -> str:
+def table_app_latency(folder: Path) -> str:
     rec = read_record("app_latency", folder)
     return _table([app_latency_table(rec["result"])], rec)
 
@@ -232,7 +250,7 @@ def app_latency_table(result: dict) -> str:
     return "\n".join(rows)
 
 
-def table_views_grid(folder: Path = RESULTS) -> str:
+def table_views_grid(folder: Path) -> str:
     """``benchmarks/views_grid.py``: where the class token looks and what the features hold, per view and loss."""
     from milan_lab.tools.ablation import markdown_tables, summarise  # sibling tools: imported where they are used
     from milan_lab.tools.plans import plan_footer
@@ -249,7 +267,7 @@ def table_views_grid(folder: Path = RESULTS) -> str:
     return _table([table], rec, note)
 
 
-def table_time_to_quality(folder: Path = RESULTS) -> str:
+def table_time_to_quality(folder: Path) -> str:
     """``benchmarks/time_to_quality.py``: per recipe and seed, the training time, steps, images and FLOPs to
     the target kNN, then each recipe's time over the reference's, paired by seed."""
     rec = read_record("time_to_quality", folder)
@@ -297,18 +315,18 @@ def hidden_object_table(result: dict) -> str:
 
 
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
-          "attention-sparse": lambda folder=RESULTS: table_attention(folder, "attention_shipped_sparse"),
-          "attention-default": lambda folder=RESULTS: table_attention(folder, "attention_default", DEFAULT_RUN),
+          "attention-sparse": lambda folder: table_attention(folder, "attention_shipped_sparse"),
+          "attention-default": lambda folder: table_attention(folder, "attention_default", DEFAULT_RUN),
           "teacher": table_teacher, "info": table_info,
-          "ablation-dense": lambda folder=RESULTS: table_ablation(folder, "ablation_dense"),
-          "ablation-sparse": lambda folder=RESULTS: table_ablation(folder, "ablation_sparse"),
+          "ablation-dense": lambda folder: table_ablation(folder, "ablation_dense"),
+          "ablation-sparse": lambda folder: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
           "time-to-quality": table_time_to_quality, "app-latency": table_app_latency}
 # table_hidden_object joins TABLES with its section in docs/results.md and the record docs/results/hidden_object.json
 
 
-def render_tables(text: str, folder: Path = RESULTS) -> str:
-    """``text`` with every table block regenerated from the records."""
+def render_tables(text: str, folder: str | Path) -> str:
+    """``text`` with every table block regenerated from the records in ``folder``."""
     def fill(m):
         if m.group(2) not in TABLES:
             raise KeyError(f"unknown table {m.group(2)!r}; known: {', '.join(TABLES)}")
