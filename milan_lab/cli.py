@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-size", type=positive_int, default=512)
     s.add_argument("--steps", type=positive_int, default=300)
     s.add_argument("--seed", type=nonnegative_int, default=0)
-    s.add_argument("--no-save", action="store_true", help="do not save the probe beside the checkpoint")
+    s.add_argument("--no-save", action="store_true", help="do not save the probe")
+    s.add_argument("--out", metavar="FILE", default=None, type=output_file,
+                   help="where the probe goes (default: beside the checkpoint; outputs/probes/NAME/ for a shipped or zoo "
+                        "model, whose files are never written; the app looks there)")
     s.add_argument("--json", action="store_true")
     _record_option(s)
 
@@ -243,7 +246,7 @@ def _dispatch(args) -> int | None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataWarning)
             r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
-                               args.seed, save=not args.no_save)
+                               args.seed, save=not args.no_save, out=args.out)
         for w in caught:  # ours as one line; any other warning as Python shows it
             if issubclass(w.category, DataWarning):
                 print(f"milan-lab seg-probe: warning: {w.message}", file=sys.stderr)

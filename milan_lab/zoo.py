@@ -28,6 +28,7 @@ from milan_lab.data.transforms import eval_transform
 from milan_lab.errors import CheckpointError, ConfigError, DataError, DownloadError
 from milan_lab.evaluation.classifier import evaluate
 from milan_lab.factory.models import create_model, load_model
+from milan_lab.io.locations import cache_dir
 from milan_lab.models.classifier import MILANClassifier
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -68,14 +69,10 @@ def class_names(kind: str | None) -> list[str] | None:
     return None
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("MILAN_LAB_CACHE", Path.home() / ".cache" / "milan_lab"))
-
-
 def download(url: str) -> Path:
     """Download ``url`` once into the cache; torch.hub verifies the SHA-256 prefix in its name."""
     name = url.rsplit("/", 1)[-1]
-    dest = _cache_dir() / name
+    dest = cache_dir() / name
     if dest.is_file():
         return dest
     hint = (f"download of {name} is not possible here; fetch it elsewhere ({url}) and pass "

@@ -20,6 +20,7 @@ from milan_lab.evaluation.dense import seg_probe
 from milan_lab.evaluation.knn import extract_features, knn_top1
 from milan_lab.factory.models import load_encoder
 from milan_lab.io.checkpoints import resolve_checkpoint
+from milan_lab.io.locations import OUTPUTS, is_managed
 from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import save_weights
 from milan_lab.models.vit import ViTEncoder
@@ -67,19 +68,36 @@ def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int
 
 
 def probe_path_for(checkpoint_file: str | Path) -> Path:
-    """Where the dense probe trained for a checkpoint lives: beside it, ``STEM.seg_probe.safetensors``."""
+    """Where ``seg-probe`` saves the dense probe trained for a checkpoint (unless told ``--out``):
+    beside a checkpoint of one's own (``STEM.seg_probe.safetensors``); for a shipped or downloaded
+    zoo model, whose file lies in the installed package or the download cache (never written by a
+    measurement), ``outputs/probes/STEM/STEM.seg_probe.safetensors`` under the working folder."""
     p = Path(checkpoint_file)
-    return p.with_name(f"{p.name.split('.')[0]}.seg_probe.safetensors")
+    beside = _beside(p)
+    return OUTPUTS / "probes" / p.name.split(".")[0] / beside.name if is_managed(p) else beside
+
+
+def probe_candidates(checkpoint_file: str | Path) -> list[Path]:
+    """Where to look for a checkpoint's dense probe, the first that exists wins: where ``seg-probe``
+    saves it, then beside the file (the probe shipped with a shipped model)."""
+    return list(dict.fromkeys([probe_path_for(checkpoint_file), _beside(Path(checkpoint_file))]))
+
+
+def _beside(checkpoint_file: Path) -> Path:
+    return checkpoint_file.with_name(f"{checkpoint_file.name.split('.')[0]}.seg_probe.safetensors")
 
 
 def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_size: int = 1024, val_size: int = 512,
-                   steps: int = 300, seed: int = 0, save: bool = True, return_models: bool = False):
+                   steps: int = 300, seed: int = 0, save: bool = True, return_models: bool = False,
+                   out: str | Path | None = None):
     """The linear dense probe on a frozen encoder ('random' for a random one): mIoU, pixel
-    accuracy and per-class IoU on the validation split; the probe is saved beside the checkpoint.
+    accuracy and per-class IoU on the validation split; the probe is saved to ``out`` or where
+    :func:`probe_path_for` says (beside the checkpoint, or under outputs/ for a shipped or zoo model).
     With ``return_models``: (result, encoder, probe)."""
     target = None
-    if save and checkpoint not in ("", "random"):  # where the probe goes, checked before it is trained
-        target = check_writable(probe_path_for(resolve_checkpoint(checkpoint)), "the probe file")
+    if save and (out is not None or checkpoint not in ("", "random")):  # where the probe goes, checked before it is trained
+        target = check_writable(Path(out) if out is not None else probe_path_for(resolve_checkpoint(checkpoint)),
+                                "the probe file")
     encoder = _encoder(checkpoint, preset, seed)
     size = encoder.patch_embed.img_size[0]
     if data == "offline":

@@ -14,7 +14,7 @@ from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation.attention import agreement
 from milan_lab.evaluation.dense import SegProbe, confusion, seg_scores
-from milan_lab.evaluation.probes import probe_path_for
+from milan_lab.evaluation.probes import probe_candidates
 from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.factory.teachers import load_teacher
 from milan_lab.io.weights import read_weights
@@ -70,11 +70,12 @@ def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = N
 
 
 def load_probe(checkpoint_path: str | None):
-    """(dense probe, class names) saved beside a checkpoint by ``milan-lab seg-probe``, or None."""
+    """(dense probe, class names) that ``milan-lab seg-probe`` saved for a checkpoint (for a shipped
+    model under outputs/probes/, else the probe shipped with it; see ``probe_candidates``), or None."""
     if not checkpoint_path:
         return None
-    path = probe_path_for(checkpoint_path)
-    if not path.is_file():
+    path = next((p for p in probe_candidates(checkpoint_path) if p.is_file()), None)
+    if path is None:
         return None
     state = read_weights(path)
     weights, meta = state["model"], state["config"]
