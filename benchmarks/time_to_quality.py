@@ -39,7 +39,7 @@ PRESET = "milan_vit-tiny-p8_offline"
 REFERENCE = dict(epochs=6, warmup_epochs=1, batch_size=128, base_lr=1.5e-3, offline_size=12800, masks_per_image=1,
                  teacher_cache=False, fixed_views=False, min_crop_scale=0.2)
 # The reference with only its views changed: the full scene, no crop or flip (same batch, lr, schedule, no cache).
-VIEWS_ONLY = {**REFERENCE, "fixed_views": True}
+VIEWS_ONLY = {**REFERENCE, "fixed_views": True, "min_crop_scale": 1.0}
 
 
 def interpolate_time(curve: list[tuple[int, float, float]], target: float):

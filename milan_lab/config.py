@@ -4,13 +4,20 @@ One object flows from a notebook's parameters cell or the CLI to the engine:
 ``PretrainConfig(model=ModelConfig(...), ...)``. ``apply_overrides`` takes ``key=value`` strings
 or a dict; keys are field names (``epochs``) or dotted (``model.mask_ratio``); a field of the
 nested model config may also be named alone (``mask_ratio``) when no job field has that name; a
-short key that names two fields is refused, listing both. Unknown keys, bad values and values
-out of range fail at once (:class:`~milan_lab.errors.ConfigError`), naming the key.
+short key that names two fields is refused, listing both. Unknown keys (with the closest known
+one), bad values, values out of range and options that contradict each other fail at once
+(:class:`~milan_lab.errors.ConfigError`), naming the key.
+
+YAML (config files, presets, ``key=value`` values) is read by one loader that refuses aliases and
+deep nesting before anything is built from it (:func:`parse_yaml`); every section and key of a
+config file is checked, whichever job runs (:func:`get_config`).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import math
 import re
 import types
 import typing
@@ -38,6 +45,7 @@ class EncoderConfig:
     drop_path: float = 0.0
 
     def validate(self) -> None:
+        _finite(self)
         _fraction(self, "drop_path", closed_right=False)
         _positive(self, "image_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
         if self.image_size % self.patch_size:
@@ -101,7 +109,7 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "auto"         # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16" | "fp16"
-    output_dir: str = "runs/job"
+    output_dir: str = "outputs/job"
     resume: bool = True             # continue from output_dir's latest checkpoint if any
     checkpoint_every: int = 200     # steps
     keep_checkpoints: int = 2       # 0 keeps all
@@ -111,8 +119,13 @@ class TrainerConfig:
     compile: bool = False           # torch.compile the model (GPU); a failure falls back to eager with one warning
 
     def validate(self) -> None:
+        _finite(self)
         _positive(self, "batch_size", "accum_steps", "checkpoint_every", "log_every")
         _at_least(self, 0, "keep_checkpoints")
+        if not 0 <= self.seed < 2**32:  # torch's and numpy's generators take seeds in [0, 2**32) alike
+            raise ConfigError(f"bad value for 'seed': must be in [0, 2**32), got {self.seed}")
+        if not str(self.output_dir).strip():
+            raise ConfigError("bad value for 'output_dir': must name a folder, got an empty string")
         if self.clip_grad is not None and self.clip_grad <= 0:
             raise ConfigError(f"bad value for 'clip_grad': must be positive (or none), got {self.clip_grad}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -183,7 +196,7 @@ class PretrainConfig(JobConfig):
     teacher_cache: bool = False
     fixed_views: bool = False       # the full image, no crop or flip, without the cache (teacher_cache implies it)
     cache_views: int = 1            # with teacher_cache: K > 1 fixed random crops per offline scene, one drawn per epoch
-    output_dir: str = "runs/pretrain"
+    output_dir: str = "outputs/pretrain"
     checkpoint_every: int = 100
     knn_every: int = 1              # epochs; 0 disables
     knn_every_steps: int = 0        # steps between kNN evaluations instead (0: every knn_every epochs)
@@ -195,15 +208,39 @@ class PretrainConfig(JobConfig):
         _fraction(self, "beta1", "beta2", closed_right=False)
         _unit_interval(self, "min_crop_scale")
         _positive(self, "cache_views")
-        if self.cache_views > 1 and not (self.teacher_cache and self.data == "offline"):
-            raise ConfigError(f"cache_views={self.cache_views} caches K fixed crops of offline scenes: it needs "
-                              f"teacher_cache=true and data=offline")
-        if self.teacher_cache and self.cache_views == 1 and self.min_crop_scale != 1:
-            raise ConfigError(f"teacher_cache=true trains on fixed full-image views, so min_crop_scale must be 1 (got "
-                              f"{self.min_crop_scale:g}); for random crops set teacher_cache=false, or cache_views=K "
-                              f"for K fixed crops per scene")
+        check_views(self)
         _at_least(self, 0, "knn_every", "knn_every_steps")
         _positive(self, "knn_train_size", "knn_val_size")
+
+
+# The options that choose pretraining's views (jobs/pretrain.py, jobs/teacher_cache.py), and every pair of
+# them that contradicts itself. What each asks for: fixed_views=true, the full image (no crop, no flip);
+# teacher_cache=true with cache_views=1, the same full-image views with their teacher targets computed once;
+# cache_views=K>1, K fixed random crops per offline scene with their cached targets; min_crop_scale<1, random
+# crops down to that share of the image. Each row: (option A, does A ask for it, option B, does B, why the two
+# cannot both hold, with {a} and {b} their values); check_views refuses the first pair that holds, naming both.
+VIEW_CONFLICTS = (
+    ("fixed_views", lambda c: c.fixed_views, "min_crop_scale", lambda c: c.min_crop_scale != 1,
+     "fixed views are the full image, never a crop, so min_crop_scale must be 1 (got {b}); for random crops "
+     "set fixed_views=false"),
+    ("fixed_views", lambda c: c.fixed_views, "cache_views", lambda c: c.cache_views > 1,
+     "fixed views are the full image, while cache_views={b} caches {b} random crops per scene; keep one of them"),
+    ("teacher_cache", lambda c: c.teacher_cache and c.cache_views == 1, "min_crop_scale", lambda c: c.min_crop_scale != 1,
+     "the cache holds one fixed full-image view per scene, so min_crop_scale must be 1 (got {b}); for random crops "
+     "set teacher_cache=false, or cache_views=K for K fixed crops per scene"),
+    ("cache_views", lambda c: c.cache_views > 1, "teacher_cache", lambda c: not c.teacher_cache,
+     "cache_views={a} caches K fixed crops of offline scenes with their teacher targets: it needs teacher_cache=true"),
+    ("cache_views", lambda c: c.cache_views > 1, "data", lambda c: c.data != "offline",
+     "cache_views={a} caches K fixed crops of offline scenes (rendered in memory): it needs data=offline"),
+)
+
+
+def check_views(cfg) -> None:
+    """Refuse the first pair of :data:`VIEW_CONFLICTS` that ``cfg`` (a :class:`PretrainConfig`) asks for."""
+    for a, a_holds, b, b_holds, why in VIEW_CONFLICTS:
+        if a_holds(cfg) and b_holds(cfg):
+            va, vb = _shown(getattr(cfg, a)), _shown(getattr(cfg, b))
+            raise ConfigError(f"{a}={va} and {b}={vb} contradict each other: {why.format(a=va, b=vb)}")
 
 
 @dataclass
@@ -232,7 +269,7 @@ class FinetuneConfig(ClassifierJobConfig):
     rand_augment: str = "rand-m9-mstd0.5-inc1"
     random_erasing: float = 0.25
     min_crop_scale: float = 0.08    # RandomResizedCrop scale=(min_crop_scale, 1)
-    output_dir: str = "runs/finetune"
+    output_dir: str = "outputs/finetune"
 
     MODEL_DEFAULTS: ClassVar[dict] = {"drop_path": 0.1}
     JOB_NAME: ClassVar[str] = "fine-tuning"
@@ -253,7 +290,7 @@ class LinearProbeConfig(ClassifierJobConfig):
     base_lr: float = 3.2 * 256 / 2048  # LARS lr 3.2 at batch 2048
     weight_decay: float = 0.0
     momentum: float = 0.9
-    output_dir: str = "runs/linear"
+    output_dir: str = "outputs/linear"
 
     JOB_NAME: ClassVar[str] = "linear probing"
     UNUSED_MODEL_FIELDS: ClassVar[dict] = {"drop_path": "has no drop path (the frozen encoder runs in eval mode)"}
@@ -264,12 +301,64 @@ class LinearProbeConfig(ClassifierJobConfig):
 
 
 # ---------------------------------------------------------------------------------------------
+# YAML: config files, presets and the values of key=value overrides are all read by parse_yaml.
+MAX_YAML_CHARS = 1 << 20  # a config file is a few hundred characters; one of megabytes is not a config file
+MAX_YAML_DEPTH = 16       # options nest two or three levels deep (section, model, option)
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is well formed but not accepted in a config (its ``problem`` says why)."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that refuses aliases (``*name``) and nesting deeper than MAX_YAML_DEPTH.
+
+    An alias makes the loaded value a graph that shares nodes: ten lines of nested aliases ("billion
+    laughs") stand for billions of values as soon as anything walks the result (flattening sections,
+    printing a bad value). The composer meets each alias as a single event before anything is expanded,
+    so refusing it there keeps reading linear in the text's size. The composer recurses once per level
+    of nesting, hence the bound on depth."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(problem="YAML aliases (*name) are not accepted in config files: write the value out",
+                           problem_mark=self.peek_event().start_mark)
+        self.config_depth = getattr(self, "config_depth", 0) + 1
+        try:
+            if self.config_depth > MAX_YAML_DEPTH:
+                raise _Refused(problem=f"nested more than {MAX_YAML_DEPTH} levels deep",
+                               problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.config_depth -= 1
+
+
+def parse_yaml(text: str, where: str, lines: bool = True):
+    """``text`` read as YAML (no aliases, bounded size and depth: :class:`_ConfigLoader`); any problem
+    is one :class:`ConfigError` line starting with ``where`` (a file), with ``:line:column`` if ``lines``."""
+    if len(text) > MAX_YAML_CHARS:
+        raise ConfigError(f"{where}: {len(text):,} characters, more than a config holds (at most {MAX_YAML_CHARS:,})")
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if lines and mark is not None else where
+        problem = getattr(e, "problem", None) or e
+        if isinstance(e, _Refused):
+            raise ConfigError(f"{at}: {problem}") from None
+        if not lines:  # one value of a key=value override: show it
+            raise ConfigError(f"{at}: {_shown(text)!r} cannot be parsed as YAML ({problem})") from None
+        raise ConfigError(f"{at}: YAML syntax error: {problem}") from None
+
+
+# ---------------------------------------------------------------------------------------------
 # Presets: YAML files in milan_lab/presets/, one per name, read by the same path as --config:
 # a ``model`` section (the pretraining model) and one section per job (pretrain, finetune, linear).
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 PRESETS: dict[str, dict] = {p.stem: load for p in sorted(PRESET_DIR.glob("*.yaml"))
-                            if (load := yaml.safe_load(p.read_text()))}
+                            if (load := parse_yaml(p.read_text(), str(p)))}
 JOBS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "linear": LinearProbeConfig}
+SECTIONS = ("model", *JOBS)  # what a preset-style file holds at its top level
 
 
 def get_config(job: str, preset: str | None = None, overrides=None, yaml_file: str | None = None):
@@ -278,7 +367,8 @@ def get_config(job: str, preset: str | None = None, overrides=None, yaml_file: s
 
     The YAML file is either a preset-style file (a ``model`` section and one section per job; a
     copied preset is one) or flat options as on the command line (``epochs: 3``, ``model:
-    {mask_ratio: 0.6}``)."""
+    {mask_ratio: 0.6}``). Every key of it is checked, in every section, whichever job runs: an
+    unknown section or key is refused naming the file, the section and the closest known name."""
     if job not in JOBS:
         raise ConfigError(f"unknown job {job!r}; expected one of {list(JOBS)}")
     cls = JOBS[job]
@@ -287,22 +377,52 @@ def get_config(job: str, preset: str | None = None, overrides=None, yaml_file: s
         raise ConfigError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     model_cls = _model_type(cls)
     cfg = cls(preset=preset, model=model_cls(**cls.MODEL_DEFAULTS))
-    for spec in [PRESETS[preset]] + ([load_yaml(yaml_file)] if yaml_file else []):
-        cfg = apply_overrides(cfg, _job_options(spec, job, model_cls))
+    specs = [(str(PRESET_DIR / f"{preset}.yaml"), PRESETS[preset])]
+    if yaml_file:
+        specs.append((str(yaml_file), load_yaml(yaml_file)))
+    for where, spec in specs:
+        cfg = _naming(where, apply_overrides, cfg, _job_options(spec, job, where))
     cfg = apply_overrides(cfg, overrides or {})
     cfg.validate()
     return cfg
 
 
-def _job_options(spec: dict, job: str, model_cls) -> dict:
-    """The options a YAML mapping sets for ``job``. A preset-style mapping (with job sections)
-    gives its ``model`` fields this job's model has (fine-tuning takes the encoder of a pretraining
-    model description) and its ``job`` section; a flat one is taken whole."""
-    if not any(k in spec for k in JOBS):
+def _job_options(spec: dict, job: str, where: str) -> dict:
+    """The options a YAML mapping (read from ``where``) sets for ``job``, after checking all of it.
+
+    A preset-style mapping (a ``model`` section and job sections) gives the ``model`` fields this job's
+    model uses (fine-tuning takes the encoder of a pretraining model description: the pretraining-only
+    fields are checked as the pretraining model's, then left out) and its ``job`` section; the other
+    job sections are checked against their own jobs, so that a typo in any of them is named. A flat
+    mapping (options as on the command line) is taken whole, and checked by ``apply_overrides``."""
+    sectioned = any(k in spec for k in JOBS)
+    for name, value in spec.items():
+        if name in SECTIONS:
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{where}: section {name!r} must be a mapping of options, got {_kind(value)}")
+        elif isinstance(value, dict) or (sectioned and value is None):
+            raise ConfigError(f"{where}: unknown section {name!r}{_did_you_mean(name, SECTIONS)}; "
+                              f"the sections are {', '.join(SECTIONS)}")
+        elif sectioned:
+            raise ConfigError(f"{where}: {name!r} is outside any section; in a file with job sections every option "
+                              f"goes in one ({', '.join(SECTIONS)})")
+    if not sectioned:
         return _flatten(spec)
-    known = {f.name for f in dataclasses.fields(model_cls)}
-    model = {f"model.{k}": v for k, v in (spec.get("model") or {}).items() if k in known}
-    return {**model, **_flatten(spec.get(job) or {})}
+    model = {f"model.{k}": v for k, v in _flatten(spec.get("model") or {}).items()}
+    _naming(f"{where}: section 'model'", apply_overrides, PretrainConfig(), model)  # the pretraining model's fields
+    for name, cls in JOBS.items():
+        _naming(f"{where}: section {name!r}", apply_overrides, cls(), _flatten(spec.get(name) or {}))
+    job_cls = JOBS[job]
+    used = {f.name for f in dataclasses.fields(_model_type(job_cls))} - set(job_cls.UNUSED_MODEL_FIELDS)
+    return {**{k: v for k, v in model.items() if k.split(".", 1)[1] in used}, **_flatten(spec.get(job) or {})}
+
+
+def _naming(where: str, fn, *args):
+    """``fn(*args)``, its ConfigError prefixed with ``where`` (the file and section the options came from)."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def apply_overrides(cfg, overrides):
@@ -314,12 +434,10 @@ def apply_overrides(cfg, overrides):
             if "=" not in item:
                 raise ConfigError(f"override {item!r} is not of the form key=value")
             key, value = item.split("=", 1)
-            try:
-                pairs[key.strip()] = yaml.safe_load(value) if value.strip() else None
-            except yaml.YAMLError:
-                raise ConfigError(f"bad value for {key.strip()!r}: {value!r} cannot be parsed") from None
+            pairs[key.strip()] = parse_yaml(value, f"bad value for {key.strip()!r}", lines=False) if value.strip() else None
         overrides = pairs
     for key, value in overrides.items():
+        key = str(key)  # a YAML key may be a number or a boolean
         target, name = _resolve(cfg, key)
         why = getattr(cfg, "UNUSED_MODEL_FIELDS", {}).get(name) if target is not cfg else None
         if why:
@@ -340,12 +458,13 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path.stat().st_size > MAX_YAML_CHARS * 4:  # refused before reading: at most 4 bytes a character
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, more than a config holds")
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: {e.reason} at byte {e.start}") from None
+    loaded = parse_yaml(text, str(path))
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -366,17 +485,20 @@ def check_device(name: str) -> None:
             raise ConfigError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
-def describe(cls) -> list[tuple[str, str, object]]:
-    """(key, type, default) for every option of a job config, model fields dotted."""
+def describe(cls, preset: str | None = None) -> list[tuple[str, str, object]]:
+    """(key, type, default) for every option of a job config, model fields dotted. For a job's config
+    (one of :data:`JOBS`) the defaults are those a run gets: the values of ``preset`` (the job's
+    default preset if None); for any other config, its dataclass defaults."""
+    job = next((name for name, job_cls in JOBS.items() if job_cls is cls), None)
+    values = get_config(job, preset) if job else cls()
+    unused = getattr(cls, "UNUSED_MODEL_FIELDS", {})
     rows = []
     for f in dataclasses.fields(cls):
-        if f.name == "model":
-            unused = getattr(cls, "UNUSED_MODEL_FIELDS", {})
-            rows += [(f"model.{m.name}", _type_name(m.type), m.default) for m in dataclasses.fields(_model_type(cls))
-                     if m.name not in unused]
+        if f.name == "model" and dataclasses.is_dataclass(values.model):
+            rows += [(f"model.{m.name}", _type_name(m.type), getattr(values.model, m.name))
+                     for m in dataclasses.fields(values.model) if m.name not in unused]
         else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((f.name, _type_name(f.type), default))
+            rows.append((f.name, _type_name(f.type), getattr(values, f.name)))
     return rows
 
 
@@ -387,6 +509,10 @@ def _resolve(cfg, key: str):
     top = {f.name for f in dataclasses.fields(cfg)} - ({"model"} if nested else set())
     sub = {f.name for f in dataclasses.fields(cfg.model)} if nested else set()
     name = parts[-1]
+    if key == "preset" and isinstance(cfg, JobConfig):  # setting it would relabel the run, not load the preset
+        raise ConfigError("'preset' is not an option: choose the preset with --preset (get_config's preset argument)")
+    if key == "model" and nested:
+        raise ConfigError("'model' is a section: set its options as model.KEY=VALUE (or a mapping under model:)")
     if len(parts) == 2 and parts[0] == "model" and name in sub:
         return cfg.model, name
     if len(parts) == 1 and name in top and name in sub:
@@ -397,7 +523,30 @@ def _resolve(cfg, key: str):
         return cfg.model, name
     if nested and name in PRETRAIN_ONLY and len(parts) <= 2 and parts[0] in ("model", name):
         raise ConfigError(f"{name} is a pretraining option; {getattr(cfg, 'JOB_NAME', 'this job')} {PRETRAIN_ONLY[name]}")
-    raise ConfigError(f"unknown config key {key!r}; run with --help to list the options")
+    unused = getattr(cfg, "UNUSED_MODEL_FIELDS", {})
+    known = (top - {"preset"}) | {n for n in sub if n not in unused} | {f"model.{n}" for n in sub if n not in unused}
+    raise ConfigError(f"unknown config key {key!r}{_did_you_mean(key, known)}; run with --help to list the options")
+
+
+def _did_you_mean(name, known) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``name``, or "" if none is close."""
+    close = difflib.get_close_matches(str(name), sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(value) -> str:
+    """How a value that should have been a mapping reads in an error: 'a list', 'the number 3'."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (bool, int, float)):
+        return f"{'the value' if isinstance(value, bool) else 'the number'} {_shown(value)}"
+    return f"the text {_shown(value)!r}" if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value as a user wrote it (true/false, 0.5), cut to ``limit`` characters for an error line."""
+    text = str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _model_type(cls) -> type:
@@ -432,12 +581,16 @@ def _coerce(key, value, tp):
                 raise ValueError
             return float(value)
         if tp is str:
+            if value is None or isinstance(value, (list, dict)):  # None: ``key=`` or ``key:`` with nothing after it
+                raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
         pass
     else:
         return value
-    raise ConfigError(f"bad value for {key!r}: {value!r} is not a valid {_type_name(tp)}")
+    if value is None:
+        raise ConfigError(f"bad value for {key!r}: nothing given, expected a {_type_name(tp)}")
+    raise ConfigError(f"bad value for {key!r}: {_shown(repr(value))} is not a valid {_type_name(tp)}")
 
 
 def _type_name(tp) -> str:
@@ -475,6 +628,15 @@ def _unit_interval(cfg, *names):
         v = getattr(cfg, name)
         if not 0 < v <= 1:
             raise ConfigError(f"bad value for {name!r}: must be in (0, 1], got {v}")
+
+
+def _finite(cfg):
+    """Every float field of ``cfg`` a finite number. Checked first: NaN passes every comparison the range
+    checks make (``nan <= 0`` is false), and infinity passes the lower bounds."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"bad value for {f.name!r}: must be a finite number, got {v}")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

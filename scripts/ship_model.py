@@ -1,7 +1,7 @@
 """Copy a run's final weights (fp16, its config in the metadata) into milan_lab/assets for shipping.
 
-    python scripts/ship_model.py runs/default milan_lab/assets/milan_tiny_offline.safetensors
-    python scripts/ship_model.py runs/finetune milan_lab/assets/milan_tiny_offline_ft.safetensors
+    python scripts/ship_model.py outputs/pretrain milan_lab/assets/milan_tiny_offline.safetensors
+    python scripts/ship_model.py outputs/finetune milan_lab/assets/milan_tiny_offline_ft.safetensors
 """
 import sys
 from pathlib import Path

@@ -43,7 +43,7 @@ class TeacherTrainConfig(TrainerConfig):
     caption_drop: float = 0.3       # probability of leaving out each of colour / size / place
     image_size: int = 64
     device: str = "cpu"
-    output_dir: str = "runs/teacher"
+    output_dir: str = "outputs/teacher"
     checkpoint_every: int = 250
     keep_checkpoints: int = 1
     threads: int = 0                # torch CPU threads; 0 keeps torch's default
