@@ -48,19 +48,28 @@ from milan_lab.io.weights import remove_stale_temporaries
 Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
 
 
-def compiled(module: torch.nn.Module) -> torch.nn.Module:
+def compiled(module: torch.nn.Module, device: torch.device | None = None) -> torch.nn.Module:
     """``torch.compile(module)``, or ``module`` itself with one warning line when compilation is not
-    possible here. Errors that appear only when a graph is first compiled (inside the first step)
-    make dynamo run that code eagerly instead (``suppress_errors``): the run goes on either way."""
-    import warnings
+    possible here: torch.compile missing or refusing, or (on CPU) no working C++ compiler for inductor,
+    checked up front as inductor itself looks for one (``$CXX``, else g++), because inductor compiles
+    lazily, inside the first step, after dynamo has traced the whole model. Whatever fails later, in the
+    first compiled step, is caught by :meth:`Trainer.fit`, which takes that step again eagerly."""
     try:
-        import torch._dynamo
-        torch._dynamo.config.suppress_errors = True
+        if device is not None and device.type == "cpu":
+            from torch._inductor.cpp_builder import get_cpp_compiler
+            get_cpp_compiler()  # runs "$CXX --version"; raises InvalidCxxCompiler when there is none
         return torch.compile(module)
     except Exception as e:  # noqa: BLE001 -- any failure to set up compilation means: run eagerly
-        warnings.warn(f"compile=true: torch.compile is not available here ({type(e).__name__}: {e}); running eagerly",
-                      RuntimeWarning, stacklevel=2)
+        _eager_warning("torch.compile is not available here", e)
         return module
+
+
+def _eager_warning(what: str, error: BaseException) -> None:
+    """The one warning of a run that asked for compile=true and runs eagerly: ``what`` and the error's first line."""
+    import warnings
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    warnings.warn(f"compile=true: {what} ({type(error).__name__}: {first}); running eagerly", RuntimeWarning,
+                  stacklevel=3)
 
 
 class Trainer:
@@ -124,8 +133,10 @@ class Trainer:
         if self.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
+        eager = net
         if cfg.compile:
-            net = compiled(net)
+            net = compiled(net, device)
+        compile_pending = net is not eager  # compiled, and its first step (where inductor compiles) not taken yet
         last = min(total, cfg.max_steps or total)
         bar = tqdm(total=last, initial=step, disable=not (self.main and cfg.progress), desc=self.name,
                    dynamic_ncols=True, mininterval=2.0)
@@ -137,7 +148,11 @@ class Trainer:
             for batch in batches(epoch, step % steps_per_epoch):
                 self.step = step
                 scheduler.step_update(step)
-                loss = self._step(net, model, optimizer, batch, loss_fn)
+                if compile_pending:
+                    loss, net = self._first_compiled_step(net, eager, model, optimizer, batch, loss_fn)
+                    compile_pending = False
+                else:
+                    loss = self._step(net, model, optimizer, batch, loss_fn)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), step + 1, bad_step)
                 if device.type == "cpu":  # no sync to avoid on CPU: stop at the step itself
                     self._check_finite(bad_step)
@@ -210,6 +225,22 @@ class Trainer:
         self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _first_compiled_step(self, net, eager, model, optimizer, batch, loss_fn) -> tuple[torch.Tensor, torch.nn.Module]:
+        """The first step of a compiled model, in which dynamo traces it and inductor compiles the forward
+        and backward graphs. If that fails, for any reason (no C or C++ compiler, an unsupported op, a
+        compiler bug), one warning, and the same step is taken eagerly from the same RNG state with the
+        gradients cleared: the run goes on eagerly, as a run without compile=true would have. An error of
+        the step itself (not of compiling it) comes back from the eager step with its own traceback.
+        Returns (loss, the module the run goes on with)."""
+        state = rng_state()
+        try:
+            return self._step(net, model, optimizer, batch, loss_fn), net
+        except Exception as e:  # noqa: BLE001 -- see above: the eager step below raises any error of the step itself
+            _eager_warning("compiling the model failed", e)
+        optimizer.zero_grad(set_to_none=True)
+        set_rng_state(state)
+        return self._step(eager, model, optimizer, batch, loss_fn), eager
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         bad = int(bad_step.item())
