@@ -87,13 +87,29 @@ def _writable(text: str, folder: bool) -> str:
     return text
 
 
-def _options_epilog(job: str) -> str:
-    rows = C.describe(C.JOBS[job])
+def _options_epilog(job: str, preset: str | None = None) -> str:
+    """Every option of ``job`` with the value a run gets from ``preset`` (the job's default preset if None)."""
+    preset = preset or C.JOBS[job].preset
+    rows = C.describe(C.JOBS[job], preset)
     width = max(len(k) for k, _, _ in rows)
-    lines = ["options (key=value; model.* keys may drop the prefix unless a job option has the same name):"]
+    lines = [f"options (key=value; model.* keys may drop the prefix unless a job option has the same name), "
+             f"with their defaults at --preset {preset}:"]
     lines += [f"  {k:<{width}}  {t:<12} default: {d!r}" for k, t, d in rows]
     lines.append(f"presets: {', '.join(C.PRESETS)}")
     return "\n".join(lines)
+
+
+class _SubcommandParser(OneLineParser):
+    """A subcommand's parser. A job's (``job`` set) ends its help with every option and its default at
+    ``help_preset``, worked out when the help is shown: a job's ``--help`` is a flag read with the other
+    arguments (``main`` prints the help), so that ``--preset P`` counts wherever it stands."""
+    job: str | None = None
+    help_preset: str | None = None
+
+    def format_help(self) -> str:
+        if self.job:
+            self.epilog = _options_epilog(self.job, self.help_preset)
+        return super().format_help()
 
 
 def _record_option(parser) -> None:
@@ -111,7 +127,7 @@ def _save_record(args, kind: str, result: dict, seconds: float, seeds=(0,)) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="milan-lab", description="MILAN research workbench")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
     s = sub.add_parser("info", help="parameter counts and GFLOPs of a preset")
     s.add_argument("preset", choices=list(C.PRESETS))
@@ -119,8 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     _record_option(s)
 
     for name, job in JOB_COMMANDS.items():
-        s = sub.add_parser(name, help=f"run {name}", epilog=_options_epilog(job),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        s = sub.add_parser(name, help=f"run {name}", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.job = job
+        s.add_argument("-h", "--help", action="store_true", dest="job_help",
+                       help="show this help, with the options' defaults at --preset, and exit")
+        s.set_defaults(job_parser=s)
         s.add_argument("--preset", default=C.JOBS[job].preset, choices=list(C.PRESETS))
         s.add_argument("--config", help="YAML file of options (applied before key=value overrides)")
         s.add_argument("overrides", nargs="*", metavar="key=value")
@@ -204,6 +223,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if getattr(args, "job_help", False):  # a job's --help: its options at the --preset given
+        args.job_parser.help_preset = args.preset
+        args.job_parser.print_help()
+        args.job_parser.exit()  # as argparse's own --help: SystemExit(0)
     try:
         return _dispatch(args) or 0
     except MilanLabError as e:  # bad input: one clear line; anything else is a bug and keeps its traceback
