@@ -238,7 +238,7 @@ def test_views_grid_keeps_every_finished_run_in_its_record(tmp_path, monkeypatch
     monkeypatch.setattr("milan_lab.tools.records.matmul_peak_gflops", lambda: 42.0)
     calls = []
 
-    def run_arm(preset, arm, seed, steps, out):
+    def run_arm(preset, arm, seed, steps, out, plan=None):
         calls.append((arm, seed))
         if len(calls) == 3:
             raise KeyboardInterrupt
@@ -246,7 +246,7 @@ def test_views_grid_keeps_every_finished_run_in_its_record(tmp_path, monkeypatch
     monkeypatch.setattr(grid, "run_arm", run_arm)
     arms = [grid.BASELINE, "random crops, all tokens"]
     with pytest.raises(KeyboardInterrupt):
-        grid.main(["--seeds", "0", "1", "--steps", "2", "--arms", *arms, "--out", str(tmp_path)])
+        grid.main(["--seeds", "0", "1", "--arms", *arms, "--out", str(tmp_path)])  # the plan's steps
     rec = json.loads((tmp_path / "record.json").read_text())
     assert [(r["arm"], r["seed"]) for r in rec["result"]["rows"]] == [(arms[0], 0), (arms[1], 0)]
     assert rec["result"]["complete"] is False and "summary" not in rec["result"] and rec["seeds"] == [0]

@@ -31,7 +31,6 @@ from pathlib import Path
 import yaml
 
 from milan_lab.errors import ConfigError
-from milan_lab.io.weights import atomic_write
 
 REQUIRED = ("name", "study", "arms", "baseline", "seeds", "primary", "holm_family", "tost_margin", "decision_rule")
 OPTIONAL = {"preset": None, "variant": None, "overrides": {}, "sizes": {}, "notes": None}
@@ -145,6 +144,7 @@ def finished_run(path: str | Path, plan: Plan | None) -> dict | None:
 
 def write_run_result(path: str | Path, row: dict, start: dict) -> dict:
     """``row`` with the run's start stamp (``run_start``), written to ``path`` atomically; returns it."""
+    from milan_lab.io.weights import atomic_write  # here, not at the top: it loads torch, and a plan is read before any work
     result = {**row, **start}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
