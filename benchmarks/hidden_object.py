@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from milan_lab.cli import OneLineParser, positive_int
+# Only light modules here: a refused option answers at once; torch and the teacher load when the work starts.
+from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int, preset_name
 
 SAMPLERS = ("random", "semantic")
 RATIOS = (0.75, 0.875, 0.9)
@@ -33,24 +33,13 @@ VARIANTS = ("dense", "sparse")
 
 
 def mask_ratio(text: str) -> float:
-    """argparse type: a mask ratio in (0, 1)."""
+    """argparse type: a mask ratio in (0, 1) (the only option of this script without a shared type in milan_lab.cli)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"a mask ratio is in (0, 1), got {value}")
-    return value
-
-
-def seed_value(text: str) -> int:
-    """argparse type: a seed, an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -132,15 +121,10 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", type=positive_int, default=2048, help="validation scenes per scene kind")
     p.add_argument("--ratios", type=mask_ratio, nargs="+", default=list(RATIOS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--seed", type=seed_value, default=0)
-    p.add_argument("--preset", default="milan_vit-tiny-p8_offline")
-    p.add_argument("--record", default=None, help="write a JSON record (milan_lab.tools.records) to this file")
-    args = p.parse_args(argv)
-    from milan_lab.config import PRESETS
-    if args.preset not in PRESETS:
-        p.error(f"argument --preset: unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
-    if args.record and (Path(args.record).is_dir() or any(q.is_file() for q in Path(args.record).parents)):
-        p.error(f"argument --record: {args.record} is a folder or lies under a file")  # before the work, not after
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--preset", type=preset_name, default="milan_vit-tiny-p8_offline")
+    p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    args = p.parse_args(argv)  # every option and the record's place checked here, before the work
     from milan_lab.tools.records import Timer, hidden_object_table, write_record
     with Timer() as wall:
         result = run(args.scenes, args.ratios, args.variants, args.seed, args.preset)
