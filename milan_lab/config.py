@@ -31,6 +31,7 @@ from milan_lab.errors import ConfigError
 
 
 SAMPLERS = ("random", "semantic", "topk", "inverse")  # milan_lab.models.masking implements each
+LOGGERS = ("tensorboard", "wandb", "mlflow")  # milan_lab.engine.loggers implements each
 
 
 @dataclass
@@ -117,6 +118,8 @@ class TrainerConfig:
     max_steps: int | None = None    # stop early (tests, profiling); the schedule still spans the whole run
     progress: bool = True
     compile: bool = False           # torch.compile the model (GPU); a failure falls back to eager with one warning
+    # where metrics go besides metrics.csv: tensorboard | wandb | mlflow, or a list (logger=[tensorboard,mlflow])
+    logger: list[str] = field(default_factory=lambda: ["tensorboard"])
 
     def validate(self) -> None:
         _finite(self)
@@ -133,6 +136,8 @@ class TrainerConfig:
         if self.batch_size % self.accum_steps:
             raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})")
         _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        for name in self.logger:
+            _choice("logger", name, LOGGERS)
         check_device(self.device)
 
 
@@ -584,6 +589,11 @@ def _coerce(key, value, tp):
             if value is None or isinstance(value, (list, dict)):  # None: ``key=`` or ``key:`` with nothing after it
                 raise ValueError
             return str(value)
+        if typing.get_origin(tp) is list:  # a list (logger=[a,b]), one name, or names separated by commas
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+                raise ValueError
+            return [v.strip() for v in items if v.strip()]
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
         pass
     else:

@@ -11,7 +11,6 @@ from typing import Iterable, Iterator
 import torch
 from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader, Sampler
-from torch.utils.tensorboard import SummaryWriter
 
 from milan_lab.errors import ConfigError, MilanLabError
 
@@ -114,22 +113,22 @@ def resolve_workers(num_workers: int, device: torch.device) -> int:
 
 
 class MetricsLog:
-    """Per-step metrics appended to a CSV with fixed columns (rank 0) and written as TensorBoard
-    events beside it (``tensorboard --logdir OUTPUT_DIR``). Appending keeps logging O(1) per row
-    on long runs; a resumed run first drops what was logged after its checkpoint, in both."""
+    """Per-step metrics appended to a CSV with fixed columns (rank 0), each row also handed to the
+    run's loggers (``sinks``: TensorBoard, W&B, MLflow; ``engine/loggers.py``). Appending keeps logging
+    O(1) per row on long runs; a resumed run first drops what was logged after its checkpoint."""
 
     COLUMNS = ("step", "epoch", "elapsed_s", "loss", "lr", "img_per_s", "knn_acc", "top1", "top5")
 
-    def __init__(self, path: Path, enabled: bool = True, purge_after: int = 0):
-        self.path, self.enabled, self.tb = Path(path), enabled, None
+    def __init__(self, path: Path, enabled: bool = True, purge_after: int = 0, sinks=()):
+        self.path, self.enabled, self.sinks = Path(path), enabled, list(sinks) if enabled else []
         if enabled:
             self.truncate_after(purge_after)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.tb = SummaryWriter(str(self.path.parent), purge_step=purge_after + 1 if purge_after else None)
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        """Flush the loggers; they stay open for the final numbers (the CSV is opened per row)."""
+        for sink in self.sinks:
+            sink.flush()
 
     def read(self) -> list[dict]:
         if not self.path.is_file():
@@ -159,27 +158,8 @@ class MetricsLog:
             if new:
                 writer.writeheader()
             writer.writerow({k: row.get(k, "") for k in self.COLUMNS})
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, int(row["step"]))
-
-
-def log_hparams(folder: Path, config: dict, summary: dict) -> None:
-    """A run's config (flattened: ``model.mask_ratio``) and its final numbers as TensorBoard HParams,
-    in the run's own event folder."""
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from flat(v, f"{prefix}{k}.")
-            elif isinstance(v, (bool, int, float, str)):
-                yield f"{prefix}{k}", v
-            elif v is None:
-                yield f"{prefix}{k}", "none"
-    metrics = {f"final/{k}": float(v) for k, v in summary.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
-    with SummaryWriter(str(folder)) as writer:
-        writer.add_hparams(dict(flat(config)), metrics, run_name=".")
+        for sink in self.sinks:
+            sink.log(row)
 
 
 def write_json(path: Path, data: dict) -> None:

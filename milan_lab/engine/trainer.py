@@ -31,13 +31,13 @@ from milan_lab.engine.common import (
     EpochBatchSampler,
     MetricsLog,
     autocast,
-    log_hparams,
     make_loader,
     precision_for,
     resolve_workers,
     user_errors_from_workers,
     write_json,
 )
+from milan_lab.engine.loggers import check_loggers, finish_loggers, open_loggers
 from milan_lab.engine.rng import rng_state, set_rng_state
 from milan_lab.errors import DataError, TrainingDiverged
 from milan_lab.factory.models import check_resumable
@@ -78,6 +78,9 @@ class Trainer:
         ``arch``: the model's config, which a resumed checkpoint must match (named if not)."""
         cfg.validate()
         check_writable(cfg.output_dir, "output_dir", folder=True)  # before the model, data and teacher are built
+        check_loggers(cfg.logger)  # a missing W&B / MLflow package is named before any work
+        self.loggers: list = []  # rank 0's TensorBoard / W&B / MLflow loggers, opened by fit, closed by finish
+        self.history: list[dict] = []
         self.cfg, self.name, self.arch = cfg, name, arch
         self.device = dist_utils.resolve_device(cfg.device)
         self.rank, self.world = dist_utils.init_distributed(self.device)
@@ -128,7 +131,9 @@ class Trainer:
         total = steps_per_epoch * epochs
         step, history, window = self._resume(model, optimizer, load_state_dict)
         t_start = time.time() - self.elapsed  # wall-clock of the run, carried over a resume
-        log = MetricsLog(self.out / "metrics.csv", enabled=self.main, purge_after=step)
+        if self.main and not self.loggers:
+            self.loggers = open_loggers(cfg.logger, self.out, dataclasses.asdict(cfg), step)
+        log = MetricsLog(self.out / "metrics.csv", enabled=self.main, purge_after=step, sinks=self.loggers)
         net = model
         if self.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(
@@ -195,6 +200,7 @@ class Trainer:
                     break
         bar.close()
         log.close()
+        self.history = history
         return history
 
     def finish(self, summary: dict, **extra) -> dict:
@@ -202,7 +208,9 @@ class Trainer:
         if self.main:
             config = dataclasses.asdict(self.cfg)
             write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": config})
-            log_hparams(self.out, config, summary)  # TensorBoard's HParams tab compares runs side by side
+            # the final numbers and the run's files to each logger (TensorBoard's HParams tab, W&B, MLflow)
+            finish_loggers(self.loggers, self.out, config, summary, self.history)
+            self.loggers = []
         dist_utils.barrier()
         dist_utils.cleanup()
         return summary
