@@ -11,6 +11,9 @@ pipeline produces MILAN's pretraining view (RandomResizedCrop scale (0.2, 1), bi
                per-sample fork_rng; float out
   decode-crop  DecodeCrop: one open, reduced-size JPEG decode where the crop allows it, crop and resize in
                one call, uint8 out (normalised on the device), numpy generator per sample
+  preset-view  the view the default preset (teacher_cache=true) reads a folder through: its fixed full view
+               (DecodeView: the same decoder, the short side resized, centre crop, uint8 out), built by
+               milan_lab.jobs.pretrain.train_view from the default config with data=the corpus
 Per core: the main process alone, one thread. Then DataLoader with 1 and 2 workers. Also the bytes per
 image moved to the device. Writes a JSON record (command, commit, CPU, torch, seeds, figures) to --out.
 """
@@ -32,7 +35,9 @@ def pipelines(root: Path, size: int) -> dict:
     from timm.data import create_transform
 
     from milan_lab.data.datasets import ClassFolder
+    from milan_lab.config import get_config
     from milan_lab.data.transforms import DecodeCrop, pretrain_transform
+    from milan_lab.jobs.pretrain import train_view
 
     class TimmFolder(ClassFolder):
         """The class folder read as timm's own loaders do: PIL open, convert, transform."""
@@ -46,7 +51,10 @@ def pipelines(root: Path, size: int) -> dict:
     timm_tf = create_transform(size, is_training=True, scale=(0.2, 1.0), interpolation="bicubic", color_jitter=None)
     return {"timm": TimmFolder(str(root), timm_tf),
             "pil": ClassFolder(str(root), pretrain_transform(size, 0.2)),
-            "decode-crop": ClassFolder(str(root), DecodeCrop(size, scale=(0.2, 1.0)))}
+            "decode-crop": ClassFolder(str(root), DecodeCrop(size, scale=(0.2, 1.0))),
+            # what `milan-lab pretrain data=FOLDER` builds on the default preset (the teacher cache's fixed views)
+            "preset-view": ClassFolder(str(root), train_view(get_config("pretrain", None, [f"data={root}",
+                                                                                         f"image_size={size}"])))}
 
 
 def per_core(dataset, n: int) -> float:

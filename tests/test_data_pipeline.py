@@ -139,8 +139,9 @@ def test_the_benchmark_writes_its_record(tmp_path):
     record = json.loads((tmp_path / "record.json").read_text())
     assert {"command", "commit", "cpu", "torch", "seeds", "wall_s"} <= set(record)
     r = record["results"]
-    assert set(r) == {"timm", "pil", "decode-crop"}
+    assert set(r) == {"timm", "pil", "decode-crop", "preset-view"}
     assert r["decode-crop"]["bytes_to_device_per_image"] * 4 == r["timm"]["bytes_to_device_per_image"] == 3 * 224 * 224 * 4
+    assert r["preset-view"]["bytes_to_device_per_image"] == r["decode-crop"]["bytes_to_device_per_image"]  # uint8 too
     assert "decode-crop" in done.stdout and "vs timm" in done.stdout
     bad = subprocess.run([sys.executable, "benchmarks/data_pipeline.py", "--images", "0"], cwd=ROOT, env=env(),
                          capture_output=True, text=True, timeout=60)

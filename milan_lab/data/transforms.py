@@ -74,6 +74,48 @@ class DecodeCrop:
             return self.after(Image.fromarray(out.permute(1, 2, 0).numpy()))
 
 
+class DecodeView(DecodeCrop):
+    """The fixed full view of an image file, through :class:`DecodeCrop`'s decoder: the geometry of
+    ``eval_transform(size, crop_ratio=1)`` (torchvision's ``Resize(size)``: the short side to ``size``, the long
+    side truncated; then ``CenterCrop(size)`` with its rounding), but a JPEG decoded by libjpeg-turbo straight
+    into numpy (at a reduced DCT scale when the image has 8x the output side), resized by torch's uint8
+    antialiased bicubic kernel, and left uint8 [3, S, S] to be normalised on the device. Within the resize
+    kernels' and decoders' differences of the PIL chain (above 35 dB PSNR, tests/test_teacher_cache_files.py).
+    The fixed views of ``teacher_cache`` / ``fixed_views`` on image folders."""
+
+    def __init__(self, size: int):
+        super().__init__(size, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0)
+
+    def __call__(self, path, rng=None) -> torch.Tensor:
+        img = open_image(path)
+        width, height = upright_size(img)
+        short, long = min(width, height), max(width, height)
+        new_short, new_long = self.size, int(self.size * long / short)
+        new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+        factor = 1
+        while factor < 8 and short / (2 * factor) >= 4 * self.size:  # keep >= 4x the output side, as crop_resize
+            factor *= 2
+        if factor > 1:
+            img.draft("RGB", (img.width // factor, img.height // factor))
+            arr = np.asarray(decode_image(img, min_side=1))
+        else:
+            arr = decode_array(img)
+        arr = np.ascontiguousarray(arr)
+        arr = arr if arr.flags.writeable else arr.copy()  # a PIL-backed frame is read-only
+        full = torch.nn.functional.interpolate(torch.from_numpy(arr).permute(2, 0, 1)[None], size=(new_h, new_w),
+                                               mode="bicubic", antialias=True, align_corners=False)[0]
+        top, left = int(round((new_h - self.size) / 2.0)), int(round((new_w - self.size) / 2.0))
+        return full[:, top:top + self.size, left:left + self.size].contiguous()
+
+
+def normalize_uint8(images: torch.Tensor, device) -> torch.Tensor:
+    """uint8 images [N, 3, H, W] -> ImageNet-normalised float32 on ``device``, computed as timm's
+    ``PrefetchLoader`` does for the training batches (so cached teacher targets see the same numbers)."""
+    mean = torch.tensor([255 * m for m in IMAGENET_MEAN], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([255 * v for v in IMAGENET_STD], device=device).view(1, 3, 1, 1)
+    return images.to(device, non_blocking=True).float().sub_(mean).div_(std)
+
+
 def crop_resize(img: Image.Image, box: tuple[int, int, int, int], size: int, flip: bool = False,
                 reduced_decode: bool = True) -> torch.Tensor:
     """The ``box`` (left, top, w, h, upright coordinates) of an :func:`open_image` image resized to

@@ -13,7 +13,7 @@ from timm.optim import create_optimizer_v2
 
 from milan_lab.config import PretrainConfig
 from milan_lab.data.datasets import OfflineScenes, build_dataset
-from milan_lab.data.transforms import DecodeCrop, eval_transform, pretrain_transform
+from milan_lab.data.transforms import DecodeCrop, DecodeView, eval_transform, normalize_uint8, pretrain_transform
 from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.trainer import Trainer
 from milan_lab.evaluation.knn import knn_accuracy
@@ -40,6 +40,16 @@ def knn_sets(cfg: PretrainConfig):
             OfflineScenes("val", cfg.knn_val_size, size, cfg.seed, tf, mb, cfg.offline_variant))
 
 
+def train_view(cfg: PretrainConfig):
+    """The training view of each image. Image files go through DecodeCrop's decoder (a JPEG straight into
+    numpy, uint8 out, normalised on the device): a random crop, or with ``teacher_cache`` / ``fixed_views``
+    the fixed full view (DecodeView). Rendered offline scenes are PIL images in memory: torchvision's chain."""
+    size, fixed = cfg.model.image_size, cfg.teacher_cache or cfg.fixed_views
+    if cfg.data != "offline":
+        return DecodeView(size) if fixed else DecodeCrop(size, scale=(cfg.min_crop_scale, 1.0))
+    return eval_transform(size, crop_ratio=1.0) if fixed else pretrain_transform(size, cfg.min_crop_scale)
+
+
 def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     """Run (or resume) pretraining; returns a summary dict (also written to metrics.json)."""
     trainer = Trainer(cfg, "pretrain", arch=cfg.model)
@@ -47,13 +57,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     # draws random numbers), so runs that differ only in their teacher use start alike
     model = model if model is not None else create_model(cfg.model, "pretrain", device=trainer.device, seed=cfg.seed)
     size = cfg.model.image_size
-    if cfg.teacher_cache or cfg.fixed_views:  # fixed full-image views
-        view = eval_transform(size, crop_ratio=1.0)
-    elif cfg.data == "offline":  # rendered scenes: PIL images in memory
-        view = pretrain_transform(size, cfg.min_crop_scale)
-    else:  # image files: crop from a reduced-size decode, uint8 out, normalised on the device
-        view = DecodeCrop(size, scale=(cfg.min_crop_scale, 1.0))
-    dataset = build_dataset(cfg.data, "train", size, view, cfg.seed, cfg.offline_size, cfg.offline_cache_mb,
+    dataset = build_dataset(cfg.data, "train", size, train_view(cfg), cfg.seed, cfg.offline_size, cfg.offline_cache_mb,
                             cfg.offline_variant)
     cache = None
     if cfg.teacher_cache and cfg.cache_views > 1:  # K fixed random crops per scene, one drawn per epoch
@@ -70,7 +74,9 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
     knn = knn_sets(cfg) if trainer.main and (cfg.knn_every or cfg.knn_every_steps) else None
 
     def loss_fn(net, batch):  # (images, labels[, indices]): pretraining ignores the labels
-        images = batch[0].to(trainer.device, non_blocking=True)
+        images = batch[0]  # uint8 views of image files with the cache (WithIndex) are normalised here, on the device
+        images = normalize_uint8(images, trainer.device) if images.dtype == torch.uint8 else \
+            images.to(trainer.device, non_blocking=True)
         teacher_out = cache(batch[2]) if cache is not None else None
         # mask noise from (seed, step, rank) alone: paired runs (ablations) and resumed runs draw
         # the same noise whatever happened before

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from milan_lab.data.transforms import normalize_uint8
 from milan_lab.errors import ConfigError
 
 
@@ -70,7 +71,8 @@ class _AllViews(Dataset):
 
 
 class WithIndex(Dataset):
-    """``dataset`` whose items carry their index last: (image, label, index)."""
+    """``dataset`` whose items carry their index last: (image, label, index). uint8 images stay uint8 (timm's
+    ``PrefetchLoader`` takes (image, label) pairs only): the job normalises them on the device."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -119,8 +121,11 @@ class TeacherCache:
     def fill(self) -> None:
         targets, importance = [], []
         for batch in DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False):
+            images = batch[0]
+            # uint8 views of image files (DecodeView) are normalised on the device, as the training batches are
+            images = normalize_uint8(images, self.device) if images.dtype == torch.uint8 else images.to(self.device)
             with self.autocast():
-                t, imp = self.teacher(batch[0].to(self.device))
+                t, imp = self.teacher(images)
             targets.append(t)
             importance.append(imp)
         self.targets, self.importance = torch.cat(targets), torch.cat(importance)
