@@ -349,15 +349,24 @@ def _submit_parser(sub) -> None:
                    help="local: submitit's LocalExecutor, the tasks as processes on this machine (one node)")
     s.add_argument("--wait", action="store_true", help="wait for the job to end and print its summary")
     s.add_argument("job", choices=list(JOB_COMMANDS))
-    s.add_argument("--preset", default=None, choices=list(C.PRESETS))
-    s.add_argument("--config", help="YAML file of options (applied before key=value overrides)")
-    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.add_argument("job_args", nargs=argparse.REMAINDER, metavar="[--preset P] [--config YAML] key=value ...",
+                   help="the job's options, as `milan-lab JOB` takes them")
+
+
+def _job_args(args) -> argparse.Namespace:
+    """The job's own options after its name (argparse cannot mix them with a positional before them)."""
+    p = OneLineParser(prog=f"milan-lab submit {args.job}")
+    p.add_argument("--preset", default=None, choices=list(C.PRESETS))
+    p.add_argument("--config", help="YAML file of options (applied before key=value overrides)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    return p.parse_args(args.job_args)
 
 
 def _submit(args) -> int:
     """The job's config is built and checked here, before anything is submitted."""
     from milan_lab.tools.submit import ClusterOptions, submit
-    cfg = C.get_config(JOB_COMMANDS[args.job], args.preset, args.overrides, args.config)
+    job_args = _job_args(args)
+    cfg = C.get_config(JOB_COMMANDS[args.job], job_args.preset, job_args.overrides, job_args.config)
     opts = ClusterOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, tasks_per_node=args.tasks_per_node,
                           cpus_per_task=args.cpus_per_task, partition=args.partition, account=args.account,
                           time=args.time, mem=args.mem, qos=args.qos, constraint=args.constraint,

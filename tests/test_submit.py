@@ -96,4 +96,8 @@ def test_refused_before_submission(tmp_path, capsys, monkeypatch):
     assert "--time" in capsys.readouterr().err
     assert cli.main(["submit", "pretrain", "mask_ratio=2"]) == 2
     assert "mask_ratio" in capsys.readouterr().err
+    # the job's own options after its name, as `milan-lab pretrain` takes them
+    assert cli.main(["submit", "--cluster", "local", "pretrain", "--preset", "milan_vit-micro-p8_offline",
+                     "--config", str(tmp_path / "none.yaml"), f"output_dir={out}"]) == 2
+    assert "none.yaml" in capsys.readouterr().err
     assert not Path(out).exists()
