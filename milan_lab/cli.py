@@ -18,7 +18,7 @@ import time
 import warnings
 
 from milan_lab import config as C
-from milan_lab.errors import DataWarning, MilanLabError
+from milan_lab.errors import DataWarning, DownloadError, MilanLabError
 from milan_lab.io.targets import check_writable
 
 JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}
@@ -119,6 +119,19 @@ def _record_option(parser) -> None:
                              "to this JSON file (checked before the measurement)")
 
 
+def _context_options(parser) -> None:
+    """The options of a probe that prints its score beside a random-init encoder's and chance."""
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the random-init encoder of the same architecture, probed the same way (about "
+                             "doubles the time)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
+                                                              "is not a terminal)")
+
+
+def _progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _save_record(args, kind: str, result: dict, seconds: float, seeds=(0,)) -> None:
     if getattr(args, "record", None):
         from milan_lab.tools.records import write_record
@@ -152,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
     s.add_argument("--train-size", type=positive_int, default=2048)
     s.add_argument("--val-size", type=positive_int, default=1024)
+    _context_options(s)
+    s.add_argument("--json", action="store_true")
     _record_option(s)
 
     s = sub.add_parser("seg-probe", help="linear dense (segmentation) probe of a frozen encoder: mIoU")
@@ -166,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE", default=None, type=output_file,
                    help="where the probe goes (default: beside the checkpoint; outputs/probes/NAME/ for a shipped or zoo "
                         "model, whose files are never written; the app looks there)")
+    _context_options(s)
     s.add_argument("--json", action="store_true")
     _record_option(s)
 
@@ -222,6 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# how each command takes the local file that replaces a download (DownloadError.option, "pretrained")
+LOCAL_FILE_OPTIONS = {"app": "--teacher-pretrained PATH", "teacher": "--pretrained PATH", "predict": "--pretrained PATH",
+                      "test": "--pretrained PATH", "pretrain": "teacher_pretrained=PATH"}
+
+
+def _in_cli_words(error: MilanLabError, command: str) -> str:
+    """The error's message, with an API argument it names spelled as this command's option."""
+    if isinstance(error, DownloadError) and error.option == "pretrained" and command in LOCAL_FILE_OPTIONS:
+        return error.naming(LOCAL_FILE_OPTIONS[command])
+    return str(error)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -233,7 +261,7 @@ def main(argv=None) -> int:
     try:
         return _dispatch(args) or 0
     except MilanLabError as e:  # bad input: one clear line; anything else is a bug and keeps its traceback
-        print(f"milan-lab {args.command}: error: {e}", file=sys.stderr)
+        print(f"milan-lab {args.command}: error: {_in_cli_words(e, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"milan-lab {args.command}: interrupted (a training run resumes from its last checkpoint)", file=sys.stderr)
@@ -263,32 +291,26 @@ def _dispatch(args) -> int | None:
     elif cmd == "submit":
         return _submit(args)
     elif cmd == "knn":
-        from milan_lab.evaluation.probes import knn_eval
+        from milan_lab.evaluation.probes import format_knn, knn_eval
         t = time.perf_counter()
-        result = knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size)
-        print(json.dumps(result, indent=1))
+        result = knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size, baseline=not args.no_baseline,
+                          progress=_progress(args))
+        print(json.dumps(result, indent=1) if args.json else format_knn(result))
         _save_record(args, "knn", result, time.perf_counter() - t)
     elif cmd == "seg-probe":
-        from milan_lab.evaluation.probes import seg_probe_eval
+        from milan_lab.evaluation.probes import format_seg_probe, seg_probe_eval
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataWarning)
             r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
-                               args.seed, save=not args.no_save, out=args.out)
+                               args.seed, save=not args.no_save, baseline=not args.no_baseline, progress=_progress(args),
+                               out=args.out)
         for w in caught:  # ours as one line; any other warning as Python shows it
             if issubclass(w.category, DataWarning):
                 print(f"milan-lab seg-probe: warning: {w.message}", file=sys.stderr)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-        if args.json:
-            print(json.dumps(r, indent=1))
-        else:
-            print(f"{r['checkpoint']}: mIoU {100 * r['miou']:.1f} %, pixel accuracy {100 * r['pixel_acc']:.1f} % "
-                  f"({r['val_images']} validation images, {r['data']})")
-            for name, iou in r["iou"].items():
-                print(f"  {name:<12} IoU {'-' if iou is None else f'{100 * iou:5.1f} %'}")
-            if "probe" in r:
-                print(f"probe saved to {r['probe']}")
+        print(json.dumps(r, indent=1) if args.json else format_seg_probe(r))
         _save_record(args, "seg-probe", r, time.perf_counter() - t, seeds=(args.seed,))
     elif cmd == "attention":
         from milan_lab.evaluation.attention import attention_eval, format_attention
@@ -309,8 +331,8 @@ def _dispatch(args) -> int | None:
         launch(host=args.host, port=args.port, teacher=args.teacher, teacher_pretrained=args.teacher_pretrained,
                checkpoint=args.checkpoint)
     elif cmd == "list-models":
-        from milan_lab.zoo import list_models
-        print("\n".join(list_models()))
+        from milan_lab.zoo import describe_model, format_model, list_models
+        print("\n".join(format_model(describe_model(name)) for name in list_models()))
     elif cmd == "predict":
         return _predict(args)
     elif cmd == "test":
@@ -381,8 +403,9 @@ def _submit(args) -> int:
 def _predict(args) -> int:
     """Every readable image is classified; each unreadable one is named with its reason (exit 1)."""
     from milan_lab.errors import BadImage
-    from milan_lab.zoo import get_model, inference_model
+    from milan_lab.zoo import get_model, inference_model, known_classes
     model = get_model(args.model, pretrained=args.pretrained or True)
+    header = known_classes(model) if isinstance(getattr(model, "num_classes", None), int) else None  # a classifier
     failed = 0
     for path in args.images:
         try:
@@ -391,6 +414,9 @@ def _predict(args) -> int:
             failed += 1
             print(f"milan-lab predict: skipped {path}: {str(e).split(': ', 1)[-1]}", file=sys.stderr)
             continue
+        if header:  # once, above the first answer: what the scores range over
+            print(header)
+            header = None
         print(path)
         for label, cls, score in zip(result["topk_labels"], result["topk_classes"], result["topk_scores"]):
             print(f"  {score:6.3f}  {label:4d}  {cls}")

@@ -47,7 +47,18 @@ class BadImage(MilanLabError, ValueError):
 
 
 class DownloadError(MilanLabError, RuntimeError):
-    """Weights that must be downloaded could not be (offline, or the network failed)."""
+    """Weights that must be downloaded could not be (offline, or the network failed).
+
+    ``option`` names the argument that takes a local file instead (``pretrained``): the message
+    ends "pass the local file as pretrained=PATH", and :meth:`naming` spells it as a CLI flag."""
+
+    def __init__(self, problem: str, option: str | None = None):
+        self.problem, self.option = problem, option
+        super().__init__(self.naming(f"{option}=PATH") if option else problem)
+
+    def naming(self, usage: str) -> str:
+        """The message with the local-file alternative written as ``usage`` ("--teacher-pretrained PATH")."""
+        return f"{self.problem}; pass the local file as {usage}" if self.option else self.problem
 
 
 class DataWarning(UserWarning):

@@ -7,12 +7,12 @@
 
 ``pretrained=True`` downloads to ``~/.cache/milan_lab`` with torch.hub, which checks the file's
 SHA-256 against the hex prefix in its name (OpenMMLab's and torch.hub's convention);
-``pretrained=PATH`` loads a local file in mmpretrain's or milan_lab's layout. Offline,
-``pretrained=True`` fails at once naming the ``pretrained=<path>`` alternative.
+``pretrained=PATH`` loads a local file in mmpretrain's or milan_lab's layout. Offline (``HF_HUB_OFFLINE=1``,
+or the download host does not answer within a few seconds), ``pretrained=True`` fails at once naming the
+``pretrained=PATH`` alternative.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 import urllib.error
@@ -29,6 +29,7 @@ from milan_lab.errors import CheckpointError, ConfigError, DataError, DownloadEr
 from milan_lab.evaluation.classifier import evaluate
 from milan_lab.factory.models import create_model, load_model
 from milan_lab.io.locations import cache_dir
+from milan_lab.io.network import unreachable
 from milan_lab.models.classifier import MILANClassifier
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -61,6 +62,51 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if re.search(pattern, n)] if pattern else names
 
 
+_KINDS = {"pretrain": "MILAN pretraining model (encoder + prompting decoder, features only)",
+          "finetune": "fine-tuned classifier", "linear": "linear-probe classifier"}
+_CLASS_SETS = {"imagenet": "the 1000 ImageNet-1k classes", "offline": f"the {len(SHAPES)} offline shapes"}
+
+
+def describe_model(name: str) -> dict:
+    """What a zoo model is, without its weights: {'name', 'kind' (words), 'architecture' (preset),
+    'params' (all parameters, teacher excluded; counted on the meta device), 'source' (words:
+    shipped in the package, or downloaded from URL with its SHA-256 prefix), 'cached'}."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; list_models() gives: {', '.join(MODELS)}")
+    entry = MODELS[name]
+    with torch.device("meta"):  # shapes only: a ViT-B counts in a fraction of a second, with no memory
+        model = create_model(ModelConfig(**PRESETS[entry["preset"]]["model"]), entry["task"], entry["num_classes"], "none",
+                             device="meta")
+    kind = _KINDS[entry["task"]]
+    if entry["classes"]:
+        kind += f" of {_CLASS_SETS[entry['classes']]}" + (f", top-1 {entry['top1']} %" if "top1" in entry else "")
+    if "file" in entry:
+        source, cached = f"shipped in the package (milan_lab/assets/{entry['file']})", True
+    else:
+        match = torch.hub.HASH_REGEX.search(entry["url"].rsplit("/", 1)[-1])
+        source = f"downloaded from {entry['url']}" + (f" (SHA-256 {match.group(1)}...)" if match else "")
+        cached = (cache_dir() / entry["url"].rsplit("/", 1)[-1]).is_file()
+    return {"name": name, "kind": kind, "architecture": entry["preset"],
+            "params": sum(p.numel() for p in model.parameters()), "source": source, "cached": cached}
+
+
+def format_model(d: dict) -> str:
+    """One line: name, what it is, its size, where its weights come from."""
+    cached = "; in the cache" if d["cached"] and not d["source"].startswith("shipped") else ""
+    return f"{d['name']}: {d['kind']}, {d['params'] / 1e6:.2f} M params ({d['architecture']}); {d['source']}{cached}"
+
+
+def known_classes(model) -> str:
+    """The classes a classifier from :func:`get_model` knows, in words: all of them when few, else their set."""
+    names = getattr(model, "class_names", None)
+    kind = MODELS.get(getattr(model, "zoo_name", ""), {}).get("classes")
+    if names is None:
+        return f"model has {model.num_classes} classes (no class names)"
+    if kind in _CLASS_SETS and len(names) > 20:
+        return f"model knows {_CLASS_SETS[kind]}"
+    return f"model knows {len(names)} classes: {', '.join(names)}"
+
+
 def class_names(kind: str | None) -> list[str] | None:
     if kind == "imagenet":
         return (ASSETS / "imagenet_classes.txt").read_text().splitlines()
@@ -75,16 +121,17 @@ def download(url: str) -> Path:
     dest = cache_dir() / name
     if dest.is_file():
         return dest
-    hint = (f"download of {name} is not possible here; fetch it elsewhere ({url}) and pass "
-            f"pretrained=<path> to the local file")
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MILAN_LAB_OFFLINE") == "1":
-        raise DownloadError(f"offline mode: {hint}")
+    reason = unreachable(url)  # at once, rather than after torch.hub's connection attempts
+    if reason:
+        raise DownloadError(f"{reason}: {name} is not in the cache ({dest.parent}); fetch it elsewhere ({url})",
+                            option="pretrained")
     dest.parent.mkdir(parents=True, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(name)
     try:  # writes to a temporary file and moves it into place only when the hash matches
         torch.hub.download_url_to_file(url, str(dest), hash_prefix=match.group(1) if match else None, progress=True)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise DownloadError(f"{hint} ({type(e).__name__}: {e})") from None
+        raise DownloadError(f"the download of {name} failed ({type(e).__name__}: {e}); fetch it elsewhere ({url})",
+                            option="pretrained") from None
     except RuntimeError as e:  # torch.hub: "invalid hash value"
         raise CheckpointError(f"{name}: the download is corrupt ({e})") from None
     return dest

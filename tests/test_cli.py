@@ -59,5 +59,5 @@ def test_teacher_eval_and_knn_commands():
     assert res.returncode == 0, res.stderr[-2000:]
     result = json.loads(res.stdout)
     assert result["zero_shot"]["shape"] > 0.8 and result["attention_on_objects"] > 2
-    res = run_cli("knn", "random", "--train-size", "128", "--val-size", "64")
+    res = run_cli("knn", "random", "--train-size", "128", "--val-size", "64", "--json")
     assert res.returncode == 0 and 0 <= json.loads(res.stdout)["knn_top1"] <= 1

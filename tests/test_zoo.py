@@ -24,7 +24,7 @@ def test_list_models_has_the_seed_names_and_offline_models():
 def test_offline_pretrained_true_fails_at_once_naming_the_path_option(monkeypatch, tmp_path):
     monkeypatch.setenv("MILAN_LAB_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError, match="pretrained=<path>"):
+    with pytest.raises(RuntimeError, match="pretrained=PATH"):
         get_model("vit-base-p16_milan-pre_8xb128-coslr-100e_in1k", pretrained=True)
     with pytest.raises(ValueError, match="list_models"):
         get_model("vit-huge-p14")

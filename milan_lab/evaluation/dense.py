@@ -12,15 +12,17 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from milan_lab.data.segmentation import IGNORE
+from milan_lab.evaluation.progress import bar
 
 
 @torch.no_grad()
-def patch_features(encoder, dataset, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """(patch tokens [N, L, D] after the final norm, labels [N, H, W]) of a frozen encoder."""
+def patch_features(encoder, dataset, batch_size: int = 128, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(patch tokens [N, L, D] after the final norm, labels [N, H, W]) of a frozen encoder;
+    ``progress``: the label of a progress bar on stderr (None: no bar)."""
     was = encoder.training
     encoder.eval()
     feats, labels = [], []
-    for images, y in DataLoader(dataset, batch_size=batch_size):
+    for images, y in bar(DataLoader(dataset, batch_size=batch_size), progress or "", progress is not None, unit="batch"):
         feats.append(encoder.forward_features(images)[:, 1:].float())
         labels.append(y)
     encoder.train(was)
@@ -44,14 +46,15 @@ class SegProbe(torch.nn.Module):
 
 
 def train_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int = 300, lr: float = 3e-2,
-                batch_size: int = 32, seed: int = 0) -> SegProbe:
-    """AdamW on random mini-batches of cached features, cosine lr; deterministic in ``seed``."""
+                batch_size: int = 32, seed: int = 0, progress: str | None = None) -> SegProbe:
+    """AdamW on random mini-batches of cached features, cosine lr; deterministic in ``seed``;
+    ``progress``: the label of a progress bar on stderr (None: no bar)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     probe = SegProbe(feats.shape[-1], num_classes, labels.shape[-1])
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(steps):
+    for _ in bar(range(steps), progress or "", progress is not None, unit="step"):
         idx = torch.randint(0, len(feats), (min(batch_size, len(feats)),), generator=g)
         loss = F.cross_entropy(probe(feats[idx]), labels[idx], ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)

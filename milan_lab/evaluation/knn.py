@@ -5,14 +5,19 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from milan_lab.evaluation.progress import bar
+
 
 @torch.no_grad()
-def extract_features(encoder, dataset, device, batch_size: int = 256, pool: str = "cls") -> tuple[torch.Tensor, torch.Tensor]:
-    """(L2-normalised features [N, D], labels [N]) from ``encoder.forward_features``."""
+def extract_features(encoder, dataset, device, batch_size: int = 256, pool: str = "cls",
+                     progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L2-normalised features [N, D], labels [N]) from ``encoder.forward_features``; ``progress``:
+    the label of a progress bar on stderr (None: no bar)."""
     was_training = encoder.training
     encoder.eval()
     feats, labels = [], []
-    for images, y in DataLoader(dataset, batch_size=batch_size, generator=torch.Generator()):
+    batches = DataLoader(dataset, batch_size=batch_size, generator=torch.Generator())
+    for images, y in bar(batches, progress or "", progress is not None, unit="batch"):
         tokens = encoder.forward_features(images.to(device))
         f = tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(1)
         feats.append(F.normalize(f.float(), dim=-1).cpu())

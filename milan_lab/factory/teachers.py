@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import open_clip
@@ -27,6 +28,7 @@ import torch
 
 from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.errors import CheckpointError, ConfigError, DownloadError
+from milan_lab.io.network import unreachable
 from milan_lab.io.weights import is_torchscript, load_into, read_weights
 from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
 
@@ -97,18 +99,63 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
         quick_gelu = bool(tag_cfg.get("quick_gelu", False))
         mean, std = tag_cfg.get("mean", mean), tag_cfg.get("std", std)
     if state is None:
+        if pretrained:  # a tag: refused at once when it would need a download that cannot happen
+            _check_downloadable(name, pretrained, tag_cfg)
+        elif name.startswith("hf-hub:"):
+            _check_downloadable(name, None, {"hf_hub": name[len("hf-hub:"):] + "/"})
         try:
             clip = open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu, device=device)
-        except RuntimeError as e:  # open_clip: "Failed to download weights for tag ..."
-            offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-            raise DownloadError(
-                f"{'offline mode: ' if offline else ''}the weights of {name}:{pretrained} cannot be downloaded here"
-                f"{'' if offline else ' (' + str(e).splitlines()[0][:200] + ')'}; fetch them elsewhere and pass "
-                f"pretrained=<path> to the local file") from None
+        except (RuntimeError, OSError) as e:  # open_clip: "Failed to download file ..." after the hub's retries
+            what = f"the weights of {name}" + (f" (pretrained tag {pretrained!r})" if pretrained else "")
+            raise DownloadError(f"{what} cannot be downloaded here "
+                                f"({textwrap.shorten(str(e).splitlines()[0], 200, placeholder=' ...')}); fetch them "
+                                f"elsewhere", option="pretrained") from None
     else:  # a local file in open_clip's layout: read safely above, loaded here with a readable error
         clip = open_clip.create_model(name, pretrained=None)
         load_into(clip, state, f"{pretrained} (as {name})", ignore_prefix=())
     return Teacher(clip, open_clip.get_tokenizer(name), input_norm, mean, std, name=f"{name}:{pretrained}").to(device)
+
+
+def _weights_url(tag_cfg: dict) -> str:
+    """Where open_clip downloads a tag's weights from (the Hugging Face hub first, as it does)."""
+    hub = tag_cfg.get("hf_hub", "")
+    if hub and open_clip.pretrained.has_hf_hub():
+        model_id, filename = os.path.split(hub)
+        return f"https://huggingface.co/{model_id}/resolve/main/{filename or open_clip.pretrained.HF_WEIGHTS_NAME}"
+    return tag_cfg.get("url", "")
+
+
+def _weights_cached(tag_cfg: dict) -> bool:
+    """Whether a tag's weights are already on disk where open_clip looks for them (the hub's cache
+    or ~/.cache/clip), so that loading needs no network."""
+    if tag_cfg.get("file"):
+        return True
+    hub = tag_cfg.get("hf_hub", "")
+    if hub and open_clip.pretrained.has_hf_hub():
+        from huggingface_hub import try_to_load_from_cache
+        model_id, filename = os.path.split(hub)
+        filename = filename or open_clip.pretrained.HF_WEIGHTS_NAME
+        # open_clip tries a .safetensors twin of the file first (open_clip.pretrained.download_pretrained_from_hf)
+        twin = (open_clip.pretrained.HF_SAFE_WEIGHTS_NAME if filename == open_clip.pretrained.HF_WEIGHTS_NAME
+                else filename[:-4] + ".safetensors" if filename.endswith((".bin", ".pth")) else None)
+        names = [n for n in (twin, filename) if n]
+        return any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names)
+    url = tag_cfg.get("url", "")
+    return bool(url) and (Path.home() / ".cache" / "clip" / os.path.basename(url)).is_file()
+
+
+def _check_downloadable(name: str, tag: str | None, tag_cfg: dict) -> None:
+    """Raise DownloadError before the model is built when the tag's weights are not cached and
+    cannot be fetched (offline mode, or the host does not answer within a few seconds): otherwise
+    the hub's retries take about 30 s before the same failure."""
+    if _weights_cached(tag_cfg):
+        return
+    url = _weights_url(tag_cfg)
+    reason = unreachable(url)
+    if reason:
+        what = f"the weights of {name}" + (f" (pretrained tag {tag!r})" if tag else "")
+        raise DownloadError(f"{reason}: {what} are not in the local cache; "
+                            f"fetch them elsewhere ({url})", option="pretrained")
 
 
 def teacher_architecture(name: str, device="cpu") -> Teacher | None:
