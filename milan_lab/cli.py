@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)")
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s = tsub.add_parser("eval", help="zero-shot accuracy and attention-on-objects of a teacher")
-    s.add_argument("--teacher", default=None, help="folder, open_clip name, or nothing for the shipped teacher")
+    s.add_argument("--teacher", default=None, help="a shipped teacher (offline-shape, offline-noshape), a folder, an "
+                   "open_clip name, or nothing for the shipped shape-aware teacher")
     s.add_argument("--pretrained", default=None)
     s.add_argument("-n", type=positive_int, default=512)
     s.add_argument("--json", action="store_true")
@@ -217,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("app", help="launch the Gradio explorer (127.0.0.1 by default)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
-    s.add_argument("--teacher", default=None)
+    s.add_argument("--teacher", default=None, help="a shipped teacher (offline-shape, offline-noshape), a folder or an "
+                   "open_clip name (default: the shipped shape-aware teacher)")
     s.add_argument("--teacher-pretrained", default=None)
     s.add_argument("--checkpoint", default=None, help="MILAN checkpoint (default: the shipped small model)")
 

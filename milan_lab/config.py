@@ -31,6 +31,11 @@ from milan_lab.errors import ConfigError
 
 
 SAMPLERS = ("random", "semantic", "topk", "inverse")  # milan_lab.models.masking implements each
+# The small CLIP teachers shipped in the package (milan_lab.factory.teachers finds their folders), named by
+# what their training captions named; "shipped" and "default" are the shape-aware one, as they always were.
+SHIPPED_TEACHERS = {"offline-shape": "captions name colour, size, shape and place",
+                    "offline-noshape": "captions name colour, size and place, never the shape"}
+TEACHER_ALIASES = {"shipped": "offline-shape", "default": "offline-shape"}
 LOGGERS = ("tensorboard", "wandb", "mlflow")  # milan_lab.engine.loggers implements each
 
 
@@ -70,7 +75,7 @@ class ModelConfig(EncoderConfig):
     sampler: str = "semantic"       # "random" | "semantic" | "topk" | "inverse"
     mask_ratio: float = 0.75
     masks_per_image: int = 1        # masked views per teacher pass (1: the references; >1 amortises the teacher)
-    teacher: str = "ViT-B-16"       # open_clip name, a teacher folder, or "shipped"
+    teacher: str = "ViT-B-16"       # open_clip name, a teacher folder, or a shipped teacher (SHIPPED_TEACHERS)
     teacher_pretrained: str | None = "openai"  # open_clip tag or a local checkpoint file
     teacher_input_norm: str = "same"  # "same": the student's ImageNet-normalised input; "clip"
 
@@ -81,6 +86,8 @@ class ModelConfig(EncoderConfig):
         _choice("loss_on", self.loss_on, ("all", "masked", "masked+cls"))
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("teacher_input_norm", self.teacher_input_norm, ("same", "clip"))
+        if self.needs_teacher:
+            check_shipped_teacher(self.teacher, self.teacher_pretrained, "teacher_pretrained")
         _fraction(self, "mask_ratio", closed_right=False)
         _positive(self, "masks_per_image", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "target_dim")
         if self.decoder_embed_dim % self.decoder_num_heads:
@@ -605,6 +612,18 @@ def _coerce(key, value, tp):
 
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def check_shipped_teacher(name: str | None, pretrained: str | None, pretrained_option: str = "pretrained") -> None:
+    """Refuse a shipped teacher's name with a pretrained tag or file (its weights are in the package),
+    and an ``offline-`` name that is no shipped teacher (nor a folder), naming the shipped ones."""
+    shipped = name in SHIPPED_TEACHERS or name in TEACHER_ALIASES
+    if shipped and pretrained is not None:
+        raise ConfigError(f"bad value for {pretrained_option!r}: the teacher {name!r} is shipped in the package and takes "
+                          f"no pretrained weights, got {pretrained!r}; set {pretrained_option}=null")
+    if not shipped and name and name.startswith("offline-") and not Path(name).is_dir():
+        raise ConfigError(f"bad value for 'teacher': no shipped teacher {name!r}; the shipped teachers are "
+                          f"{', '.join(SHIPPED_TEACHERS)} (or give an open_clip name or a teacher folder)")
 
 
 def _choice(name, value, options):

@@ -3,7 +3,11 @@
 Sources, in the order they are tried:
 
 * ``load_teacher()``: the teacher shipped inside the package (an open_clip ``local-dir:`` folder
-  in ``milan_lab/assets/teacher``); no network, no training.
+  in ``milan_lab/assets/teacher``); no network, no training. Two teachers are shipped, named by
+  what their captions named (``SHIPPED_TEACHERS``): ``"offline-shape"`` (also ``"shipped"`` and
+  ``"default"``), whose captions name the main object's shape (the probes' label), and
+  ``"offline-noshape"`` (``milan_lab/assets/teacher_noshape``), trained the same way on captions
+  that never name it (``milan-lab teacher train captions=no-shape``).
 * a folder holding ``open_clip_config.json`` (what ``milan-lab teacher train`` exports).
 * ``load_teacher("ViT-B-16", pretrained="openai")``: any open_clip model name and pretrained tag
   (downloads when online). OpenAI weights were trained with QuickGELU: when the tag's own config
@@ -26,6 +30,7 @@ from pathlib import Path
 import open_clip
 import torch
 
+from milan_lab.config import SHIPPED_TEACHERS, TEACHER_ALIASES, check_shipped_teacher
 from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.errors import CheckpointError, ConfigError, DownloadError
 from milan_lab.io.network import unreachable
@@ -34,6 +39,8 @@ from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED_TEACHER = ASSETS / "teacher"
+# the folder of each shipped teacher (config.SHIPPED_TEACHERS says what each one's captions named)
+SHIPPED_TEACHER_FOLDERS = {"offline-shape": SHIPPED_TEACHER, "offline-noshape": ASSETS / "teacher_noshape"}
 _registered = False
 
 OPENAI_MEAN = open_clip.OPENAI_DATASET_MEAN
@@ -61,8 +68,11 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
     register_configs()
     if name and pretrained is None and os.path.isfile(name):  # load_teacher("clip.pt"): the file alone
         name, pretrained = None, name
-    if name in (None, "", "default", "shipped") and pretrained is None:
-        return _from_local_dir(SHIPPED_TEACHER, device, input_norm, "shipped")
+    if name in (None, ""):
+        name = None if pretrained else "shipped"
+    check_shipped_teacher(name, pretrained)
+    if name in SHIPPED_TEACHERS or name in TEACHER_ALIASES:
+        return _from_local_dir(shipped_teacher_folder(name), device, input_norm, "shipped" if name in TEACHER_ALIASES else name)
     if name and Path(name).is_dir():
         return _from_local_dir(Path(name), device, input_norm, str(name))
     if name and name.startswith("local-dir:"):
@@ -116,6 +126,14 @@ def load_teacher(name: str | None = None, pretrained: str | None = None, device:
     return Teacher(clip, open_clip.get_tokenizer(name), input_norm, mean, std, name=f"{name}:{pretrained}").to(device)
 
 
+def shipped_teacher_folder(name: str) -> Path:
+    """The package folder of a shipped teacher's name (``SHIPPED_TEACHERS`` or an alias)."""
+    folder = SHIPPED_TEACHER_FOLDERS[TEACHER_ALIASES.get(name, name)]
+    if not (folder / "open_clip_config.json").is_file():
+        raise CheckpointError(f"the shipped teacher {name!r} is missing from this install (no {folder}); reinstall milan-lab")
+    return folder
+
+
 def _weights_url(tag_cfg: dict) -> str:
     """Where open_clip downloads a tag's weights from (the Hugging Face hub first, as it does)."""
     hub = tag_cfg.get("hf_hub", "")
@@ -162,8 +180,8 @@ def teacher_architecture(name: str, device="cpu") -> Teacher | None:
     """A teacher for measuring, not for training: the shipped one or a folder as they are, an
     open_clip name with random weights (no download); None for a name open_clip does not know."""
     register_configs()
-    if name in ("shipped", "default") or Path(name).is_dir():
-        return load_teacher(None if name in ("shipped", "default") else name, device=device)
+    if name in SHIPPED_TEACHERS or name in TEACHER_ALIASES or Path(name).is_dir():
+        return load_teacher(name, device=device)
     if open_clip.get_model_config(name) is None:
         return None
     return Teacher(open_clip.create_model(name, pretrained=None), name=f"{name} (random weights)").to(device)

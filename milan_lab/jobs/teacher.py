@@ -6,6 +6,12 @@ the loss is open_clip's ``ClipLoss``. Batches are *hard-negative groups*: each g
 the contrastive task cannot be solved without shape (see milan_lab/data/scenes.py).
 Captions randomly leave out colour, size or place, never shape, so short prompts ("a star")
 are in-distribution for zero-shot use.
+
+``captions=no-shape`` trains a teacher that does not know the probe's label (the main object's
+shape): every caption says "shape" where the shape's name would be ("a large red shape at the
+top"), and each hard-negative group shares shape, size and background and differs in the colour
+or in the place (chosen per group), which the captions always name; so the contrastive task is
+solved by colour, size and place alone and shape is never supervised.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import open_clip
 import torch
 
 from milan_lab.config import TrainerConfig
-from milan_lab.data.scenes import SHAPES, random_spec, render_scene
+from milan_lab.data.scenes import ATTRIBUTES, SHAPES, random_spec, render_scene
 from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 from milan_lab.engine.trainer import Trainer
@@ -47,6 +53,7 @@ class TeacherTrainConfig(TrainerConfig):
     checkpoint_every: int = 250
     keep_checkpoints: int = 1
     threads: int = 0                # torch CPU threads; 0 keeps torch's default
+    captions: str = "all"           # "all": captions name the shape; "no-shape": no caption names it (CAPTIONS)
 
     def validate(self) -> None:
         super().validate()
@@ -61,14 +68,25 @@ class TeacherTrainConfig(TrainerConfig):
                 raise ConfigError(f"bad value for {name!r}: must be at least 0, got {getattr(self, name)}")
         if not 0 <= self.caption_drop <= 1:
             raise ConfigError(f"bad value for 'caption_drop': must be in [0, 1], got {self.caption_drop}")
-        if not 1 <= self.group_size <= len(SHAPES) or self.batch_size % self.group_size:
+        if self.captions not in CAPTIONS:
+            raise ConfigError(f"bad value for 'captions': expected one of {', '.join(CAPTIONS)}, got {self.captions!r}")
+        varied = min(len(ATTRIBUTES[a]) for a in _VARIED[self.captions])
+        if not 1 <= self.group_size <= varied or self.batch_size % self.group_size:
             raise ConfigError(f"group_size ({self.group_size}) must divide batch_size ({self.batch_size}) "
-                              f"and be at most {len(SHAPES)} (the number of shapes)")
+                              f"and be at most {varied} (the values of {' or '.join(_VARIED[self.captions])}, "
+                              f"which the members of a hard-negative group differ in)")
+
+
+# What the captions name, and the attributes a hard-negative group differs in (one per group).
+CAPTIONS = {"all": "colour, size, shape and place", "no-shape": "colour, size and place, never the shape"}
+_VARIED = {"all": ("shape",), "no-shape": ("colour", "place")}
 
 
 def hard_negative_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray, list[str]]:
     """Batch ``step`` (deterministic in (seed, step)): images [B, H, W, 3] uint8 and captions."""
     cfg.validate()
+    if cfg.captions == "no-shape":
+        return _no_shape_batch(cfg, step)
     images, captions = [], []
     for g in range(cfg.batch_size // cfg.group_size):
         grng = np.random.default_rng([cfg.seed, 7, step, g])
@@ -81,6 +99,41 @@ def hard_negative_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray,
             images.append(render_scene(mrng, spec, cfg.image_size, background_rng=np.random.default_rng(bg_seed)))
             captions.append(spec.caption(drop))
     return np.stack(images), captions
+
+
+def _no_shape_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray, list[str]]:
+    """Batch ``step`` of ``captions=no-shape`` (see :func:`no_shape_groups`), rendered."""
+    images, captions = [], []
+    for group in no_shape_groups(cfg, step):
+        for spec, caption, member_seed, bg_seed in group:
+            images.append(render_scene(np.random.default_rng(member_seed), spec, cfg.image_size,
+                                       background_rng=np.random.default_rng(bg_seed)))
+            captions.append(caption)
+    return np.stack(images), captions
+
+
+def no_shape_groups(cfg: TeacherTrainConfig, step: int) -> list[list[tuple]]:
+    """The hard-negative groups of batch ``step`` for ``captions=no-shape``, unrendered: per group,
+    ``group_size`` members (spec, caption, the member's render seed, the group's background seed).
+
+    A group shares shape, size and background; its members differ in one attribute the captions
+    name (colour or place, drawn per group), which is never left out, so no two captions of a group
+    are the same. The others are left out as in the default recipe (each with probability
+    ``caption_drop``); the shape always is ("a red shape at the top")."""
+    groups = []
+    for g in range(cfg.batch_size // cfg.group_size):
+        grng = np.random.default_rng([cfg.seed, 8, step, g])  # its own stream: never the default recipe's groups
+        shared = random_spec(grng)
+        bg_seed = int(grng.integers(2**31))
+        varied = _VARIED["no-shape"][int(grng.integers(len(_VARIED["no-shape"])))]
+        drop = ("shape",) + tuple(a for a in ("size", "colour", "place") if a != varied and grng.random() < cfg.caption_drop)
+        values = ATTRIBUTES[varied]
+        members = []
+        for i in grng.choice(len(values), cfg.group_size, replace=False):
+            spec = replace(shared, **{varied: values[i]})
+            members.append((spec, spec.caption(drop), [cfg.seed, 8, step, g, int(i)], bg_seed))
+        groups.append(members)
+    return groups
 
 
 def build_clip(cfg: TeacherTrainConfig, tokenizer: WordTokenizer) -> torch.nn.Module:
