@@ -4,6 +4,7 @@
     milan-lab pretrain | finetune | linear-probe [--preset P] [--config YAML] [key=value ...]
     milan-lab submit --nodes N --gpus-per-node G [--partition P --time 72:00:00 ...] pretrain|finetune|linear-probe [key=value ...]
     milan-lab knn CHECKPOINT
+    milan-lab compare RUN_A RUN_B [RUN ...] [--out DIR] | embed CHECKPOINT [--n 512] [--method pca|tsne] [--out FILE.png]
     milan-lab teacher train [key=value ...] | teacher eval [--teacher NAME] [--json]
     milan-lab bench [PRESET] [--json]
     milan-lab app [--host 127.0.0.1] [--port 7860]
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     _record_option(s)
 
+    _instrument_parsers(sub)
+
     t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")
     tsub = t.add_subparsers(dest="teacher_command", required=True)
     s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)")
@@ -320,6 +323,8 @@ def _dispatch(args) -> int | None:
         r = attention_eval(args.checkpoint, args.n, args.random_inits, args.seed, args.variant)
         print(json.dumps(r, indent=1) if args.json else format_attention(r))
         _save_record(args, "attention", r, time.perf_counter() - t, seeds=(args.seed,))  # the floor's seeds are in r
+    elif cmd in ("compare", "embed"):
+        _instrument(args)
     elif cmd == "teacher":
         _teacher(args)
     elif cmd == "bench":
@@ -349,6 +354,40 @@ def _dispatch(args) -> int | None:
         from milan_lab.factory.models import export_timm
         print(export_timm(args.checkpoint, args.timm))
     return 0
+
+
+def _instrument_parsers(sub) -> None:
+    """``compare`` (runs side by side) and ``embed`` (an encoder's embedding of offline scenes in 2-D)."""
+    s = sub.add_parser("compare", help="runs side by side: config differences, loss and kNN by images seen, final "
+                                       "numbers (with a t-interval for seeds of one recipe); markdown, JSON and a figure")
+    s.add_argument("runs", nargs="+", metavar="RUN", help="run folders (a job's output_dir), at least 2")
+    s.add_argument("--out", metavar="DIR", type=output_folder, default=None,
+                   help="folder for compare.md, compare.json and compare.png (default: outputs/compare/A-vs-B)")
+    s = sub.add_parser("embed", help="class-token and mean-patch embeddings of offline scenes in 2-D, coloured by "
+                                     "shape, beside a random-init encoder of the same architecture")
+    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir, 'shipped', a zoo model's name, or 'random'")
+    s.add_argument("-n", "--n", type=positive_int, default=512, help="offline validation scenes (at least 20)")
+    s.add_argument("--method", default="pca", choices=["pca", "tsne"], help="projection, fitted per panel")
+    s.add_argument("--out", metavar="FILE.png", type=output_file, default=None,
+                   help="the figure (default: outputs/embed/NAME_METHOD.png)")
+    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS),
+                   help="the architecture of 'random' and of files without a config")
+    s.add_argument("--seed", type=nonnegative_int, default=0, help="t-SNE's seed")
+    s.add_argument("--no-baseline", action="store_true", help="skip the random-init encoder's panels")
+
+
+def _instrument(args) -> None:
+    if args.command == "compare":
+        from milan_lab.tools.compare import compare, format_compare
+        result, paths = compare(args.runs, args.out)
+        print(format_compare(result))
+        print(f"written: {paths['md']}, {paths['json']}, {paths['png']}", file=sys.stderr)
+    else:
+        from milan_lab.tools.embed import embed_command, format_embed
+        result, path = embed_command(args.checkpoint, args.n, args.method, args.out, args.preset, args.seed,
+                                     baseline=not args.no_baseline)
+        print(format_embed(result))
+        print(f"figure: {path}")
 
 
 def _submit_parser(sub) -> None:
