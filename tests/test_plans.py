@@ -26,7 +26,7 @@ def _fake_score(calls):
 
 def _small_plan(tmp_path, **changes):
     content = yaml.safe_load((PLANS / "ablation_dense.yaml").read_text())
-    content.update(name="small", arms=["MILAN", "random masking"], **changes)
+    content.update({"name": "small", "arms": ["MILAN", "random masking"], "retrospective": False, **changes})
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(content))
     return path
@@ -139,3 +139,17 @@ def test_the_footer_says_run_as_planned_when_nothing_deviates(tmp_path, monkeypa
     footer = plans.plan_footer(ablation.plan_result(plan, rows))
     assert footer.startswith(f"Plan `small` ({plan.hash[:12]}): run as planned") and "commit" in footer
     shutil.rmtree(tmp_path / "runs")
+
+
+def test_plans_are_read_like_config_files_and_a_retrospective_plan_says_so(tmp_path):
+    from milan_lab.errors import ConfigError
+    from milan_lab.tools.plans import load_plan, plan_footer
+    text = (ROOT / "benchmarks" / "plans" / "views_grid.yaml").read_text()
+    bomb = tmp_path / "views_grid.yaml"
+    bomb.write_text("x: &a [1, 2]\ny: [*a, *a]\n" + text)
+    with pytest.raises(ConfigError, match="views_grid.yaml"):  # aliases refused, as in --config files
+        load_plan(bomb)
+    plan = load_plan(ROOT / "benchmarks" / "plans" / "views_grid.yaml")
+    assert plan["retrospective"] is True
+    footer = plan_footer({"plan": plan.summary(), "rows": [], "runs": []})
+    assert "retrospective" in footer

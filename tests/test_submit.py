@@ -101,3 +101,13 @@ def test_refused_before_submission(tmp_path, capsys, monkeypatch):
                      "--config", str(tmp_path / "none.yaml"), f"output_dir={out}"]) == 2
     assert "none.yaml" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_an_output_dir_that_cannot_be_made_is_refused_before_submission(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert cli.main(["submit", "--cluster", "local", "pretrain", "--preset", "milan_vit-micro-p8_offline",
+                     f"output_dir={blocker / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "output_dir" in err[0] and "a_file" in err[0]
+    assert not (tmp_path / "a_file.d").exists() and blocker.read_text() == "x"

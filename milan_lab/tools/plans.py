@@ -15,6 +15,7 @@ A plan is a YAML file (the repository keeps them in ``benchmarks/plans/NAME.yaml
     holm_family: [linear_mean]      # metrics adjusted together (Holm), over every arm compared with the baseline
     tost_margin: null               # equivalence margin (metric units), or null for no equivalence test
     decision_rule: "..."            # what the study will conclude from which result
+    retrospective: false            # true: written down after the runs it describes (said in the table's footer)
 
 Its hash is the sha256 of the canonical content (the parsed YAML as sorted, compact JSON: comments and
 layout do not count). Every run's ``result.json`` carries the plan's name and hash and the provenance
@@ -28,12 +29,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from milan_lab.config import parse_yaml
 from milan_lab.errors import ConfigError
 
 REQUIRED = ("name", "study", "arms", "baseline", "seeds", "primary", "holm_family", "tost_margin", "decision_rule")
-OPTIONAL = {"preset": None, "variant": None, "overrides": {}, "sizes": {}, "notes": None}
+OPTIONAL = {"preset": None, "variant": None, "overrides": {}, "sizes": {}, "notes": None, "retrospective": False}
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,13 @@ class Plan:
         """What a study's record keeps of its plan: name, hash, the planned arms and seeds."""
         return {"name": self.name, "hash": self.hash, "arms": list(self["arms"]), "seeds": list(self["seeds"]),
                 "primary": list(self["primary"]), "holm_family": list(self["holm_family"]),
-                "tost_margin": self["tost_margin"], "decision_rule": self["decision_rule"]}
+                "tost_margin": self["tost_margin"], "decision_rule": self["decision_rule"],
+                "retrospective": self["retrospective"]}
 
 
 def plan_hash(content: dict) -> str:
-    """sha256 of the canonical content: sorted keys, compact separators."""
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """sha256 of the canonical content: sorted keys, compact separators (a YAML date counts as its text)."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def _as_list(value) -> list:
@@ -90,6 +91,8 @@ def make_plan(content: dict, path: Path | None = None) -> Plan:
     outside = [m for m in c["primary"] if m not in c["holm_family"]]
     if outside:
         raise ConfigError(f"{where}: primary metric {outside[0]!r} is not in 'holm_family' {c['holm_family']}")
+    if not isinstance(c["retrospective"], bool):
+        raise ConfigError(f"{where}: 'retrospective' must be true or false, got {c['retrospective']!r}")
     margin = c["tost_margin"]
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin <= 0):
         raise ConfigError(f"{where}: 'tost_margin' must be a positive number or null, got {margin!r}")
@@ -104,10 +107,7 @@ def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"plan {path} not found")
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"plan {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    content = parse_yaml(path.read_text(), f"plan {path}")  # the config files' reader: no aliases, bounded
     plan = make_plan(content, path)
     if plan.name != path.stem:
         raise ConfigError(f"plan {path}: its name {plan.name!r} is not the file's name {path.stem!r}")
@@ -206,6 +206,7 @@ def plan_footer(result: dict) -> str:
     runs = result.get("runs") or []
     dirty = sum(1 for r in runs if r.get("uncommitted_changes"))
     commits = sorted({r["commit"] for r in runs if r.get("commit")})
-    return (f"Plan `{plan['name']}` ({plan['hash'][:12]}): " + ("; ".join(found) if found else "run as planned")
+    when = " (written after its runs: retrospective, not a pre-registration)" if plan.get("retrospective") else ""
+    return (f"Plan `{plan['name']}` ({plan['hash'][:12]}){when}: " + ("; ".join(found) if found else "run as planned")
             + (f"; runs started from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}" if commits else "")
             + (f", {dirty} with uncommitted changes" if dirty else "") + ". ")

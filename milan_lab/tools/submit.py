@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from milan_lab.errors import ConfigError
+from milan_lab.io.targets import check_writable
 
 JOBS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}  # command -> job config name
 
@@ -145,5 +146,6 @@ def submit(job: str, cfg, opts: ClusterOptions):
     if opts.gpus_per_node and cfg.device not in ("auto", "cuda"):
         raise ConfigError(f"device={cfg.device!r}: a job on GPUs takes device=auto (each task its own GPU)")
     cfg = dataclasses.replace(cfg, output_dir=os.path.abspath(cfg.output_dir))  # the nodes may start elsewhere
+    check_writable(cfg.output_dir, "output_dir", folder=True)  # before submitting, not in the job's first minute
     executor = executor_for(opts, Path(cfg.output_dir) / "submitit")  # JOBID_TASK_log.out, .err, pickles
     return executor.submit(TrainingTask(job, cfg))
