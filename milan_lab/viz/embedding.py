@@ -37,6 +37,8 @@ def embedding_figure(panels: list[tuple[str, np.ndarray, str]], labels, classes:
     handles = [Line2D([], [], marker="o", linestyle="", color=colours[c], markersize=7, label=name)
                for c, name in enumerate(classes)]
     fig.legend(handles=handles, title="main object's shape", loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.text(0.5, 0.005, textwrap.fill(caption, 120), ha="center", va="bottom", fontsize=9)
+    text = textwrap.fill(caption, 120)
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, (0.2 + 0.18 * (text.count("\n") + 1)) / height, 1, 1))  # room for the caption's lines
+    fig.text(0.5, 0.005, text, ha="center", va="bottom", fontsize=9)
     return fig
