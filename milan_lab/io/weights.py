@@ -73,12 +73,17 @@ def sniff_format(path: Path) -> str:
         return "the file is empty (0 bytes); it is not a checkpoint"
     with open(path, "rb") as f:
         head = f.read(4096)
+    header_len = int.from_bytes(head[:8], "little") if len(head) > 8 else None
+    # safetensors first: a header of 640, 896, 1152 or 1408 bytes (mod 65536) begins with the
+    # bytes of a pickle's protocol mark (80 02..80 05), so the length must be checked against the file
+    if header_len is not None and head[8:9] == b"{" and 8 + header_len <= size and header_len < _MAX_SAFETENSORS_HEADER:
+        return "safetensors"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "torch zip"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "pickle"
-    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < _MAX_SAFETENSORS_HEADER:
-        return "safetensors"  # possibly truncated: its parser says so
+    if header_len is not None and head[8:9] == b"{" and header_len < _MAX_SAFETENSORS_HEADER:
+        return "safetensors"  # its header runs past the end (truncated): its parser says so
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "not a checkpoint (a WebP image)"
     for magic, what in _MAGIC:
