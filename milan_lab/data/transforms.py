@@ -87,7 +87,7 @@ class DecodeView(DecodeCrop):
         super().__init__(size, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0)
 
     def __call__(self, path, rng=None) -> torch.Tensor:
-        img = open_image(path)
+        img = open_image(path, max_pixels=None)  # a dataset's file: any size whose decode fits in memory
         width, height = upright_size(img)
         short, long = min(width, height), max(width, height)
         new_short, new_long = self.size, int(self.size * long / short)
