@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import urllib.request
 from urllib.parse import urlparse
 
 # the values huggingface_hub itself reads as true in HF_HUB_OFFLINE
 _TRUE = {"1", "true", "yes", "on"}
 PROBE_TIMEOUT_S = 3.0
+PUBLIC_HUB = "https://huggingface.co"
 
 
 def offline_flag() -> str | None:
@@ -25,19 +27,46 @@ def offline_flag() -> str | None:
     return None
 
 
+def hub_endpoint() -> str:
+    """The Hugging Face hub's address downloads go to: ``HF_ENDPOINT`` (a mirror), else huggingface_hub's
+    ``constants.ENDPOINT``."""
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip()
+    if not endpoint:
+        from huggingface_hub import constants
+        endpoint = constants.ENDPOINT
+    return endpoint.rstrip("/")
+
+
+def on_hub_endpoint(url: str) -> str:
+    """``url`` with the public hub's address replaced by :func:`hub_endpoint` (where huggingface_hub
+    will really connect); other URLs unchanged."""
+    return hub_endpoint() + url[len(PUBLIC_HUB):] if url.startswith(PUBLIC_HUB + "/") else url
+
+
+def via_proxy(host: str) -> bool:
+    """Whether a connection to ``host`` goes through a proxy: ``HTTPS_PROXY``, ``HTTP_PROXY`` or
+    ``ALL_PROXY`` set (either case, as urllib and requests read them) and ``host`` not in ``NO_PROXY``."""
+    proxies = urllib.request.getproxies_environment()
+    if not any(proxies.get(scheme) for scheme in ("https", "http", "all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(host, proxies)
+
+
 def unreachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     """Why ``url`` cannot be downloaded now (offline mode, or its host does not answer a TCP
-    connection within ``timeout`` seconds), or None when a download may be tried.
+    connection within ``timeout`` seconds), or None when a download may be tried. A hub URL is
+    probed at the hub's configured endpoint (``HF_ENDPOINT``); behind a proxy nothing is probed (the
+    proxy, not this machine, connects to the host), only offline mode is refused.
 
     The probe runs in a daemon thread so that a name lookup that hangs (no DNS answer) is cut off
     at ``timeout`` too; ``socket.create_connection``'s own timeout does not cover the lookup."""
     flag = offline_flag()
     if flag:
         return f"offline mode ({flag})"
-    parsed = urlparse(url)
+    parsed = urlparse(on_hub_endpoint(url))
     host, port = parsed.hostname, parsed.port or (80 if parsed.scheme == "http" else 443)
-    if not host:
-        return None
+    if not host or via_proxy(host):
+        return None  # through a proxy, the host's own port may well be closed to this machine: no verdict
     failure: list[str] = []
 
     def probe() -> None:
