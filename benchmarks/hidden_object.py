@@ -25,6 +25,7 @@ import argparse
 import sys
 
 # Only light modules here: a refused option answers at once; torch and the teacher load when the work starts.
+from milan_lab import config as C
 from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int, preset_name
 
 SAMPLERS = ("random", "semantic")
@@ -41,6 +42,24 @@ def mask_ratio(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"a mask ratio is in (0, 1), got {value}")
     return value
+
+
+def uses_shipped_teacher(preset: str) -> bool:
+    """Whether the preset's model trains with the shipped teacher (the one :func:`run` loads), no other weights."""
+    model = C.get_config("pretrain", preset).model
+    return C.TEACHER_ALIASES.get(model.teacher, model.teacher) == C.TEACHER_ALIASES["shipped"] and not model.teacher_pretrained
+
+
+def shipped_teacher_preset(text: str) -> str:
+    """argparse type: a preset (:func:`preset_name`) whose teacher is the shipped one: the importance is the
+    shipped 64-px teacher's, so another preset's teacher (and image size) would be measured with the wrong model."""
+    name = preset_name(text)
+    if not uses_shipped_teacher(name):
+        model = C.get_config("pretrain", name).model
+        fits = ", ".join(p for p in C.PRESETS if uses_shipped_teacher(p))
+        raise argparse.ArgumentTypeError(f"preset {name!r} trains with the teacher {model.teacher!r}, not the shipped one this "
+                                         f"measurement loads; presets with the shipped teacher: {fits}")
+    return name
 
 
 def object_patches(n: int, variant: str, image_size: int, patch: int, seed: int):
@@ -122,7 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--ratios", type=mask_ratio, nargs="+", default=list(RATIOS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--preset", type=preset_name, default="milan_vit-tiny-p8_offline")
+    p.add_argument("--preset", type=shipped_teacher_preset, default="milan_vit-tiny-p8_offline",
+                   help="a preset whose teacher is the shipped one (its image and patch size are used)")
     p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
     from milan_lab.tools.records import Timer, hidden_object_table, write_record
