@@ -39,7 +39,7 @@ from milan_lab.engine.common import (
 )
 from milan_lab.engine.loggers import check_loggers, finish_loggers, open_loggers
 from milan_lab.engine.rng import rng_state, set_rng_state
-from milan_lab.errors import DataError, TrainingDiverged
+from milan_lab.errors import ConfigError, DataError, TrainingDiverged
 from milan_lab.factory.models import check_resumable
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from milan_lab.io.targets import check_writable
@@ -55,13 +55,23 @@ def compiled(module: torch.nn.Module, device: torch.device | None = None) -> tor
     lazily, inside the first step, after dynamo has traced the whole model. Whatever fails later, in the
     first compiled step, is caught by :meth:`Trainer.fit`, which takes that step again eagerly."""
     try:
-        if device is not None and device.type == "cpu":
-            from torch._inductor.cpp_builder import get_cpp_compiler
+        if device is not None and device.type == "cpu" and (get_cpp_compiler := _cpp_compiler_check()):
             get_cpp_compiler()  # runs "$CXX --version"; raises InvalidCxxCompiler when there is none
         return torch.compile(module)
     except Exception as e:  # noqa: BLE001 -- any failure to set up compilation means: run eagerly
         _eager_warning("torch.compile is not available here", e)
         return module
+
+
+def _cpp_compiler_check():
+    """inductor's own search for a C++ compiler, or None when this torch has it elsewhere: the module is
+    private and moves between releases, and a missing check is no missing compiler (the first step's
+    fallback in :meth:`Trainer.fit` still catches a compile that fails)."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:
+        return None
+    return get_cpp_compiler
 
 
 def _eager_warning(what: str, error: BaseException) -> None:
@@ -240,11 +250,19 @@ class Trainer:
         compiler bug), one warning, and the same step is taken eagerly from the same RNG state with the
         gradients cleared: the run goes on eagerly, as a run without compile=true would have. An error of
         the step itself (not of compiling it) comes back from the eager step with its own traceback.
+        Under DDP (world size > 1) the step is not retaken: the failure may have come half-way through the
+        gradients' all-reduce, and another rank may have compiled fine, so the ranks would no longer agree;
+        a ConfigError says to run with compile=false instead.
         Returns (loss, the module the run goes on with)."""
         state = rng_state()
         try:
             return self._step(net, model, optimizer, batch, loss_fn), net
         except Exception as e:  # noqa: BLE001 -- see above: the eager step below raises any error of the step itself
+            if self.world > 1:
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                raise ConfigError(f"compile=true: compiling the model failed on rank {self.rank} of {self.world} "
+                                  f"({type(e).__name__}: {first}); under DDP the step cannot be retaken eagerly, "
+                                  "run with compile=false") from e
             _eager_warning("compiling the model failed", e)
         optimizer.zero_grad(set_to_none=True)
         set_rng_state(state)
