@@ -90,14 +90,15 @@ def paired_t_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> flo
 def min_detectable_effect(diffs: list[float], alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest mean paired difference a two-sided paired t-test at ``alpha`` detects with
     ``power``, for the number of ``diffs`` and their observed standard deviation (noncentral t; the
-    central-t shortcut (t_{1-a/2} + t_power) * sd / sqrt(n) is 5 % low at n = 3). nan for one pair;
-    0 for zero spread, where the t-test is undefined (see ``paired_test``: with equal differences
-    the exact test's p is never below 2 / 2^n)."""
+    central-t shortcut (t_{1-a/2} + t_power) * sd / sqrt(n) is 5 % low at n = 3). nan for one pair.
+    For zero spread the t-test is undefined and ``paired_test`` takes the exact sign-flip test, whose p
+    is never below 2 / 2^n: inf (no effect is detectable) while 2 / 2^n >= ``alpha`` (n <= 5 at 0.05),
+    else 0 (any equal non-zero differences are detected)."""
     n = len(diffs)
     if n < 2:
         return float("nan")
     if _all_equal(diffs):
-        return 0.0
+        return math.inf if 2.0 / 2 ** n >= alpha else 0.0
     sd = statistics.stdev(diffs)
     high = 2 * (stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n)
     while paired_t_power(high, sd, n, alpha) < power:  # the central guess, doubled, brackets it but for tiny n

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -235,6 +236,12 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
     lines += ["", f"| minimum detectable effect, 80 % power{' (points)' if set(metrics) <= set(PROBES) else ''} | "
               + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
-    lines += [f"| {r['arm']} | " + " | ".join(f"{scale[m] * r[m + '_mde']:.{digits[m]}f}" for m in metrics) + " |"
+    lines += [f"| {r['arm']} | " + " | ".join(mde_cell(r[m + "_mde"], scale[m], digits[m]) for m in metrics) + " |"
               for r in compared]
     return "\n".join(lines)
+
+
+def mde_cell(mde: float, scale: float = 1, digits: int = 2) -> str:
+    """A minimum detectable effect as a table shows it: "not resolvable" where no effect is detectable
+    (inf: equal differences over too few seeds for the exact test, see ``stats.min_detectable_effect``)."""
+    return "not resolvable" if math.isinf(mde) else f"{scale * mde:.{digits}f}"
