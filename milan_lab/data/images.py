@@ -15,13 +15,13 @@ now (a decompression bomb, or an image too large for this machine).
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from milan_lab.errors import BadImage
+from milan_lab.io.memory import available_memory
 
 MIN_SIDE = 16            # smaller images carry no patches worth showing
 MAX_PIXELS = 40_000_000  # uploads above this are refused (decoding alone would take seconds and GBs)
@@ -63,29 +63,6 @@ def open_image(src, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
         raise BadImage(f"{name}: image is too large ({img.width}x{img.height}); the limit is {max_pixels // 10**6} MP.")
     img.milan_name = name
     return img
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux's MemAvailable, within a cgroup v2 memory limit if one is
-    set; else the free pages), or None where neither can be read."""
-    found = []
-    try:
-        with open("/proc/meminfo") as f:
-            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
-    except (OSError, ValueError):
-        pass
-    if not found:
-        try:
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            return None
-    return max(0, min(found))
 
 
 def check_decode_fits(img: Image.Image) -> None:

@@ -1,1 +1,2 @@
-"""Files: reading and atomically writing weights (``weights``), run checkpoints (``checkpoints``)."""
+"""Files: reading and atomically writing weights (``weights``), run checkpoints (``checkpoints``);
+the memory available to this process (``memory``)."""

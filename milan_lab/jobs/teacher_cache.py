@@ -11,7 +11,6 @@ order and fixed batches: the same numbers whatever the training order, before or
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from milan_lab.data.transforms import normalize_uint8
 from milan_lab.errors import ConfigError
+from milan_lab.io.memory import available_memory
 
 
 class CachedViews(Dataset):
@@ -92,16 +92,17 @@ def cache_bytes(n: int, num_patches: int, target_dim: int) -> int:
     return 4 * n * ((1 + num_patches) * target_dim + num_patches)
 
 
-def available_bytes(device: torch.device) -> int:
+def available_bytes(device: torch.device) -> int | None:
+    """Free bytes on ``device`` (on the CPU within a container's cgroup limit), None when unknown."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return available_memory()
 
 
 def check_cache_fits(n: int, num_patches: int, target_dim: int, device: torch.device) -> None:
     """Refuse, before any work, a cache that would take more than half the free memory."""
     need, free = cache_bytes(n, num_patches, target_dim), available_bytes(device)
-    if need > free // 2:
+    if free is not None and need > free // 2:
         raise ConfigError(f"teacher_cache: the targets of {n} images need {need / 2**20:,.1f} MB, more than half "
                           f"the free memory on {device} ({free / 2**20:,.0f} MB); use teacher_cache=false or "
                           "fewer images (offline_size)")
