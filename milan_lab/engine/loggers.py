@@ -2,11 +2,11 @@
 
 Each logger gets, on rank 0 only: the run's config as parameters when the run starts, every logged row
 (loss, lr, images/s, kNN or top-1 ...) at its step, and at the end the final numbers and the run's files
-(``metrics.json``, ``metrics.csv``, the figures in the output folder and a figure of the curves) as
-artefacts. A resumed run continues the same W&B / MLflow run (its id is kept in the output folder) and
-does not log twice the rows its interrupted part had already sent. W&B and MLflow are optional extras:
-``pip install 'milan-lab[wandb]'`` / ``'milan-lab[mlflow]'``; each reads its own environment variables
-(``WANDB_MODE=offline``, ``WANDB_PROJECT``, ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``).
+(``metrics.json``, ``metrics.csv``, the figures in the output folder and its subfolders when the run
+ends, and a figure of the curves) as artefacts. A resumed run continues the same W&B / MLflow run (its
+id is kept in the output folder) and does not log twice the rows its interrupted part had already sent.
+W&B and MLflow are optional extras: ``pip install 'milan-lab[wandb]'`` / ``'milan-lab[mlflow]'``; each reads
+its own environment variables (``WANDB_MODE=offline``, ``WANDB_PROJECT``, ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from milan_lab.io.weights import atomic_write
 
 PROJECT = "milan-lab"  # W&B project and MLflow experiment unless WANDB_PROJECT / MLFLOW_EXPERIMENT_NAME say otherwise
 FIGURE_SUFFIXES = (".png", ".jpg", ".svg", ".pdf")
+LOGGER_FOLDERS = ("wandb", "mlruns")  # what the loggers themselves keep in an output folder: not the run's figures
 _EXTRAS = {"wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}  # logger -> (module, extra)
 
 
@@ -54,10 +55,23 @@ def finish_loggers(loggers: list, out: Path, config: dict, summary: dict, histor
     out = Path(out)
     if any(lg.keeps_files for lg in loggers) and history:
         write_curves(out / "curves.png", history)
-    files = [p for p in (out / "metrics.json", out / "metrics.csv") if p.is_file()]
-    files += sorted(p for p in out.iterdir() if p.suffix in FIGURE_SUFFIXES and p.is_file())
+    files = [p for p in (out / "metrics.json", out / "metrics.csv") if p.is_file()] + run_figures(out)
     for lg in loggers:
         lg.finish(config, summary, files)
+
+
+def run_figures(out: Path) -> list[Path]:
+    """The figures in ``out`` and its subfolders now (``FIGURE_SUFFIXES``), the loggers' own folders
+    (``LOGGER_FOLDERS``) and hidden ones left out."""
+    def kept(p: Path) -> bool:
+        parts = p.relative_to(out).parts
+        return p.is_file() and not any(d in LOGGER_FOLDERS or d.startswith(".") for d in parts[:-1])
+    return sorted(p for p in out.rglob("*") if p.suffix in FIGURE_SUFFIXES and kept(p))
+
+
+def artefact_name(path: Path, out: Path) -> str:
+    """``path``'s name in a logger's artefacts: relative to the output folder where it lies inside it."""
+    return path.relative_to(out).as_posix() if path.is_relative_to(out) else path.name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,11 +105,13 @@ def flat_config(config: dict, prefix: str = "") -> dict:
 def write_curves(path: Path, history: list[dict]) -> Path:
     """A figure of the loss, the lr and the evaluations (kNN, top-1) against the step, written atomically.
     Drawn here rather than by ``viz.plots.training_curves``: the engine sits below ``viz`` in the layers."""
-    import matplotlib
-    matplotlib.use("agg")
-    import matplotlib.pyplot as plt
+    # a Figure on its own Agg canvas, no pyplot: the process's backend (a notebook's inline plots) stays as it is
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     evals = [k for k in ("knn_acc", "top1") if any(k in r for r in history)]
-    fig, axes = plt.subplots(1, 2 + bool(evals), figsize=(4.2 * (2 + bool(evals)), 3.2), squeeze=False)
+    fig = Figure(figsize=(4.2 * (2 + bool(evals)), 3.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 + bool(evals), squeeze=False)
     rows = [r for r in history if "loss" in r]
     for ax, key in zip(axes[0], ("loss", "lr")):
         ax.plot([r["step"] for r in rows], [r[key] for r in rows])
@@ -107,7 +123,6 @@ def write_curves(path: Path, history: list[dict]) -> Path:
         axes[0][2].legend()
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
     return path
 
 
@@ -153,7 +168,7 @@ class WandbLogger:
 
     def __init__(self, out: Path, config: dict, step: int):
         import wandb
-        self.wandb = wandb
+        self.wandb, self.out = wandb, out
         run_id = _run_id(out, "wandb") or uuid.uuid4().hex[:8]  # W&B's own ids: 8 characters, [a-z0-9]
         out.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", PROJECT), dir=str(out), id=run_id,
@@ -174,7 +189,7 @@ class WandbLogger:
         if files:
             artifact = self.wandb.Artifact(f"run-{self.run.id}-files", type="run-files")
             for path in files:
-                artifact.add_file(str(path))
+                artifact.add_file(str(path), name=artefact_name(path, self.out))
             self.run.log_artifact(artifact)
         self.run.finish()
 
@@ -193,7 +208,7 @@ class MlflowLogger:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or (Path.cwd() / "mlruns").as_uri()
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client, self.out = MlflowClient(tracking_uri=uri), out
         self.run_id, self.last, self.done = self._existing_run(out), -1, False
         if self.run_id is not None:
             self.client.update_run(self.run_id, status="RUNNING")
@@ -236,7 +251,8 @@ class MlflowLogger:
     def finish(self, config: dict, summary: dict, files: list[Path]) -> None:
         self._metrics(final_metrics(summary), 0)
         for path in files:
-            self.client.log_artifact(self.run_id, str(path), "figures" if path.suffix in FIGURE_SUFFIXES else None)
+            folder = str(Path("figures", artefact_name(path, self.out)).parent) if path.suffix in FIGURE_SUFFIXES else None
+            self.client.log_artifact(self.run_id, str(path), folder)
         self.client.set_terminated(self.run_id, "FINISHED")
         self.done = True
 
