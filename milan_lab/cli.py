@@ -246,12 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
 # how each command takes the local file that replaces a download (DownloadError.option, "pretrained")
 LOCAL_FILE_OPTIONS = {"app": "--teacher-pretrained PATH", "teacher": "--pretrained PATH", "predict": "--pretrained PATH",
                       "test": "--pretrained PATH", "pretrain": "teacher_pretrained=PATH"}
+# commands that take a checkpoint and build its teacher from the checkpoint's own config: no option names a file
+CHECKPOINT_TEACHER_WORDS = dict.fromkeys(
+    ("attention", "knn", "seg-probe"),
+    "the teacher comes from the checkpoint's config: pass a checkpoint whose teacher is local, "
+    "or point that config's teacher_pretrained to a local file")
 
 
 def _in_cli_words(error: MilanLabError, command: str) -> str:
     """The error's message, with an API argument it names spelled as this command's option."""
     if isinstance(error, DownloadError) and error.option == "pretrained" and command in LOCAL_FILE_OPTIONS:
         return error.naming(LOCAL_FILE_OPTIONS[command])
+    if isinstance(error, DownloadError) and error.option == "pretrained" and command in CHECKPOINT_TEACHER_WORDS:
+        return f"{error.problem}; {CHECKPOINT_TEACHER_WORDS[command]}"
     return str(error)
 
 
