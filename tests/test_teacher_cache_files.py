@@ -71,7 +71,7 @@ def test_pretraining_with_the_cache_on_a_folder_reads_files_through_decode_view(
     from milan_lab.jobs.pretrain import pretrain
     opened = []
     real = transforms.open_image
-    monkeypatch.setattr(transforms, "open_image", lambda path: opened.append(path) or real(path))
+    monkeypatch.setattr(transforms, "open_image", lambda path, **kw: opened.append(path) or real(path, **kw))
 
     def pil_chain(*args, **kwargs):
         raise AssertionError("a training image went through the PIL chain")
