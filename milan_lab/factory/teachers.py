@@ -130,6 +130,9 @@ def shipped_teacher_folder(name: str) -> Path:
     """The package folder of a shipped teacher's name (``SHIPPED_TEACHERS`` or an alias)."""
     folder = SHIPPED_TEACHER_FOLDERS[TEACHER_ALIASES.get(name, name)]
     if not (folder / "open_clip_config.json").is_file():
+        if TEACHER_ALIASES.get(name, name) == "offline-noshape":  # trained by a command, shipped once trained
+            raise CheckpointError(f"the teacher {name!r} is not in this install (no {folder}); train it with `milan-lab "
+                                  f"teacher train captions=no-shape` and pass its folder: teacher=outputs/teacher/export")
         raise CheckpointError(f"the shipped teacher {name!r} is missing from this install (no {folder}); reinstall milan-lab")
     return folder
 
