@@ -321,8 +321,8 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "ablation-dense": lambda folder: table_ablation(folder, "ablation_dense"),
           "ablation-sparse": lambda folder: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
-          "time-to-quality": table_time_to_quality, "app-latency": table_app_latency}
-# table_hidden_object joins TABLES with its section in docs/results.md and the record docs/results/hidden_object.json
+          "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
+          "hidden-object": table_hidden_object}
 
 
 def render_tables(text: str, folder: str | Path) -> str:
