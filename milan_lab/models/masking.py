@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from milan_lab.config import SAMPLERS
+from milan_lab.registry import SAMPLERS
 
 
 class Masking(NamedTuple):
@@ -43,6 +43,25 @@ def _from_shuffle(ids_shuffle: torch.Tensor, keep: int) -> Masking:
     return Masking(ids_shuffle[:, :keep], ids_restore, mask, ids_shuffle)
 
 
+def from_order(ids_shuffle: torch.Tensor, keep: int) -> Masking:
+    """The masking that keeps the first ``keep`` patches of each row of ``ids_shuffle`` [N, L]: a
+    sampler's patch order at another budget (its ``ids_shuffle`` does not depend on the ratio)."""
+    if not 1 <= keep <= ids_shuffle.shape[1]:
+        raise ValueError(f"keep must be in 1..{ids_shuffle.shape[1]}, got {keep}")
+    return _from_shuffle(ids_shuffle, keep)
+
+
+def from_mask(mask: torch.Tensor) -> Masking:
+    """The masking of a given mask [N, L] (1 = removed, every row hiding as many patches, at least
+    one patch kept): kept patches first, in image order, then the removed ones."""
+    mask = torch.as_tensor(mask).float()
+    removed = mask.sum(1)
+    if mask.ndim != 2 or not torch.all(removed == removed[0]):
+        raise ValueError("a mask must be [N, L] with the same number of removed patches in every row")
+    keep = mask.shape[1] - int(removed[0])
+    return from_order(torch.argsort(mask, dim=1, stable=True), keep)
+
+
 def random_masking(n: int, num_patches: int, mask_ratio: float, device=None,
                    generator: torch.Generator | None = None) -> Masking:
     """MAE: argsort of uniform noise; small noise is kept."""
@@ -67,15 +86,45 @@ def topk_masking(importance: torch.Tensor, mask_ratio: float, inverse: bool = Fa
     return _from_shuffle(ids_shuffle, len_keep(importance.shape[1], mask_ratio))
 
 
+def register_sampler(name: str, *, needs_teacher: bool, help: str):
+    """Decorator: register a mask sampler under ``name`` in :data:`SAMPLERS` (the config, the app,
+    the notebooks' checks and ``--help`` read it). The function is called as
+    ``fn(n, num_patches, mask_ratio, importance, device, generator) -> Masking``, ``importance``
+    [N, L] being the teacher's class-token attention, or None without a teacher: ``needs_teacher``
+    says whether the sampler reads it (a teacher-free sampler lets a pixel-target run go without
+    loading CLIP). ``help`` is the one line the app and ``--help`` show."""
+    return SAMPLERS.register(name, help=help, needs_teacher=bool(needs_teacher))
+
+
+# Registered in display order: MILAN's sampler first, then MAE's, then the two teaching extremes.
+@register_sampler("semantic", needs_teacher=True,
+                  help="MILAN: the patch order drawn without replacement, weighted by the teacher's attention")
+def _semantic(n, num_patches, mask_ratio, importance, device, generator):
+    return semantic_masking(importance, mask_ratio, generator)
+
+
+@register_sampler("random", needs_teacher=False, help="MAE: a uniformly random patch order (no teacher)")
+def _random(n, num_patches, mask_ratio, importance, device, generator):
+    return random_masking(n, num_patches, mask_ratio, device, generator)
+
+
+@register_sampler("topk", needs_teacher=True,
+                  help="keeps the most attended patches, deterministically (for teaching: it hides all context)")
+def _topk(n, num_patches, mask_ratio, importance, device, generator):
+    return topk_masking(importance, mask_ratio)
+
+
+@register_sampler("inverse", needs_teacher=True,
+                  help="keeps the least attended patches, deterministically (for teaching: it hides the object)")
+def _inverse(n, num_patches, mask_ratio, importance, device, generator):
+    return topk_masking(importance, mask_ratio, inverse=True)
+
+
 def sample_mask(sampler: str, mask_ratio: float, n: int, num_patches: int, importance: torch.Tensor | None = None,
                 device=None, generator: torch.Generator | None = None) -> Masking:
-    """Dispatch by name: "random" | "semantic" | "topk" | "inverse"."""
-    if sampler == "random":
-        return random_masking(n, num_patches, mask_ratio, device, generator)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-    if importance is None:
+    """Dispatch by name to a registered sampler (:data:`SAMPLERS`). importance: [N, L] or None;
+    a sampler that needs the teacher refuses None."""
+    entry = SAMPLERS.lookup(sampler)
+    if entry.needs_teacher and importance is None:
         raise ValueError(f"sampler {sampler!r} needs the teacher's class-token attention (importance)")
-    if sampler == "semantic":
-        return semantic_masking(importance, mask_ratio, generator)
-    return topk_masking(importance, mask_ratio, inverse=sampler == "inverse")
+    return entry(n, num_patches, mask_ratio, importance, device, generator)
