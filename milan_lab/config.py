@@ -28,9 +28,8 @@ from typing import ClassVar
 import yaml
 
 from milan_lab.errors import ConfigError
+from milan_lab.registry import DECODERS, SAMPLERS, TARGETS  # filled by milan_lab.models (see milan_lab.registry)
 
-
-SAMPLERS = ("random", "semantic", "topk", "inverse")  # milan_lab.models.masking implements each
 # The small CLIP teachers shipped in the package (milan_lab.factory.teachers finds their folders), named by
 # what their training captions named; "shipped" and "default" are the shape-aware one, as they always were.
 SHIPPED_TEACHERS = {"offline-shape": "captions name colour, size, shape and place",
@@ -64,15 +63,15 @@ class EncoderConfig:
 class ModelConfig(EncoderConfig):
     """The MILAN pretraining model: the encoder, plus the decoder, the target, the masking and the
     teacher, which only pretraining reads."""
-    decoder: str = "prompting"      # "prompting" (MILAN) | "mae"
+    decoder: str = "prompting"      # one of DECODERS: "prompting" (MILAN) | "mae" | ...
     decoder_embed_dim: int = 512
     decoder_depth: int = 8
     decoder_num_heads: int = 16
-    target: str = "clip"            # "clip" (teacher features) | "pixels" (MAE)
+    target: str = "clip"            # one of TARGETS: "clip" (teacher features) | "pixels" (MAE) | ...
     target_dim: int = 512           # width of the teacher's features (checked against the teacher)
     norm_pix_loss: bool = False     # pixel target only
     loss_on: str = "all"            # "all" tokens (references) | "masked" patches only | "masked+cls" (and the class token)
-    sampler: str = "semantic"       # "random" | "semantic" | "topk" | "inverse"
+    sampler: str = "semantic"       # one of SAMPLERS: "semantic" | "random" | "topk" | "inverse" | ...
     mask_ratio: float = 0.75
     masks_per_image: int = 1        # masked views per teacher pass (1: the references; >1 amortises the teacher)
     teacher: str = "ViT-B-16"       # open_clip name, a teacher folder, or a shipped teacher (SHIPPED_TEACHERS)
@@ -81,10 +80,9 @@ class ModelConfig(EncoderConfig):
 
     def validate(self) -> None:
         super().validate()
-        _choice("decoder", self.decoder, ("prompting", "mae"))
-        _choice("target", self.target, ("clip", "pixels"))
+        for key, registry in REGISTERED_CHOICES.items():
+            registry.lookup(getattr(self, key), key)
         _choice("loss_on", self.loss_on, ("all", "masked", "masked+cls"))
-        _choice("sampler", self.sampler, SAMPLERS)
         _choice("teacher_input_norm", self.teacher_input_norm, ("same", "clip"))
         if self.needs_teacher:
             check_shipped_teacher(self.teacher, self.teacher_pretrained, "teacher_pretrained")
@@ -96,7 +94,14 @@ class ModelConfig(EncoderConfig):
 
     @property
     def needs_teacher(self) -> bool:
-        return self.target == "clip" or self.sampler != "random"
+        """Whether the target or the sampler reads the teacher (their registered flags): a run loads CLIP only then."""
+        return (TARGETS.lookup(self.target, "target").needs_teacher
+                or SAMPLERS.lookup(self.sampler, "sampler").needs_teacher)
+
+
+# ModelConfig fields whose values are the names of registered choices: checked against the registry,
+# listed by describe (--help) and the notebooks' parameter checks.
+REGISTERED_CHOICES = {"decoder": DECODERS, "target": TARGETS, "sampler": SAMPLERS}
 
 
 # Model fields that only pretraining reads, and what a classifier job lacks that would use them.
@@ -507,7 +512,7 @@ def describe(cls, preset: str | None = None) -> list[tuple[str, str, object]]:
     rows = []
     for f in dataclasses.fields(cls):
         if f.name == "model" and dataclasses.is_dataclass(values.model):
-            rows += [(f"model.{m.name}", _type_name(m.type), getattr(values.model, m.name))
+            rows += [(f"model.{m.name}", _choices_or_type(m), getattr(values.model, m.name))
                      for m in dataclasses.fields(values.model) if m.name not in unused]
         else:
             rows.append((f.name, _type_name(f.type), getattr(values, f.name)))
@@ -612,6 +617,13 @@ def _coerce(key, value, tp):
 
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _choices_or_type(f: dataclasses.Field) -> str:
+    """A model field's type as ``--help`` shows it: a registered choice lists the names registered now
+    (``{semantic,random,topk,inverse}``), any other field its type."""
+    registry = REGISTERED_CHOICES.get(f.name)
+    return "{" + ",".join(registry) + "}" if registry is not None else _type_name(f.type)
 
 
 def check_shipped_teacher(name: str | None, pretrained: str | None, pretrained_option: str = "pretrained") -> None:

@@ -13,8 +13,10 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from timm.models.vision_transformer import Block
 
+from milan_lab.models.losses import TARGETS
 from milan_lab.models.masking import Masking
 from milan_lab.models.vit import init_weights, sincos_pos_embed
+from milan_lab.registry import DECODERS
 
 
 def _gather(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -80,6 +82,14 @@ class PromptingBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+def register_decoder(name: str, *, help: str):
+    """Decorator: register a decoder class under ``name`` in :data:`DECODERS`. It is built as
+    ``cls(num_patches, encoder_dim, dim, depth, num_heads, out_dim, mlp_ratio)`` and called as
+    ``decoder(latent [N, 1 + L_keep, D_e], masking) -> pred [N, 1 + L, out_dim]``."""
+    return DECODERS.register(name, help=help)
+
+
+@register_decoder("prompting", help="MILAN: visible tokens are fixed prompts; only the mask tokens pass through the blocks")
 class PromptingDecoder(_DecoderBase):
     """MILAN's decoder: the visible tokens are embedded once and stay fixed as prompts; only
     the mask tokens pass through the blocks."""
@@ -104,6 +114,7 @@ class PromptingDecoder(_DecoderBase):
         return self.decoder_pred(self.decoder_norm(x))
 
 
+@register_decoder("mae", help="MAE: visible and mask tokens alike pass through standard transformer blocks")
 class MAEDecoder(_DecoderBase):
     """MAE's decoder: every token (visible and mask) is updated by standard blocks."""
 
@@ -121,17 +132,13 @@ class MAEDecoder(_DecoderBase):
         return self.decoder_pred(self.decoder_norm(x))
 
 
-DECODERS = {"prompting": PromptingDecoder, "mae": MAEDecoder}
-
-
-
-
 def output_dim(cfg) -> int:
-    """Width of the prediction: the teacher's features, or one patch of pixels."""
-    return cfg.target_dim if cfg.target == "clip" else cfg.patch_size ** 2 * 3
+    """Width of the prediction, as the target says (the teacher's features, one patch of pixels, ...)."""
+    return TARGETS.lookup(cfg.target, "target").out_dim(cfg)
 
 
 def build_decoder(cfg, num_patches: int) -> nn.Module:
     """The decoder a ``ModelConfig`` describes."""
-    return DECODERS[cfg.decoder](num_patches, cfg.embed_dim, cfg.decoder_embed_dim, cfg.decoder_depth,
-                                 cfg.decoder_num_heads, output_dim(cfg), cfg.mlp_ratio)
+    decoder = DECODERS.lookup(cfg.decoder, "decoder")
+    return decoder(num_patches, cfg.embed_dim, cfg.decoder_embed_dim, cfg.decoder_depth, cfg.decoder_num_heads,
+                   output_dim(cfg), cfg.mlp_ratio)

@@ -1,8 +1,13 @@
-"""Losses: MILAN's cosine loss on CLIP features, MAE's pixel loss."""
+"""Losses: MILAN's cosine loss on CLIP features, MAE's pixel loss, and the reconstruction
+targets (:data:`TARGETS`) that pair each with what the decoder predicts."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from milan_lab.registry import TARGETS
 
 
 def cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
@@ -51,3 +56,25 @@ def pixel_loss(pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, p: 
     pred: [N, 1 + L, p*p*3] (the class-token prediction is ignored); mask: [N, L], 1 = removed."""
     per_patch = ((pred[:, 1:].float() - pixel_target(images, p, norm_pix)) ** 2).mean(-1)
     return (per_patch * mask).sum() / mask.sum()
+
+
+def register_target(name: str, *, needs_teacher: bool, out_dim: Callable, help: str):
+    """Decorator: register a reconstruction target under ``name`` in :data:`TARGETS`. Its function is
+    the loss, called as ``fn(cfg, images, pred, features, mask) -> scalar`` with the ``ModelConfig``,
+    images [N, 3, H, W], pred [N, 1 + L, out_dim(cfg)], the teacher's features [N, 1 + L, target_dim]
+    (None without a teacher) and mask [N, L] (1 = removed). ``needs_teacher``: the loss reads the
+    teacher's features (a run loads CLIP for it); ``out_dim(cfg)``: the width the decoder predicts."""
+    return TARGETS.register(name, help=help, needs_teacher=bool(needs_teacher), out_dim=out_dim)
+
+
+@register_target("clip", needs_teacher=True, out_dim=lambda cfg: cfg.target_dim,
+                 help="MILAN: the teacher's features of every token, 2 - 2·cos (loss_on picks the tokens)")
+def clip_target_loss(cfg, images, pred, features, mask) -> torch.Tensor:
+    on = cfg.loss_on
+    return cosine_loss(pred, features, None if on == "all" else mask, with_cls=on == "masked+cls")
+
+
+@register_target("pixels", needs_teacher=False, out_dim=lambda cfg: cfg.patch_size ** 2 * 3,
+                 help="MAE: the removed patches' pixels, mean squared error (norm_pix_loss: per-patch normalised)")
+def pixel_target_loss(cfg, images, pred, features, mask) -> torch.Tensor:
+    return pixel_loss(pred, images, mask, cfg.patch_size, cfg.norm_pix_loss)

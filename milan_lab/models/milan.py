@@ -20,7 +20,7 @@ import torch.nn as nn
 from milan_lab.config import ModelConfig
 from milan_lab.errors import ConfigError
 from milan_lab.models.decoders import build_decoder
-from milan_lab.models.losses import cosine_loss, pixel_loss
+from milan_lab.models.losses import TARGETS
 from milan_lab.models.masking import Masking, sample_mask
 from milan_lab.models.teacher import Teacher
 from milan_lab.models.vit import ViTEncoder
@@ -74,13 +74,13 @@ class MILAN(nn.Module):
         return self.decoder(latent, masking)
 
     def forward_loss(self, images, pred, target, mask) -> torch.Tensor:
-        if self.cfg.target == "clip" and target is None:
-            raise RuntimeError("this MILAN model was built without a teacher: it can extract features but not "
-                               "compute the CLIP-target loss (build it with a teacher)")
-        if self.cfg.target == "pixels":
-            return pixel_loss(pred, images, mask, self.cfg.patch_size, self.cfg.norm_pix_loss)
-        on = self.cfg.loss_on
-        return cosine_loss(pred, target, None if on == "all" else mask, with_cls=on == "masked+cls")
+        """The registered target's loss (:data:`~milan_lab.models.losses.TARGETS`): images [N, 3, H, W],
+        pred [N, 1 + L, D_out], target: the teacher's features [N, 1 + L, D_t] or None, mask [N, L]."""
+        loss = TARGETS.lookup(self.cfg.target, "target")
+        if loss.needs_teacher and target is None:
+            raise RuntimeError(f"this MILAN model was built without a teacher: it can extract features but not "
+                               f"compute the {self.cfg.target!r} target's loss (build it with a teacher)")
+        return loss(self.cfg, images, pred, target, mask)
 
     def forward(self, images: torch.Tensor, mode: str = "tensor", **kwargs):
         """``mode="tensor"`` (default, as mmpretrain's): the encoder's features [N, 1 + L, D_e];
@@ -143,6 +143,6 @@ def check_teacher(cfg: ModelConfig, teacher: Teacher) -> None:
         raise ConfigError(
             f"teacher {teacher.name!r} sees {teacher.image_size}px images as a {teacher.grid_size} grid, but the "
             f"student sees {cfg.image_size}px as {grid}x{grid}: image_size and patch grid must match")
-    if cfg.target == "clip" and teacher.embed_dim != cfg.target_dim:
+    if TARGETS.lookup(cfg.target, "target").needs_teacher and teacher.embed_dim != cfg.target_dim:
         raise ConfigError(f"target_dim={cfg.target_dim} but teacher {teacher.name!r} outputs {teacher.embed_dim}-d "
                          f"features: set model.target_dim={teacher.embed_dim}")
