@@ -17,11 +17,11 @@ import numpy as np
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.images import load_image
 from milan_lab.errors import BadImage, MilanLabError
+from milan_lab.models.masking import SAMPLERS  # the registry, read when the app is built: every registered sampler is offered
 from milan_lab.viz import maps
 from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, Explorer
 from milan_lab.viz.plots import text_maps_image
 
-SAMPLERS = ["semantic", "random", "topk", "inverse"]
 log = logging.getLogger("milan_lab.app")
 
 
@@ -42,10 +42,8 @@ shows it) beside a randomly initialised encoder of the same size: pretraining on
 teaches the student to look where the teacher looks; the note gives the correlation of each map
 with the teacher's.
 
-**Masks.** Which patches each sampler keeps visible (bright) and removes (grey). *random* is
-MAE; *semantic* is MILAN (draws without replacement, weighted by attention); *topk* keeps the most
-attended patches deterministically, *inverse* the least -- both for teaching: top-k hides all
-context, inverse hides the object.
+**Masks.** Which patches each sampler keeps visible (bright) and removes (grey):
+<samplers>
 
 **Reconstruction.** The MILAN model sees only the visible patches and predicts the teacher's
 features for every patch. Left to right: the masked input, the teacher's features and the
@@ -60,6 +58,11 @@ tower. With the shipped offline teacher, prompts use its vocabulary (shapes, col
 real photos are meaningful only with a real CLIP teacher (`milan-lab app --teacher ViT-B-16
 --teacher-pretrained openai`).
 """
+
+
+def about_text() -> str:
+    """The About tab's text, with one line per registered sampler (its help), read when the app is built."""
+    return ABOUT.replace("<samplers>", "\n".join(f"- *{e.name}*: {e.help}" for e in SAMPLERS.values()))
 
 
 def example_images(folder: Path) -> list[str]:
@@ -284,7 +287,7 @@ def build_app(explorer: Explorer):
                     seg_legend = gr.HTML(elem_id="segmentation-legend")
                     seg_note = gr.Markdown()
                 with gr.Tab("About"):
-                    gr.Markdown(ABOUT)
+                    gr.Markdown(about_text())
 
         att_in, att_out = [image, layer, head], [att_map, att_roll]
         mask_in, mask_out = [image, sampler_a, sampler_b, ratio, seed], [mask_a, mask_b, mask_note]

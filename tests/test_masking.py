@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from milan_lab.models.masking import random_masking, sample_mask, semantic_masking, topk_masking
+from milan_lab.models.masking import SAMPLERS, random_masking, sample_mask, semantic_masking, topk_masking
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.5, 0.75, 0.9])
-@pytest.mark.parametrize("sampler", ["random", "semantic", "topk", "inverse"])
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_conventions(sampler, ratio):
     n, num = 4, 64
     importance = torch.rand(n, num)
