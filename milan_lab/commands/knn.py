@@ -1,0 +1,30 @@
+"""``milan-lab knn CHECKPOINT``: kNN accuracy (k=20, cosine) of an encoder on the offline data, beside a
+random-init encoder's and chance."""
+from __future__ import annotations
+
+import json
+import time
+
+from milan_lab import config as C
+from milan_lab.commands.common import context_options, positive_int, progress, record_option, save_record
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("knn", help="kNN accuracy (k=20, cosine) of an encoder on the offline data")
+    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
+    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
+    s.add_argument("--train-size", type=positive_int, default=2048)
+    s.add_argument("--val-size", type=positive_int, default=1024)
+    context_options(s)
+    s.add_argument("--json", action="store_true")
+    record_option(s)
+    s.set_defaults(run=run)
+
+
+def run(args) -> None:
+    from milan_lab.evaluation.probes import format_knn, knn_eval
+    t = time.perf_counter()
+    result = knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size, baseline=not args.no_baseline,
+                      progress=progress(args))
+    print(json.dumps(result, indent=1) if args.json else format_knn(result))
+    save_record(args, "knn", result, time.perf_counter() - t)

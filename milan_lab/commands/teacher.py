@@ -1,0 +1,48 @@
+"""``milan-lab teacher train [key=value ...] | teacher eval [--teacher NAME] [--json]``: train or evaluate the
+small CLIP teacher."""
+from __future__ import annotations
+
+import json
+import time
+
+from milan_lab import config as C
+from milan_lab.commands.common import positive_int, record_option, save_record
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")
+    tsub = t.add_subparsers(dest="teacher_command", required=True)
+    s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.set_defaults(run=train)
+    s = tsub.add_parser("eval", help="zero-shot accuracy and attention-on-objects of a teacher")
+    s.add_argument("--teacher", default=None, help="a shipped teacher (offline-shape, offline-noshape), a folder, an "
+                   "open_clip name, or nothing for the shipped shape-aware teacher")
+    s.add_argument("--pretrained", default=None)
+    s.add_argument("-n", type=positive_int, default=512)
+    s.add_argument("--json", action="store_true")
+    record_option(s)
+    s.set_defaults(run=evaluate)
+
+
+def train(args) -> None:
+    from milan_lab.jobs.teacher import TeacherTrainConfig, train_teacher
+    cfg = C.apply_overrides(TeacherTrainConfig(), args.overrides)
+    folder = train_teacher(cfg)
+    print(f"teacher exported to {folder} (load with load_teacher({str(folder)!r}))")
+
+
+def format_teacher_eval(result: dict) -> str:
+    lines = [f"zero-shot {k:<18} {100 * v:5.1f} %" for k, v in result["zero_shot"].items()]
+    lines.append(f"attention on objects         {result['attention_on_objects']:.2f}x the objects' area share "
+                 f"(median {result['attention_on_objects_median']:.2f}x, {result['n_images']} held-out images)")
+    return "\n".join(lines)
+
+
+def evaluate(args) -> None:
+    from milan_lab.evaluation.teacher import evaluate_teacher
+    from milan_lab.factory.teachers import load_teacher
+    t = time.perf_counter()
+    result = evaluate_teacher(load_teacher(args.teacher, args.pretrained), n=args.n)
+    print(json.dumps(result, indent=1) if args.json else format_teacher_eval(result))
+    save_record(args, "teacher-eval", result, time.perf_counter() - t)
