@@ -219,6 +219,8 @@ class PretrainConfig(JobConfig):
     knn_every_steps: int = 0        # steps between kNN evaluations instead (0: every knn_every epochs)
     knn_train_size: int = 2048
     knn_val_size: int = 512
+    # steps between small encoder-only snapshots in output_dir/timeline/ (io/timeline.py); -1: about 8 over the run; 0: none
+    keep_every: int = -1
 
     def validate(self) -> None:
         super().validate()
@@ -228,6 +230,7 @@ class PretrainConfig(JobConfig):
         check_views(self)
         _at_least(self, 0, "knn_every", "knn_every_steps")
         _positive(self, "knn_train_size", "knn_val_size")
+        _at_least(self, -1, "keep_every")
 
 
 # The options that choose pretraining's views (jobs/pretrain.py, jobs/teacher_cache.py), and every pair of

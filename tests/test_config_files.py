@@ -161,7 +161,7 @@ BAD = {"batch_size": 0, "accum_steps": 0, "clip_grad": 0, "seed": -1, "device": 
        "logger": "stdout", "data": "/does/not/exist", "offline_size": 0, "offline_cache_mb": -1,
        "offline_variant": "busy", "num_workers": -2, "epochs": 0, "warmup_epochs": -1, "base_lr": 0, "lr": 0,
        "min_lr": -1, "weight_decay": -1, "beta1": 1, "beta2": -0.5, "min_crop_scale": 0, "cache_views": 0,
-       "knn_every": -1, "knn_every_steps": -1, "knn_train_size": 0, "knn_val_size": 0, "num_classes": -1,
+       "knn_every": -1, "knn_every_steps": -1, "keep_every": -2, "knn_train_size": 0, "knn_val_size": 0, "num_classes": -1,
        "eval_size": 0, "layer_decay": 0, "mixup": -1, "cutmix": -1, "label_smoothing": 1, "random_erasing": 1.5,
        "momentum": 1}
 FREE_TEXT = {"rand_augment", "checkpoint"}  # a timm policy string; a checkpoint path ("" = random init)

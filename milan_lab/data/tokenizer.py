@@ -34,10 +34,25 @@ class WordTokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    @staticmethod
+    def words(text: str) -> list[str]:
+        """The words of ``text`` as :meth:`encode` reads them (lower case, commas and full stops dropped)."""
+        return text.lower().replace(",", " ").replace(".", " ").split()
+
     def encode(self, text: str) -> list[int]:
         unk = self.index["<unk>"]
-        words = text.lower().replace(",", " ").replace(".", " ").split()
-        return [self.index["<start>"], *(self.index.get(w, unk) for w in words), self.index["<end>"]]
+        return [self.index["<start>"], *(self.index.get(w, unk) for w in self.words(text)), self.index["<end>"]]
+
+    @property
+    def known_words(self) -> list[str]:
+        """The vocabulary without its special tokens (<pad>, <start>, <unk>, <end>)."""
+        return [w for w in self.vocab if not (w.startswith("<") and w.endswith(">"))]
+
+    def unknown_words(self, texts: str | list[str]) -> list[str]:
+        """The words of ``texts`` outside the vocabulary, each once, in order of appearance: the
+        words :meth:`encode` turns into <unk> without a word of warning."""
+        texts = [texts] if isinstance(texts, str) else texts
+        return list(dict.fromkeys(w for t in texts for w in self.words(t) if w not in self.index))
 
     def __call__(self, texts: str | list[str], context_length: int | None = None) -> torch.Tensor:
         """Token ids [N, context_length]; over-long texts are cut but keep their <end>."""
@@ -50,3 +65,14 @@ class WordTokenizer:
                 ids = ids[: n - 1] + [self.index["<end>"]]
             out[i, : len(ids)] = torch.tensor(ids)
         return out
+
+
+def unknown_words(tokenizer, texts: str | list[str]) -> list[str]:
+    """The words of ``texts`` a teacher's tokenizer cannot represent (see
+    :meth:`WordTokenizer.unknown_words`); none for open_clip's byte-level BPE, which spells any word."""
+    return tokenizer.unknown_words(texts) if isinstance(tokenizer, WordTokenizer) else []
+
+
+def known_words(tokenizer) -> list[str] | None:
+    """The words a word-level tokenizer knows, or None for an open-vocabulary (BPE) one."""
+    return tokenizer.known_words if isinstance(tokenizer, WordTokenizer) else None

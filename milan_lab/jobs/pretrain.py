@@ -7,6 +7,8 @@ precision, checkpoints and resume are the shared :class:`~milan_lab.engine.train
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
@@ -18,6 +20,7 @@ from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.trainer import Trainer
 from milan_lab.evaluation.knn import knn_accuracy
 from milan_lab.factory.models import create_model
+from milan_lab.io import timeline
 from milan_lab.jobs.teacher_cache import CachedViews, TeacherCache, WithIndex, check_cache_fits
 from milan_lab.models.milan import MILAN
 
@@ -94,14 +97,39 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
             return None
         return {"knn_acc": knn_accuracy(model.encoder, *knn, trainer.device)}
 
+    keep = timeline_hook(cfg, trainer, model, steps_per_epoch * cfg.epochs)
     history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(dataset, cfg.num_workers),
-                          steps_per_epoch, loss_fn, evaluate, state_dict=model.student_state_dict,
+                          steps_per_epoch, loss_fn, evaluate, after_step=keep, state_dict=model.student_state_dict,
                           load_state_dict=model.load_student_state_dict, epochs=cfg.epochs)
     step = history[-1]["step"] if history else 0
     summary = {"steps": step, "total_steps": steps_per_epoch * cfg.epochs, "epochs_done": step / steps_per_epoch,
                "final_loss": _last(history, "loss"), "knn_acc": _last(history, "knn_acc"),
                "output_dir": str(cfg.output_dir), "checkpoint": str(trainer.checkpoint_path)}
     return trainer.finish(summary, history=history)
+
+
+def timeline_hook(cfg: PretrainConfig, trainer: Trainer, model: MILAN, total_steps: int):
+    """The trainer's ``after_step``: rank 0 keeps the encoder every ``keep_every`` steps (and at the
+    schedule's last step) in ``output_dir/timeline`` (:mod:`milan_lab.io.timeline`); None when the run
+    keeps none. The steps follow the schedule, not ``max_steps``, so a run stopped early and resumed
+    keeps the snapshots an unbroken run keeps; a resumed run first drops those after its checkpoint,
+    which it writes again."""
+    every = timeline.interval(cfg.keep_every, total_steps)
+    if not every or not trainer.main:
+        return None
+    config, first = dataclasses.asdict(cfg), []
+
+    def keep(step: int) -> None:  # ``step`` was just taken: ``step + 1`` are done
+        if not first:
+            first.append(step)
+            timeline.drop_after(cfg.output_dir, step)
+        done = step + 1
+        if done % every and done != total_steps:
+            return
+        weights = model.encoder.state_dict()
+        if all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point()):  # a diverged step: none
+            timeline.save_snapshot(cfg.output_dir, done, weights, config)
+    return keep
 
 
 def _last(history: list[dict], key: str):

@@ -121,6 +121,28 @@ class Teacher(nn.Module):
         return targets.float(), importance.float()
 
     @torch.no_grad()
+    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Dense image features that align with the text tower, by MaskCLIP's construction (Zhou et
+        al., 2022, "Extract Free Dense Labels from CLIP"): images [N, 3, H, W] -> [N, L, D_t], one row
+        per patch (row-major, as the ViT orders them), not normalised.
+
+        The last block's query-key attention mixes every patch with the class token's context, so
+        its patch tokens (the ``targets`` of :meth:`forward`) hardly align with text. MaskCLIP skips
+        that attention: each patch's value embedding of the last block (its ``ln_1`` input through
+        the value third of ``in_proj``) goes through the block's ``out_proj`` alone (no residual, no
+        MLP), then through ``ln_post`` and ``proj``, the head the class token takes to the joint
+        image-text space."""
+        x = self._blocks_until_last(images)  # [N, L+1, W]
+        blk = self.visual.transformer.resblocks[-1]
+        attn: nn.MultiheadAttention = blk.attn
+        w, bias = attn.embed_dim, attn.in_proj_bias
+        v = F.linear(blk.ln_1(x[:, 1:]), attn.in_proj_weight[2 * w:], None if bias is None else bias[2 * w:])  # [N, L, W]
+        out = attn.out_proj(v)
+        if hasattr(blk, "ls_1"):  # open_clip's layer scale on the attention branch (Identity in CLIP)
+            out = blk.ls_1(out)
+        return (self.visual.ln_post(out) @ self.visual.proj).float()
+
+    @torch.no_grad()
     def get_last_selfattention(self, images: torch.Tensor) -> torch.Tensor:
         """Attention of the last block, every head: [N, heads, L+1, L+1]."""
         x = self._blocks_until_last(images)

@@ -22,7 +22,7 @@ from milan_lab.models.losses import unpatchify
 from milan_lab.models.masking import sample_mask
 from milan_lab.models.milan import MILAN, check_teacher
 from milan_lab.models.teacher import Teacher
-from milan_lab.viz import maps
+from milan_lab.viz import maps, text_maps
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED_MODEL = ASSETS / "milan_tiny_offline.safetensors"
@@ -222,4 +222,7 @@ class Explorer:
             out["prompts"] = list(prompts)
             out["text_target"] = maps.text_similarity(target[0, 1:], text)
             out["text_pred"] = maps.text_similarity(pred[0, 1:], text)
+            # where each prompt is: MaskCLIP's dense map of the teacher (the token maps above do not localise)
+            out["text_dense"] = text_maps.dense_text_maps(model.teacher, x, text)
+            out["unknown_words"] = text_maps.unknown_words_note(model.teacher, prompts)
         return out
