@@ -1,7 +1,7 @@
 """Can semantic masking act at all here? Before any training: how often each mask sampler leaves no
 visible patch of the main object, per offline scene kind and mask ratio.
 
-    python benchmarks/hidden_object.py [--scenes 2048] [--ratios 0.75 0.875 0.9] [--variants dense sparse]
+    python benchmarks/hidden_object.py [--scenes 2048] [--ratios 0.75 0.875 0.9] [--variants dense sparse mid]
                                        [--seed 0] [--preset milan_vit-tiny-p8_offline] [--record FILE]
 
 For each scene kind, ``--scenes`` validation scenes are rendered at the preset's image size with their
@@ -30,7 +30,7 @@ from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_
 
 SAMPLERS = ("random", "semantic")
 RATIOS = (0.75, 0.875, 0.9)
-VARIANTS = ("dense", "sparse")
+VARIANTS = C.SCENE_KINDS  # every offline scene kind, by default
 
 
 def mask_ratio(text: str) -> float:

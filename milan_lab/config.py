@@ -36,6 +36,9 @@ SHIPPED_TEACHERS = {"offline-shape": "captions name colour, size, shape and plac
                     "offline-noshape": "captions name colour, size and place, never the shape"}
 TEACHER_ALIASES = {"shipped": "offline-shape", "default": "offline-shape"}
 LOGGERS = ("tensorboard", "wandb", "mlflow")  # milan_lab.engine.loggers implements each
+# Offline scene kinds, in display order (milan_lab.data.scenes draws each; its docstring says what each holds):
+# one list for the config, the studies and the notebooks' checks.
+SCENE_KINDS = ("dense", "sparse", "mid")
 
 
 @dataclass
@@ -161,7 +164,7 @@ class JobConfig(TrainerConfig):
     data: str = "offline"           # "offline" (generated scenes) or an ImageNet-style folder
     offline_size: int = 12800       # offline training images per epoch
     offline_cache_mb: int = 512     # keep rendered offline scenes in memory up to this size (0: render each time)
-    offline_variant: str = "dense"  # offline scene kind: "dense" (one large object) | "sparse" (a small one, more distractors)
+    offline_variant: str = "dense"  # offline scene kind (SCENE_KINDS): "dense" (one large object) | "sparse" | "mid"
     num_workers: int = -1           # data loader processes; -1: 0 on CPU, 8 on GPU
     epochs: int = 100
     warmup_epochs: float = 5.0
@@ -188,7 +191,7 @@ class JobConfig(TrainerConfig):
             raise ConfigError(f"bad value for 'min_lr': {self.min_lr} is above the peak lr {self.effective_lr:g}")
         if self.warmup_epochs > self.epochs:
             raise ConfigError(f"bad value for 'warmup_epochs': {self.warmup_epochs} is more than epochs={self.epochs}")
-        _choice("offline_variant", self.offline_variant, ("dense", "sparse"))
+        _choice("offline_variant", self.offline_variant, SCENE_KINDS)
         if self.data != "offline" and not Path(self.data).is_dir():
             raise ConfigError(f"data: {self.data!r} is neither 'offline' nor an existing folder")
 

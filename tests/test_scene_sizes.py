@@ -16,7 +16,8 @@ KEYS = [(0, "train", 0), (0, "train", 1), (0, "val", 2), (0, "test", 0), (0, "te
 # sha256 of the 64-px images, label maps, main-object and all-object coverage (to 1/65535) and captions of
 # KEYS, computed with the renderer that made the records in docs/results and the shipped assets
 DIGESTS_64 = {"dense": "ba3e55fdcb62f3f05fc7c4b139e95ae78b411e7b8da3c88197f8d57aa8ba0d3a",
-              "sparse": "8037ac262e2d6450c4c26cd07d37807db63ce159c49cd97198a2b9fac015dda3"}
+              "sparse": "8037ac262e2d6450c4c26cd07d37807db63ce159c49cd97198a2b9fac015dda3",
+              "mid": "ef810a0646ba34e07c016b4fcc19c988e805d79081a482c293c8cc39b0374f3e"}
 # the teacher trainer's hard-negative group: members share a background generator
 GROUP_DIGEST_64 = "d5fec89b30b60dbd13cb969732a176b0c5841c88350cfe46fe79b65ca5a6ee26"
 
