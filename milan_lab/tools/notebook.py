@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from milan_lab.config import PRESETS
+from milan_lab.config import PRESETS, SCENE_KINDS
 from milan_lab.engine.common import write_json
 from milan_lab.errors import ConfigError, DataError
 from milan_lab.models.masking import SAMPLERS
@@ -109,7 +109,7 @@ def _spec() -> dict:
         "teacher": dict(train=flag, steps=count, teacher=text_or_none, output_dir=text, n_eval=count),
         "explore": dict(teacher=text_or_none, teacher_pretrained=text_or_none, checkpoint=text_or_none, output_dir=text),
         "tour": dict(output_dir=text, image_index=_int(0), mask_ratio=_float(0, 1), seed=_int(0)),
-        "ablation": dict(preset=preset, variant=_choice(("dense", "sparse")), seeds=_list_of(_int(0)),
+        "ablation": dict(preset=preset, variant=_choice(SCENE_KINDS), seeds=_list_of(_int(0)),
                          arms=_list_of(text, known=list(ARMS)), primary=_choice(PROBES),
                          epochs=count, offline_size=count, batch_size=count, max_steps=count_or_none, eval_train=count,
                          eval_val=count, seg_train=count, seg_val=count, seg_steps=count, output_dir=text),
