@@ -314,6 +314,37 @@ def hidden_object_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+def table_text_maps(folder: Path) -> str:
+    """``benchmarks/text_maps.py``: how well each text-prompt map localises the object its prompt names."""
+    rec = read_record("text_maps", folder)
+    r = rec["result"]
+    return _table([text_maps_table(r)], rec, f"{r['scenes']:,} validation scenes per kind and seed (seeds "
+                                             f"{', '.join(map(str, r['seeds']))}) at {r['image_size']} px, the shipped "
+                                             f"teacher and `{r['model']}` ({r['sampler']} mask at {r['mask_ratio']:g}); mean "
+                                             f"AUROC over scenes [95 % t-interval] (share of scenes above 0.5). ")
+
+
+def text_maps_table(result: dict) -> str:
+    """The table of a ``benchmarks/text_maps.py`` result (the script prints the same): per scene kind and
+    prompt form, each map's AUROC against the named object's pixels over all seeds' scenes (0.5: blind to the
+    object; below: darkest on it), and the range of the per-seed means."""
+    maps = list(next(iter(next(iter(result["variants"].values()))["all_seeds"].values())))
+    rows = ["| scenes | prompt names the object by | " + " | ".join(f"{m}: AUROC (share > 0.5)" for m in maps)
+            + " | per-seed means (" + " / ".join(maps) + ") |",
+            "| --- | --- | " + " | ".join("---" for _ in maps) + " | --- |"]
+
+    def cell(v):
+        return f"{v['mean']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}] ({100 * v['above_half']:.0f} %)"
+
+    for variant, v in result["variants"].items():
+        for form, by_map in v["all_seeds"].items():
+            spread = " / ".join(
+                f"{min(s[form][m]['mean'] for s in v['by_seed'].values()):.2f}-"
+                f"{max(s[form][m]['mean'] for s in v['by_seed'].values()):.2f}" for m in maps)
+            rows.append(f"| {variant} | {form} | " + " | ".join(cell(by_map[m]) for m in maps) + f" | {spread} |")
+    return "\n".join(rows)
+
+
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder: table_attention(folder, "attention_shipped_sparse"),
           "attention-default": lambda folder: table_attention(folder, "attention_default", DEFAULT_RUN),
@@ -322,7 +353,7 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "ablation-sparse": lambda folder: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
           "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
-          "hidden-object": table_hidden_object}
+          "hidden-object": table_hidden_object, "text-maps": table_text_maps}
 
 
 def render_tables(text: str, folder: str | Path) -> str:
