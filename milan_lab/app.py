@@ -16,11 +16,12 @@ import numpy as np
 
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.images import load_image
+from milan_lab.app_paint import paint_tab
 from milan_lab.errors import BadImage, MilanLabError
 from milan_lab.models.masking import SAMPLERS  # the registry, read when the app is built: every registered sampler is offered
-from milan_lab.viz import maps
-from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, Explorer
-from milan_lab.viz.plots import text_maps_image
+from milan_lab.viz import maps, scales
+from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, Explorer, example_scene
+from milan_lab.viz.text_maps import text_maps_figure, vocabulary_note
 
 log = logging.getLogger("milan_lab.app")
 
@@ -51,10 +52,25 @@ prediction projected to RGB with one shared PCA basis (similar colours = similar
 the per-patch cosine similarity (hatched = visible patches, given to the decoder as prompts).
 **Segmentation.** A linear classifier per patch token of the frozen encoder, trained by
 `milan-lab seg-probe CHECKPOINT` on offline scenes with their label maps (background and eight
-shapes), upsampled to pixels.
+shapes), upsampled to pixels. Prediction and truth are drawn as outlines in each class's colour,
+edged in black, so that a region shows even on an object of its own colour.
 
-Text maps compare each prompt with the target and predicted features through the teacher's text
-tower. With the shipped offline teacher, prompts use its vocabulary (shapes, colours, places);
+Every panel says under it what it shows and what bright means; the maps carry their colour bar,
+with the values at its two ends.
+
+Text maps compare each prompt's embedding from the teacher's text tower with patch features.
+The first row shows *where* the prompt is: MaskCLIP's dense features of the teacher (Zhou et al.,
+2022: the last block's value embeddings through its out-projection and the CLIP head, its attention
+skipped), bright on the patches that match the prompt. On labelled scenes it finds the object a
+caption names (mean AUROC 0.69 with captions on dense scenes, 0.5 being blind; best with the teacher's own caption
+form, "a large purple triangle at the bottom", weaker with "a star"), though not on every scene.
+The two rows under it compare the prompt with the target tokens (the teacher's patch features
+MILAN predicts) and with their prediction: those tokens do not localise (AUROC below 0.5: they are
+often darkest on the object, as CLIP's last-block patch tokens are known to be); side by side they
+show how much of the targets' text content the prediction keeps. The figures:
+`python benchmarks/text_maps.py` (docs/results.md). With the shipped offline teacher, prompts use
+its vocabulary (shapes, colours, sizes, places; listed under the prompt box, and words outside it are
+named under the maps);
 real photos are meaningful only with a real CLIP teacher (`milan-lab app --teacher ViT-B-16
 --teacher-pretrained openai`).
 """
@@ -158,34 +174,102 @@ def _out_of_range(control, value) -> str | None:
     return None
 
 
+# the words under each panel: what it shows, what bright means
+CAPTIONS = {
+    "attention-map": "How much the teacher's class token attends to each patch (the chosen layer and head). "
+                     "Bright: attended; colours blended over the image.",
+    "attention-rollout": "Attention multiplied through all layers (Abnar & Zuidema, 2020), with the residual. "
+                         "Bright: patches that reach the class token through the whole network.",
+    "student-attention": "The MILAN encoder's own class-token attention, last block. Bright: where the "
+                         "student looks; after pretraining it looks where CLIP looks.",
+    "random-attention": "The same for a randomly initialised encoder of the same size, the floor: "
+                        "nearly uniform, or bright where the image itself is.",
+    "mask": "Bright: patches the encoder sees; grey: patches removed, whose features the model must predict.",
+    "rec-masked": "What the encoder sees: the visible patches; grey ones are removed.",
+    "rec-target": "The teacher's feature of each patch, its 3 main directions shown as RGB (one basis for "
+                  "both maps): similar colour = similar feature.",
+    "rec-pred": "The MILAN model's prediction of those features, on the same basis: a good prediction "
+                "looks like the target.",
+    "rec-cos": "Cosine of predicted and target feature per patch. Bright: close to the target. "
+               "Hatched: visible patches (given to the decoder as prompts); plain: masked, predicted.",
+    "rec-pixels": "The model's pixels for every patch (a pixel-target model, MAE's loss).",
+    "rec-pasted": "The visible patches as given, the removed ones filled with the model's pixels.",
+    "rec-text": "Top row, where: each prompt against the teacher's MaskCLIP features (bright: the patches "
+                "that match the prompt; it finds a captioned object on most scenes, not all). Below: the prompt "
+                "against the target tokens and their prediction, which do not localise (often darkest on the "
+                "object): compare the two rows to see what the prediction keeps.",
+    "segmentation": "The dense probe's class for each patch, drawn as outlines (colour = class, see the key); "
+                    "the image inside is left as it is.",
+    "segmentation-truth": "The scene's true labels, drawn the same way (known for the example scenes only).",
+}
+NO_IMAGE = "**No image.** Pick an example below, or drop a PNG or JPEG on the image area."
+# the name of the file shown, read in the browser (the server gets the pixels only)
+FILE_NAME_JS = "(img) => img && img.orig_name ? 'File: `' + img.orig_name + '`' : ''"
+APP_CSS = """
+.panel-title p { margin: 0 0 2px 0; font-weight: 600; }
+.panel-caption p { margin: 2px 0 0 0; font-size: 0.85em; opacity: 0.85; line-height: 1.3; }
+"""
+
+
+def header(explorer: Explorer) -> str:
+    """The page's first lines: what this is, and which teacher and model it runs."""
+    d = explorer.describe()
+    model = f"`{d['model']}` ({d['model_detail']})" if d["model"] else "none (pass `--checkpoint FILE_OR_RUN`)"
+    return (f"# MILAN explorer\nWhat a MILAN model sees, masks and predicts.  \n**Teacher:** `{d['teacher']}` "
+            f"({d['teacher_detail']}) · **MILAN model:** {model}.  \nThe four offline example scenes suit the shipped "
+            "teacher; the photos need a real CLIP teacher to be meaningful.")
+
+
+def no_probe_note(explorer: Explorer) -> str:
+    """What the Segmentation tab says when the model has no dense probe: the command that makes one."""
+    if explorer.model is None:
+        return "No MILAN model loaded, so no dense probe: pass `--checkpoint FILE_OR_RUN`."
+    return (f"**No dense probe for this model yet.** Make one with `milan-lab seg-probe {explorer.model_source}` "
+            "(it trains a linear probe on the offline scenes and saves it where the app looks), then restart the app.")
+
+
 def build_app(explorer: Explorer):
     import gradio as gr
 
-    def guard(fn):
-        def wrapped(*args):
-            try:
-                return fn(*args)
-            except MilanLabError as e:
-                raise user_error(str(e)) from None
-        wrapped.__name__ = fn.__name__
-        return wrapped
+    def guard(*empty):
+        """Handlers: a user's bad input becomes one clear message; no image (the image was cleared)
+        gives ``empty`` outputs quietly, the page's one hint says what to do."""
+        def wrap(fn):
+            def wrapped(image, *args):
+                if image is None:
+                    return empty if len(empty) > 1 else empty[0]
+                try:
+                    return fn(image, *args)
+                except MilanLabError as e:
+                    raise user_error(str(e)) from None
+            wrapped.__name__ = fn.__name__
+            return wrapped
+        return wrap
 
     n_layers = explorer.num_layers
     n_heads = explorer.teacher.num_heads
     n_student_heads = explorer.model.encoder.num_heads if explorer.model is not None else 1
+    pixel_model = explorer.model is not None and explorer.model.cfg.target == "pixels"
 
-    @guard
-    def on_upload(file):
-        if file is None:
-            raise BadImage("No file uploaded.")
-        return np.asarray(load_image(file if isinstance(file, str) else file.name))
+    def on_image(image):
+        """The one line under the image: what is shown, or the hint when nothing is."""
+        if image is None:
+            return NO_IMAGE
+        key = example_scene(image)
+        if key is not None:
+            return (f"Example scene {EXAMPLE_SCENES.index(key) + 1} of {len(EXAMPLE_SCENES)} (offline, "
+                    "generated: its ground truth is known).")
+        h, w = np.asarray(image).shape[:2]
+        return f"Your image, {w}x{h} px (centre-cropped to a square for the model)."
 
-    @guard
+    @guard(None, None)
     def on_attention(image, layer, head):
         r = explorer.attention(image, int(layer), None if head == "mean" else int(head), rollout=True)
-        return maps.to_uint8(r["map"]), maps.to_uint8(r["rollout"])
+        imp, roll = r["importance"], r["rollout_values"]
+        return (scales.with_scale(r["map"], imp.min(), imp.max(), "inferno", "attention weight"),
+                scales.with_scale(r["rollout"], roll.min(), roll.max(), "inferno", "rollout weight"))
 
-    @guard
+    @guard(None, None, "")
     def on_student(image, head):
         if explorer.model is None:
             return None, None, "No MILAN model loaded."
@@ -193,14 +277,15 @@ def build_app(explorer: Explorer):
         agree = r["agreement"]
         note = ("Correlation with the teacher's map over patches: " + ", ".join(
             f"{k} {v:+.2f}" for k, v in agree.items() if v is not None)) if agree["student"] is not None else ""
-        return maps.to_uint8(r["student"]), maps.to_uint8(r["random"]), note
+        shown = [scales.with_scale(r[k], r["values"][k].min(), r["values"][k].max(), "inferno", "attention weight")
+                 for k in ("student", "random")]
+        return shown[0], shown[1], note
 
-    @guard
+    @guard(None, None, "", "")
     def on_segment(image):
         r = explorer.segmentation(image)
         if r is None:
-            return None, None, "", ("No dense probe for this model yet: run `milan-lab seg-probe CHECKPOINT` "
-                                    "(it saves one for the model), then restart the app.")
+            return None, None, "", no_probe_note(explorer)
         note = "Predicted: " + ", ".join(r["present"])
         if "truth" not in r:
             return maps.to_uint8(r["overlay"]), None, r["legend"], note + " (ground truth is known for the example scenes only)"
@@ -208,7 +293,7 @@ def build_app(explorer: Explorer):
         note += f". On this image: mIoU {100 * r['miou']:.1f} % over the classes in the truth or the prediction ({ious})."
         return maps.to_uint8(r["overlay"]), maps.to_uint8(r["truth_overlay"]), r["legend"], note
 
-    @guard
+    @guard(None, None, "")
     def on_masks(image, sampler_a, sampler_b, ratio, seed):
         a = explorer.masks(image, sampler_a, ratio, seed)
         b = explorer.masks(image, sampler_b, ratio, seed)
@@ -216,51 +301,65 @@ def build_app(explorer: Explorer):
                 f"{sampler_b}: {100 * b['kept_attention']:.0f} % (mask ratio {ratio:.2f}, seed {int(seed)}).")
         return maps.to_uint8(a["overlay"]), maps.to_uint8(b["overlay"]), note
 
-    @guard
+    @guard(None, None, None, None, None, "")
     def on_reconstruct(image, sampler, ratio, seed, prompts):
         texts = [t.strip() for t in (prompts or "").split(",") if t.strip()]
         r = explorer.reconstruction(image, sampler, ratio, seed, texts)
         if r.get("cosine") is None:  # pixel-target model
             return (maps.to_uint8(r["masked_input"]), maps.to_uint8(maps.enlarge(r["pixels"], 256)),
                     maps.to_uint8(maps.enlarge(r["pasted"], 256)), None, None, "pixel reconstruction (MAE target)")
-        text_img = text_maps_image(r["prompts"], r["text_target"], r["text_pred"], r["mask"]) if texts else None
+        text_img = text_maps_figure(r["prompts"], r["text_dense"], r["text_target"], r["text_pred"]) if texts else None
         note = f"mean cosine to the target: masked patches {r['cos_masked']:.3f}"
         if r["cos_visible"] is not None:
             note += f", visible patches {r['cos_visible']:.3f}"
+        if texts and r["unknown_words"]:  # each word once, under the text maps
+            note += f". Text prompts: {r['unknown_words']} (read as <unk>)"
+        lo, hi = r["cosine_range"]
         return (maps.to_uint8(r["masked_input"]), maps.to_uint8(maps.enlarge(r["pca_target"], 256)),
-                maps.to_uint8(maps.enlarge(r["pca_pred"], 256)), maps.to_uint8(r["cosine"]), text_img, note)
+                maps.to_uint8(maps.enlarge(r["pca_pred"], 256)),
+                scales.with_scale(r["cosine"], lo, hi, "viridis", "cosine to target"), text_img, note)
 
-    def image_row(*panels):
-        """One row of output images, each (label, elem_id)."""
-        with gr.Row():
-            return [gr.Image(label=label, elem_id=elem_id) for label, elem_id in panels]
+    def mask_title(sampler):
+        return f"**{sampler}** sampler"
+
+    def panel(title: str, elem_id: str, caption: str | None = None, min_width: int = 200):
+        """One output image with its title above and its caption under it (the image's own floating
+        label is hidden: it covered and clipped titles). Returns (image, title Markdown)."""
+        with gr.Column(min_width=min_width):
+            head = gr.Markdown(title if title.startswith("**") else f"**{title}**", elem_classes="panel-title",
+                               elem_id=f"{elem_id}-title")
+            img = gr.Image(label=title.strip("*"), show_label=False, elem_id=elem_id, format="png",
+                           interactive=False, buttons=["download", "fullscreen"])
+            gr.Markdown(caption or CAPTIONS[elem_id], elem_classes="panel-caption", elem_id=f"{elem_id}-caption")
+        return img, head
 
     examples = example_images(Path(tempfile.gettempdir()) / "milan_lab_examples")
     with gr.Blocks(title="milan-lab explorer") as demo:
-        gr.Markdown(f"# MILAN explorer\nTeacher: `{explorer.teacher.name}` · MILAN model: "
-                    f"`{'loaded' if explorer.model is not None else 'none'}`. Offline scenes suit the shipped "
-                    "teacher; the real photos need a real CLIP teacher to be meaningful.")
+        gr.Markdown(header(explorer), elem_id="header")
         with gr.Row():
-            with gr.Column(scale=1):
-                image = gr.Image(label="Image", type="numpy", value=examples[0], elem_id="input-image")
+            with gr.Column(scale=1, min_width=260):
+                image = gr.Image(label="Image: drop a file here, or pick an example", type="numpy",
+                                 value=examples[0], elem_id="input-image", sources=["upload", "clipboard"], height=300)
                 check_image_inputs(image)
-                upload = gr.File(label="…or upload any file (checked before use)", file_types=None,
-                                 elem_id="file-upload")
-                gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Examples")
-            with gr.Column(scale=2):
+                file_name = gr.Markdown(f"File: `{Path(examples[0]).name}`", elem_id="image-name")
+                image_info = gr.Markdown(on_image(np.asarray(load_image(examples[0]))), elem_id="image-info")
+                gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Examples", elem_id="examples")
+            with gr.Column(scale=3, min_width=480):
                 with gr.Tab("Attention"):
                     with gr.Row():
-                        layer = gr.Slider(-1, n_layers - 1, value=-1, step=1, label="layer (-1 = last)")
-                        head = gr.Dropdown(["mean"] + [str(h) for h in range(n_heads)], value="mean", label="head")
-                    att_map, att_roll = image_row(("teacher: class-token attention", "attention-map"),
-                                                  ("teacher: attention rollout", "attention-rollout"))
-                    gr.Markdown("The MILAN student's own class-token attention (last block, DINO's view), and a "
-                                "randomly initialised encoder's: after pretraining, the student looks where CLIP looks.")
+                        layer = gr.Slider(0, n_layers - 1, value=n_layers - 1, step=1, label="teacher layer",
+                                          info=f"{n_layers} layers: 0 is the first, {n_layers - 1} the last")
+                        head = gr.Dropdown(["mean"] + [str(h) for h in range(n_heads)], value="mean",
+                                           label="teacher head", info=f"{n_heads} heads, or their mean")
+                    with gr.Row():
+                        att_map, _ = panel("teacher: class-token attention", "attention-map")
+                        att_roll, _ = panel("teacher: attention rollout", "attention-rollout")
                     with gr.Row():
                         stu_head = gr.Dropdown(["mean"] + [str(h) for h in range(n_student_heads)], value="mean",
-                                               label="student head")
-                    stu_map, rnd_map = image_row(("student (MILAN encoder)", "student-attention"),
-                                                 ("random encoder", "random-attention"))
+                                               label="student head", info=f"{n_student_heads} heads, or their mean")
+                    with gr.Row():
+                        stu_map, _ = panel("student (MILAN encoder)", "student-attention")
+                        rnd_map, _ = panel("random encoder", "random-attention")
                     stu_note = gr.Markdown()
                 with gr.Tab("Masks"):
                     with gr.Row():
@@ -268,50 +367,78 @@ def build_app(explorer: Explorer):
                         sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B")
                         ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
                         seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed")
-                    mask_a, mask_b = image_row(("sampler A", "mask-a"), ("sampler B", "mask-b"))
+                    with gr.Row():
+                        mask_a, mask_a_title = panel(mask_title("semantic"), "mask-a", CAPTIONS["mask"])
+                        mask_b, mask_b_title = panel(mask_title("random"), "mask-b", CAPTIONS["mask"])
                     mask_note = gr.Markdown()
                 with gr.Tab("Reconstruction"):
                     with gr.Row():
                         rec_sampler = gr.Dropdown(SAMPLERS, value="semantic", label="sampler")
-                        prompts = gr.Textbox(value=DEFAULT_PROMPTS, label="text prompts (comma separated)")
-                    rec_masked, rec_target, rec_pred, rec_cos = image_row(
-                        ("masked input", "rec-masked"), ("target features (PCA)", "rec-target"),
-                        ("predicted features (PCA)", "rec-pred"), ("cosine per patch", "rec-cos"))
-                    rec_text = gr.Image(label="text-prompt similarity: target vs prediction", elem_id="rec-text")
+                        rec_ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="rec-ratio")
+                        rec_seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed",
+                                             elem_id="rec-seed")
+                    # the teacher whose text tower reads the prompts: the model's, else the explorer's
+                    rec_teacher = explorer.teacher if explorer.model is None else explorer.model.teacher
+                    prompts = gr.Textbox(value=DEFAULT_PROMPTS, label="text prompts (comma separated)",
+                                         info=vocabulary_note(rec_teacher), elem_id="prompts")
+                    with gr.Row():
+                        rec_masked, _ = panel("masked input", "rec-masked", min_width=180)
+                        if pixel_model:
+                            rec_target, _ = panel("predicted pixels", "rec-target", CAPTIONS["rec-pixels"], 180)
+                            rec_pred, _ = panel("visible + predicted", "rec-pred", CAPTIONS["rec-pasted"], 180)
+                        else:
+                            rec_target, _ = panel("target (PCA)", "rec-target", min_width=180)
+                            rec_pred, _ = panel("prediction (PCA)", "rec-pred", min_width=180)
+                        rec_cos, _ = panel("cosine per patch", "rec-cos", min_width=180)
+                    rec_text, _ = panel("text prompts: where (MaskCLIP), target tokens, prediction", "rec-text")
                     rec_note = gr.Markdown()
+                with gr.Tab("Paint a mask"):
+                    wire_paint = paint_tab(explorer, user_error, check_control_values)
                 with gr.Tab("Segmentation"):
                     gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
                                 "each pixel's class among background and the eight shapes.")
-                    seg_map, seg_truth = image_row(("dense probe prediction", "segmentation"),
-                                                   ("ground truth (example scenes)", "segmentation-truth"))
-                    seg_legend = gr.HTML(elem_id="segmentation-legend")
-                    seg_note = gr.Markdown()
+                    if not explorer.has_probe:
+                        gr.Markdown(no_probe_note(explorer), elem_id="no-probe")
+                    with gr.Row():
+                        seg_map, _ = panel("dense probe prediction", "segmentation")
+                        seg_truth, _ = panel("ground truth (example scenes)", "segmentation-truth")
+                    seg_legend = gr.HTML(maps.legend_html(explorer._probe[1]) if explorer.has_probe else "",
+                                         elem_id="segmentation-legend")
+                    seg_note = gr.Markdown(elem_id="segmentation-note")
                 with gr.Tab("About"):
                     gr.Markdown(about_text())
 
         att_in, att_out = [image, layer, head], [att_map, att_roll]
         mask_in, mask_out = [image, sampler_a, sampler_b, ratio, seed], [mask_a, mask_b, mask_note]
-        rec_in = [image, rec_sampler, ratio, seed, prompts]
+        rec_in = [image, rec_sampler, rec_ratio, rec_seed, prompts]
         rec_out = [rec_masked, rec_target, rec_pred, rec_cos, rec_text, rec_note]
         stu_in, stu_out = [image, stu_head], [stu_map, rnd_map, stu_note]
-        check_control_values(layer, head, stu_head, sampler_a, sampler_b, ratio, seed, rec_sampler)
+        check_control_values(layer, head, stu_head, sampler_a, sampler_b, ratio, seed, rec_sampler, rec_ratio, rec_seed)
         seg_out = [seg_map, seg_truth, seg_legend, seg_note]
-        upload.upload(on_upload, [upload], [image], api_name="upload")
-        for trigger in (image.change, demo.load):
-            trigger(on_attention, att_in, att_out, api_name=False)
-            trigger(on_masks, mask_in, mask_out, api_name=False)
-            trigger(on_reconstruct, rec_in, rec_out, api_name=False)
-            trigger(on_student, stu_in, stu_out, api_name=False)
-            trigger(on_segment, [image], seg_out, api_name=False)
+        # a new image is checked once, as every endpoint checks it (API: "/upload"), and said what it
+        # is; the panels follow only when it is readable, so a bad file is one message, not one per panel
+        checked = image.change(on_image, [image], [image_info], api_name="upload")
+        image.change(None, [image], [file_name], js=FILE_NAME_JS)
+        panels = [(on_attention, att_in, att_out), (on_masks, mask_in, mask_out), (on_reconstruct, rec_in, rec_out),
+                  (on_student, stu_in, stu_out), (on_segment, [image], seg_out)]
+        for fn, inputs, outputs in panels:
+            checked.success(fn, inputs, outputs, api_name=False)
+            demo.load(fn, inputs, outputs, api_name=False)
+        every_output = [o for _, _, outputs in panels for o in outputs]
+        checked.failure(lambda: [None if isinstance(o, gr.Image) else "" for o in every_output], None, every_output,
+                        api_name=False)  # no panel keeps showing the image before the bad one
+        wire_paint(image, checked, demo)
         stu_head.change(on_student, stu_in, stu_out, api_name="student_attention")
         image.upload(on_segment, [image], seg_out, api_name="segmentation")
         layer.release(on_attention, att_in, att_out, api_name="attention")
         head.change(on_attention, att_in, att_out, api_name=False)
+        sampler_a.change(mask_title, [sampler_a], [mask_a_title], api_name=False)
+        sampler_b.change(mask_title, [sampler_b], [mask_b_title], api_name=False)
         for comp in (sampler_a, sampler_b, seed):
             comp.change(on_masks, mask_in, mask_out, api_name=False)
         ratio.release(on_masks, mask_in, mask_out, api_name="masks")
-        ratio.release(on_reconstruct, rec_in, rec_out, api_name="reconstruct")
-        for comp in (rec_sampler, prompts):
+        rec_ratio.release(on_reconstruct, rec_in, rec_out, api_name="reconstruct")
+        for comp in (rec_sampler, rec_seed, prompts):
             comp.change(on_reconstruct, rec_in, rec_out, api_name=False)
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
@@ -324,5 +451,6 @@ def launch(host: str = "127.0.0.1", port: int = 7860, teacher: str | None = None
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     explorer = Explorer.from_defaults(teacher, teacher_pretrained, checkpoint)
     demo = build_app(explorer)
-    demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True)
+    demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True,
+                css=APP_CSS)
     return demo

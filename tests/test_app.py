@@ -105,7 +105,7 @@ def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scen
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     assert {"/upload", "/attention", "/masks", "/reconstruct"} <= names
     img = handle_file(str(scene_png))
-    att_map, rollout = client.predict(img, -1, "mean", api_name="/attention")
+    att_map, rollout = client.predict(img, 0, "mean", api_name="/attention")
     assert Path(att_map).is_file() and Path(rollout).is_file()
     a, b, note = client.predict(img, "semantic", "random", 0.5, 0, api_name="/masks")
     assert Path(a).is_file() and "semantic" in note and "random" in note
@@ -119,7 +119,7 @@ def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scen
     bad = ROOT / "outputs" / "not_an_image.png"
     bad.parent.mkdir(exist_ok=True)
     bad.write_bytes(b"nope")
-    calls = {"/upload": (), "/attention": (-1, "mean"), "/masks": ("semantic", "random", 0.5, 0),
+    calls = {"/upload": (), "/attention": (0, "mean"), "/masks": ("semantic", "random", 0.5, 0),
              "/reconstruct": ("semantic", 0.75, 0, "a star")}
     for endpoint, args in calls.items():  # the same clear message on every endpoint
         with pytest.raises(Exception, match="not_an_image.png: not a readable image") as info:
@@ -137,7 +137,7 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
             "--disable-sync", "--no-first-run", "--disable-quic"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(running_app, wait_until="networkidle")
-        page.locator("#file-upload input[type=file]").set_input_files(str(scene_png))
+        page.locator("#input-image input[type=file]").set_input_files(str(scene_png))
 
         def panel_has_image(elem_id: str, timeout: float = 30) -> bool:
             """The panel shows an image and is no longer processing."""
@@ -216,7 +216,7 @@ def test_the_log_tells_a_users_bad_file_from_a_bug(running_app, scene_png, capfd
     bad.write_bytes(b"nope")
     capfd.readouterr()
     with caplog.at_level(logging.WARNING, logger="milan_lab.app"):
-        for endpoint, args in {"/upload": (), "/attention": (-1, "mean")}.items():
+        for endpoint, args in {"/upload": (), "/attention": (0, "mean")}.items():
             with pytest.raises(Exception, match="not a readable image"):
                 client.predict(handle_file(str(bad)), *args, api_name=endpoint)
     err = capfd.readouterr().err
@@ -229,6 +229,6 @@ def test_the_log_tells_a_users_bad_file_from_a_bug(running_app, scene_png, capfd
         raise RuntimeError("a bug inside a handler")
     monkeypatch.setattr(Explorer, "attention", bug)
     with pytest.raises(Exception):
-        client.predict(handle_file(str(scene_png)), -1, "mean", api_name="/attention")
+        client.predict(handle_file(str(scene_png)), 0, "mean", api_name="/attention")
     err = capfd.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug inside a handler" in err

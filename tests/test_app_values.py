@@ -8,8 +8,9 @@ from PIL import Image
 
 # (endpoint, arguments after the image, the control the message must name)
 BAD_VALUES = [
-    ("/attention", (-1, "7"), "head"),
-    ("/attention", (99, "mean"), "layer (-1 = last)"),
+    ("/attention", (0, "7"), "teacher head"),
+    ("/attention", (99, "mean"), "teacher layer"),
+    ("/attention", (-1, "mean"), "teacher layer"),  # the slider has exactly one position per layer
     ("/student_attention", ("9",), "student head"),
     ("/masks", ("bogus", "random", 0.5, 0), "sampler A"),
     ("/masks", ("semantic", "random", 3.0, 0), "mask ratio"),

@@ -20,7 +20,7 @@ from milan_lab.factory.teachers import load_teacher
 from milan_lab.io.weights import read_weights
 from milan_lab.models.losses import unpatchify
 from milan_lab.models.masking import sample_mask
-from milan_lab.models.milan import MILAN, check_teacher
+from milan_lab.models.milan import MILAN
 from milan_lab.models.teacher import Teacher
 from milan_lab.viz import maps, text_maps
 
@@ -32,15 +32,29 @@ EXAMPLE_SCENES = [(0, "test", i) for i in range(4)]
 _example_keys: dict | None = None
 
 
-def example_scene_labels(image, size: int) -> np.ndarray | None:
-    """The true label map [size, size] of ``image`` when it is one of ``EXAMPLE_SCENES`` (pixel for
-    pixel, as the app hands it over), else None: only a generated scene has a known truth."""
+def example_scene(image) -> tuple | None:
+    """(seed, split, index) of ``image`` when it is one of ``EXAMPLE_SCENES`` pixel for pixel (an
+    array, or a lossless file of one, as the app hands it over), else None."""
     global _example_keys
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as img:
+                if img.size != (DISPLAY, DISPLAY):
+                    return None
+        except OSError:
+            return None
+        image = np.asarray(load_image(image))
     if not isinstance(image, np.ndarray) or image.shape != (DISPLAY, DISPLAY, 3):
         return None
     if _example_keys is None:
         _example_keys = {make_scene(seed, split, i, DISPLAY)[0].tobytes(): (seed, split, i) for seed, split, i in EXAMPLE_SCENES}
-    key = _example_keys.get(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return _example_keys.get(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+
+
+def example_scene_labels(image, size: int) -> np.ndarray | None:
+    """The true label map [size, size] of ``image`` when it is one of ``EXAMPLE_SCENES``, else
+    None: only a generated scene has a known truth."""
+    key = example_scene(image)
     return None if key is None else make_labelled_scene(*key, size)[1]
 
 
@@ -56,17 +70,8 @@ def load_milan(checkpoint: str | Path | None = None, teacher: Teacher | None = N
     model). The explorer's ``teacher`` (the one its attention panels show) supervises the model
     when it fits the checkpoint's student; otherwise the model keeps the teacher it was trained
     with, and the panels say which teacher each one shows."""
-    model = load_model(checkpoint or SHIPPED_MODEL, task="pretrain", teacher="none", device=device)
-    if teacher is not None:
-        try:
-            check_teacher(model.cfg, teacher)
-        except ConfigError:
-            teacher = None
-    if teacher is None and model.cfg.needs_teacher:
-        cfg = model.cfg
-        teacher = load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
-    model.teacher = teacher.to(device).eval() if teacher is not None else None
-    return model
+    return load_model(checkpoint or SHIPPED_MODEL, task="pretrain", teacher=teacher if teacher is not None else "auto",
+                      device=device, own_teacher_if_misfit=True)
 
 
 def load_probe(checkpoint_path: str | None):
@@ -93,13 +98,18 @@ class Explorer:
         self.teacher, self.model = teacher.eval(), model.eval() if model is not None else None
         self._random_encoder = None
         self._probe = None if model is None else load_probe(getattr(model, "checkpoint_path", None))
+        # what the user named (a run folder, a file) for the header; the shipped model by default
+        self.model_source = getattr(model, "checkpoint_path", None)
 
     @classmethod
     def from_defaults(cls, teacher: str | None = None, teacher_pretrained: str | None = None,
                       checkpoint: str | None = None) -> "Explorer":
         t = load_teacher(teacher, teacher_pretrained)
         model = load_milan(checkpoint, t) if checkpoint or SHIPPED_MODEL.is_file() else None
-        return cls(t, model)
+        explorer = cls(t, model)
+        if checkpoint:
+            explorer.model_source = str(checkpoint)
+        return explorer
 
     # -- helpers --------------------------------------------------------------------------------
     @staticmethod
@@ -116,6 +126,27 @@ class Explorer:
     def num_layers(self) -> int:
         return len(self.teacher.visual.transformer.resblocks)
 
+    @property
+    def has_probe(self) -> bool:
+        return self._probe is not None
+
+    def describe(self) -> dict:
+        """What is loaded, in words: {'teacher': its name, 'teacher_detail': where it comes from and
+        its size, 'model': the file or run folder (None without a model), 'model_detail': its shape}."""
+        t = self.teacher
+        shipped_teacher = t.name == "shipped"
+        out = {"teacher": t.name, "teacher_detail": ("the offline CLIP shipped in the package, " if shipped_teacher else "")
+               + f"{t.image_size} px, {self.num_layers} layers x {t.num_heads} heads",
+               "model": None, "model_detail": ""}
+        if self.model is None:
+            return out
+        cfg, source = self.model.cfg, self.model_source
+        shipped = source is not None and Path(source).resolve() == SHIPPED_MODEL.resolve()
+        out["model"] = SHIPPED_MODEL.name if shipped else str(source)
+        out["model_detail"] = (("shipped, " if shipped else "") + f"{cfg.image_size} px, patch {cfg.patch_size}, "
+                               f"depth {cfg.depth} x {cfg.num_heads} heads, {cfg.target} targets")
+        return out
+
     # -- panels ----------------------------------------------------------------------------------
     @torch.no_grad()
     def attention(self, image, layer: int = -1, head: int | None = None, rollout: bool = False) -> dict:
@@ -129,7 +160,9 @@ class Explorer:
             raise ConfigError(f"head must be in 0..{attns[layer].shape[0] - 1} or the head average")
         importance = maps.cls_attention(attns[layer], head)
         out = {"map": maps.heatmap(shown, importance), "importance": importance}
-        out["rollout"] = maps.heatmap(shown, maps.attention_rollout(attns)) if rollout else None
+        rolled = maps.attention_rollout(attns) if rollout else None
+        out["rollout"] = maps.heatmap(shown, rolled) if rollout else None
+        out["rollout_values"] = rolled
         return out
 
     @torch.no_grad()
@@ -152,6 +185,7 @@ class Explorer:
         _, teacher = self.teacher(self._views(image, self.teacher.image_size)[1])
         teacher = teacher[0]  # the importance MILAN samples from: last block, head mean [L]
         out = {k: maps.heatmap(shown, v) for k, v in maps_.items()}
+        out["values"] = maps_  # the raw attention weights [L] behind each map (its colour scale)
         out["teacher"] = maps.heatmap(shown, teacher)
         same = teacher.shape == maps_["student"].shape
         out["agreement"] = {k: float(agreement(v.numpy()[None], teacher.numpy()[None])[0]) if same else None
@@ -160,23 +194,27 @@ class Explorer:
 
     @torch.no_grad()
     def segmentation(self, image) -> dict | None:
-        """The dense probe's prediction for the loaded model ({'overlay', 'labels' [S, S],
-        'classes', 'present', 'legend'}), or None when no probe was trained for it (``milan-lab
-        seg-probe CHECKPOINT``). For an example scene, also its ground truth ('truth_overlay',
-        'truth' [S, S]) and the prediction's mIoU and per-class IoU on it ('miou', 'iou')."""
+        """The dense probe's prediction for the loaded model ({'overlay': class outlines over the
+        image, 'labels' [S, S], 'classes', 'present', 'legend'}), or None when no probe was trained
+        for it (``milan-lab seg-probe CHECKPOINT``). For an example scene, also its ground truth
+        ('truth' [S, S] at the probe's size, which the scores use; 'truth_overlay' drawn from the
+        scene's labels at the display size, so it lies on the objects shown) and the prediction's
+        mIoU and per-class IoU on it ('miou', 'iou')."""
         if self.model is None or self._probe is None:
             return None
         probe, classes = self._probe
         size = self.model.cfg.image_size
         shown, x = self._views(image, size)
         labels = probe(self.model.encoder.forward_features(x)[:, 1:]).argmax(1)[0]
-        out = {"overlay": maps.label_overlay(shown, labels.numpy(), len(classes)), "labels": labels,
+        out = {"overlay": maps.label_outlines(shown, labels.numpy(), len(classes)), "labels": labels,
                "classes": classes, "present": [classes[i] for i in sorted(set(labels.flatten().tolist()))],
                "legend": maps.legend_html(classes)}
-        truth = example_scene_labels(image, size)
-        if truth is not None and list(classes) == _scene_classes():  # a probe trained on the scenes' classes
+        key = example_scene(image)
+        if key is not None and list(classes) == _scene_classes():  # a probe trained on the scenes' classes
+            truth = make_labelled_scene(*key, size)[1]
             scores = seg_scores(confusion(labels.flatten(), torch.from_numpy(truth.astype(np.int64)).flatten(), len(classes)))
-            out.update(truth=truth, truth_overlay=maps.label_overlay(shown, truth, len(classes)), miou=scores["miou"],
+            shown_truth = maps.label_outlines(shown, make_labelled_scene(*key, DISPLAY)[1], len(classes))
+            out.update(truth=truth, truth_overlay=shown_truth, miou=scores["miou"],
                        iou={c: v for c, v in zip(classes, scores["iou"]) if v is not None})
         return out
 
@@ -215,7 +253,11 @@ class Explorer:
         t_img, p_img = maps.pca_rgb(target[0, 1:], pred[0, 1:])
         cos = maps.cosine_per_patch(pred[0, 1:], target[0, 1:])
         masked = m.mask[0].bool()
-        out.update(pca_target=t_img, pca_pred=p_img, cosine=maps.cosine_image(cos, m.mask[0], DISPLAY),
+        # the colour scale spans the cosines present (down to a multiple of 0.05, up to 1), so that
+        # differences between well-predicted patches show; the panel's colour bar gives the range
+        lo = min(float(np.floor(float(cos.min()) * 20) / 20), 0.95)
+        out.update(pca_target=t_img, pca_pred=p_img, cosine=maps.cosine_image(cos, m.mask[0], DISPLAY, lo, 1.0),
+                   cosine_range=(lo, 1.0), cosine_values=cos,
                    cos_masked=float(cos[masked].mean()), cos_visible=float(cos[~masked].mean()) if (~masked).any() else None)
         if prompts:
             text = model.teacher.encode_text(prompts)

@@ -23,18 +23,25 @@ def figure_to_array(fig) -> np.ndarray:
 
 
 def text_maps_image(prompts, sim_target, sim_pred, mask) -> np.ndarray:
-    """Rows: prompts; columns: similarity to target features, to predicted features."""
+    """Columns: prompts; rows: similarity to the target features, to the predicted features. Each
+    prompt heads its column (wrapped) and the two rows are named on the left, so no title runs into
+    its neighbour however long the prompt; one colour bar for all maps. Wide and short, to sit
+    under the reconstruction panels."""
+    import textwrap
     n = len(prompts)
-    fig, axes = plt.subplots(n, 2, figsize=(4.4, 2.1 * n), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(0.9 + 1.75 * n, 3.9), squeeze=False)
     lo = float(min(sim_target.min(), sim_pred.min()))
     hi = float(max(sim_target.max(), sim_pred.max()))
-    for i, prompt in enumerate(prompts):
-        for j, (sim, name) in enumerate(((sim_target, "target"), (sim_pred, "predicted"))):
+    for j, prompt in enumerate(prompts):
+        for i, (sim, name) in enumerate(((sim_target, "target features"), (sim_pred, "predicted features"))):
             ax = axes[i, j]
-            im = ax.imshow(maps.patch_grid(sim[i]), vmin=lo, vmax=hi, cmap="magma")
-            ax.set_title(f"'{prompt}' · {name}", fontsize=8)
-            ax.axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="cosine similarity")
+            im = ax.imshow(maps.patch_grid(sim[j]), vmin=lo, vmax=hi, cmap="magma")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(textwrap.fill(f"'{prompt}'", 18), fontsize=9)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.9, label="cosine similarity\n(bright = closer)")
     return figure_to_array(fig)
 
 
