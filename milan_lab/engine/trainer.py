@@ -40,7 +40,7 @@ from milan_lab.engine.common import (
 from milan_lab.engine.loggers import check_loggers, finish_loggers, open_loggers
 from milan_lab.engine.rng import rng_state, set_rng_state
 from milan_lab.errors import ConfigError, DataError, TrainingDiverged
-from milan_lab.factory.models import check_resumable
+from milan_lab.factory.models import check_resumable, task_of_model
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import remove_stale_temporaries
@@ -92,6 +92,7 @@ class Trainer:
         self.loggers: list = []  # rank 0's TensorBoard / W&B / MLflow loggers, opened by fit, closed by finish
         self.history: list[dict] = []
         self.cfg, self.name, self.arch = cfg, name, arch
+        self.task: str | None = None  # the model's task ("pretrain", "finetune", "linear"), set by fit
         self.device = dist_utils.resolve_device(cfg.device)
         self.rank, self.world = dist_utils.init_distributed(self.device)
         self.main = dist_utils.is_main(self.rank)
@@ -138,6 +139,7 @@ class Trainer:
         state_dict = state_dict or model.state_dict
         load_state_dict = load_state_dict or model.load_state_dict
         model.to(device).train()
+        self.task = task_of_model(model)  # stored in every checkpoint: what factory.load_model rebuilds
         total = steps_per_epoch * epochs
         step, history, window = self._resume(model, optimizer, load_state_dict)
         t_start = time.time() - self.elapsed  # wall-clock of the run, carried over a resume
@@ -309,7 +311,7 @@ class Trainer:
                 "model": model_state, "optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "step": step, "history": history, "rng": states, "config": dataclasses.asdict(self.cfg),
                 "loss_window": list(loss_window),  # the running mean of the next logged row: exact resume
-                "elapsed_s": self.elapsed, "eval_s": self.eval_elapsed},
+                "elapsed_s": self.elapsed, "eval_s": self.eval_elapsed, **({"task": self.task} if self.task else {})},
                 keep=self.cfg.keep_checkpoints)
         dist_utils.barrier()
 

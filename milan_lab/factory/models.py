@@ -1,10 +1,12 @@
 """Creating and loading models: the one path every caller (jobs, zoo, explorer, evaluation, CLI)
 takes from a config or a file to a model, and back to a file (``export_timm``).
 
-A milan_lab checkpoint carries its own config, so the architecture is read from the file; an
-mmpretrain file carries none, so the caller names it (``cfg``, e.g. from a zoo entry). The task
-is read off the weights: a decoder means pretraining, a head with BatchNorm statistics a linear
-probe, any other head fine-tuning.
+A milan_lab checkpoint carries its own config and its task ("pretrain", "finetune", "linear":
+what ``create_model`` builds), so the model is rebuilt from the file alone; an mmpretrain file
+carries neither, so the caller names the architecture (``cfg``, e.g. from a zoo entry). For files
+without a stored task (mmpretrain files, exports, milan_lab checkpoints written before the task was
+stored) it is read off the weights: a decoder means pretraining, a head with BatchNorm statistics a
+linear probe, any other head fine-tuning.
 """
 from __future__ import annotations
 
@@ -35,6 +37,26 @@ def read_checkpoint(source: str | Path) -> tuple[Path, dict]:
 def saved_config(state: dict) -> dict | None:
     """The job config a milan_lab checkpoint carries (None for other files)."""
     return state["config"] if isinstance(state.get("config"), dict) else None
+
+
+def checkpoint_task(state: dict, source: str | Path = "") -> str:
+    """'pretrain' | 'finetune' | 'linear': the task a checkpoint stores (``state["task"]``, written by the
+    trainer and ``save_weights``), else, for files without one, read off the weight names (``task_of``)."""
+    task = state.get("task")
+    if task is None:
+        return task_of(state_dict_of(state))
+    if task not in TASKS:
+        raise CheckpointError(f"{source}: stores the task {task!r}, none of {', '.join(TASKS)}")
+    return task
+
+
+def task_of_model(model) -> str | None:
+    """The task of a model ``create_model`` builds (what a checkpoint of it stores), None for any other module."""
+    if isinstance(model, MILAN):
+        return "pretrain"
+    if isinstance(model, MILANClassifier):
+        return model.head_type
+    return None
 
 
 def task_of(weights: dict) -> str:
@@ -78,26 +100,29 @@ def create_model(cfg: ModelConfig, task: str = "pretrain", num_classes: int = 0,
 
 
 def load_model(source: str | Path, cfg: ModelConfig | None = None, task: str | None = None, teacher="none",
-               device: str | torch.device = "cpu"):
+               device: str | torch.device = "cpu", own_teacher_if_misfit: bool = False):
     """A MILAN (pretraining) or MILANClassifier model with the weights of ``source`` (a file or a
     run folder), in eval mode.
 
     ``cfg``: the architecture when the file has no config of its own (mmpretrain files);
     ``task``: expected task, checked against the file. ``teacher``: "none" (features only),
     "auto" (the teacher named in the checkpoint's config, loaded when the model needs one), or a
-    :class:`~milan_lab.models.teacher.Teacher` (used when it fits, else as "auto")."""
+    :class:`~milan_lab.models.teacher.Teacher`, which must fit the checkpoint's student, or, with
+    ``own_teacher_if_misfit``, is used when it fits and otherwise replaced by the checkpoint's own ("auto")."""
     path, state = read_checkpoint(source)
     saved = saved_config(state)
     if saved is not None:
         cfg = model_config_from(saved)
     elif cfg is None:
         raise CheckpointError(f"{path}: has no config of its own; name its architecture (a zoo model or preset)")
-    found = task_of(state_dict_of(state))
+    found = checkpoint_task(state, path)
     if task is not None and task != found and found != "pretrain":
         raise CheckpointError(f"{path}: a {found} checkpoint, but a {task} model was asked for")
     task = task or found
     weights = weights_for(state, task, str(path))
     num_classes = weights["head.weight"].shape[0] if "head.weight" in weights else 0
+    if own_teacher_if_misfit and not isinstance(teacher, str) and teacher is not None and not _fits(cfg, teacher):
+        teacher = "auto"
     model = create_model(cfg, task, num_classes, teacher, device)
     if task == "pretrain" and not any(k.startswith("decoder.") for k in weights):
         load_into(model.encoder, _strip(weights, "encoder."), str(path))  # an encoder-only file
@@ -111,7 +136,7 @@ def load_encoder_weights(model, source: str | Path) -> dict:
     """Copy the encoder of a checkpoint into ``model.encoder`` (fine-tuning, probing); returns
     the checkpoint's config. Refuses, naming the differences, a checkpoint of another size."""
     path, state = read_checkpoint(source)
-    weights = weights_for(state, task_of(state_dict_of(state)), str(path))
+    weights = weights_for(state, checkpoint_task(state, path), str(path))
     encoder = _strip(weights, "encoder.")
     if isinstance(model.encoder.norm, torch.nn.Identity):  # fine-tuning pools without the final norm
         encoder = {k: v for k, v in encoder.items() if not k.startswith("norm.")}
@@ -179,6 +204,14 @@ def _teacher_for(cfg: ModelConfig, teacher, device):
     return load_teacher(cfg.teacher, cfg.teacher_pretrained, device=device, input_norm=cfg.teacher_input_norm)
 
 
+def _fits(cfg: ModelConfig, teacher) -> bool:
+    try:
+        check_teacher(cfg, teacher)
+    except ConfigError:
+        return False
+    return True
+
+
 def _strip(weights: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
@@ -193,5 +226,5 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> str:
                           f"name the file {' or '.join(EXPORT_FORMATS)}")
     check_writable(out, "export target")
     path, state = read_checkpoint(checkpoint)
-    weights = weights_for(state, task_of(state_dict_of(state)), str(path))
+    weights = weights_for(state, checkpoint_task(state, path), str(path))
     return str(save_weights(out, encoder_to_timm(weights)))

@@ -165,8 +165,10 @@ def _read_safetensors(path: Path) -> dict:
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     tensors = load_file(str(path))
-    # milan_lab keeps a model's config in the metadata, so the file alone rebuilds the model
-    return {"model": tensors, "config": json.loads(meta["config"])} if "config" in meta else tensors
+    # milan_lab keeps a model's config (and its task) in the metadata, so the file alone rebuilds the model
+    if "config" not in meta:
+        return tensors
+    return {"model": tensors, "config": json.loads(meta["config"]), **({"task": meta["task"]} if "task" in meta else {})}
 
 
 def state_dict_of(state: dict) -> dict:
@@ -254,16 +256,19 @@ def _disk_full_message(path: Path, nbytes: int, free: int, what: str) -> str:
             f"{what}, earlier files are intact")
 
 
-def save_weights(path: str | Path, state: dict, config: dict | None = None) -> Path:
-    """A flat dict of tensors, as ``.safetensors`` when the name says so (``config`` in its
-    metadata), else ``torch.save`` (``{"model": state, "config": config}`` when a config is given)."""
+def save_weights(path: str | Path, state: dict, config: dict | None = None, task: str | None = None) -> Path:
+    """A flat dict of tensors, as ``.safetensors`` when the name says so (``config`` and ``task`` in its
+    metadata), else ``torch.save`` (``{"model": state, "config": config, "task": task}`` when a config
+    is given). ``task``: the model's ("pretrain", "finetune", "linear"), which ``factory.load_model``
+    reads back; it is stored only beside a config."""
     path = Path(path)
     state = {k: v.contiguous() for k, v in state.items()}
+    extra = {"task": task} if task is not None and config is not None else {}
     if path.suffix in SAFETENSORS:
         from safetensors.torch import save_file
-        meta = {"config": json.dumps(config)} if config is not None else None
+        meta = {"config": json.dumps(config), **extra} if config is not None else None
         return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta), tensor_bytes(state))
-    obj = {"model": state, "config": config} if config is not None else state
+    obj = {"model": state, "config": config, **extra} if config is not None else state
     return atomic_write(path, lambda tmp: torch.save(obj, tmp), tensor_bytes(state))
 
 

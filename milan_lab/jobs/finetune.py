@@ -14,9 +14,8 @@ from torchvision import transforms as T
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.transforms import DecodeCrop
 from milan_lab.engine.trainer import Trainer
-from milan_lab.factory.models import load_encoder_weights
+from milan_lab.factory.models import create_model, load_encoder_weights
 from milan_lab.jobs.supervised import classifier_datasets, train_classifier
-from milan_lab.models.classifier import MILANClassifier
 
 
 def finetune_transform(cfg: FinetuneConfig):
@@ -37,7 +36,7 @@ def build_finetune(cfg: FinetuneConfig):
     """(model, optimizer, train_set, val_set, mixup) for ``cfg``."""
     train_set, val_set = classifier_datasets(cfg, finetune_transform(cfg))
     num_classes = cfg.num_classes or len(train_set.classes)
-    model = MILANClassifier(cfg.model, num_classes, "finetune")
+    model = create_model(cfg.model, "finetune", num_classes)
     if cfg.checkpoint:
         load_encoder_weights(model, cfg.checkpoint)
     optimizer = create_optimizer_v2(model, "adamw", lr=cfg.effective_lr, weight_decay=cfg.weight_decay,

@@ -11,9 +11,8 @@ from torchvision import transforms as T
 
 from milan_lab.config import LinearProbeConfig
 from milan_lab.engine.trainer import Trainer
-from milan_lab.factory.models import load_encoder_weights
+from milan_lab.factory.models import create_model, load_encoder_weights
 from milan_lab.jobs.supervised import classifier_datasets, train_classifier
-from milan_lab.models.classifier import MILANClassifier
 
 
 def linear_transform(image_size: int):
@@ -23,7 +22,7 @@ def linear_transform(image_size: int):
 
 def build_linear(cfg: LinearProbeConfig):
     train_set, val_set = classifier_datasets(cfg, linear_transform(cfg.model.image_size))
-    model = MILANClassifier(cfg.model, cfg.num_classes or len(train_set.classes), "linear")
+    model = create_model(cfg.model, "linear", cfg.num_classes or len(train_set.classes))
     if cfg.checkpoint:
         load_encoder_weights(model, cfg.checkpoint)
     optimizer = create_optimizer_v2([p for p in model.parameters() if p.requires_grad], "lars", lr=cfg.effective_lr,

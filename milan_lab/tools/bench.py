@@ -17,9 +17,9 @@ from milan_lab.config import get_config
 from milan_lab.engine.common import autocast, autocast_dtype
 from milan_lab.engine.distributed import resolve_device
 from milan_lab.errors import ConfigError
+from milan_lab.factory.models import create_model
 from milan_lab.factory.teachers import teacher_architecture
 from milan_lab.jobs.pretrain import build_optimizer
-from milan_lab.models.milan import MILAN
 from milan_lab.tools.info import register_cpu_sdpa
 
 
@@ -56,7 +56,7 @@ def bench(preset: str, batch_size: int | None = None, steps: int = 10, device: s
     teacher = teacher_architecture(cfg.model.teacher, dev) if cfg.model.needs_teacher else None
     if cfg.model.needs_teacher and teacher is None:
         raise ConfigError(f"unknown teacher {cfg.model.teacher!r}: an open_clip model name or a teacher folder")
-    model = MILAN(cfg.model, teacher).to(dev).train()
+    model = create_model(cfg.model, "pretrain", teacher=teacher if teacher is not None else "none", device=dev).train()
     opt = build_optimizer(model, cfg)
     images = torch.randn(batch, 3, cfg.model.image_size, cfg.model.image_size, device=dev)
     stages = ("teacher", "mask", "encoder", "decoder+loss", "backward", "optimizer")

@@ -12,11 +12,9 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from milan_lab.config import get_config
+from milan_lab.factory.models import create_model
 from milan_lab.factory.teachers import teacher_architecture
-from milan_lab.models.classifier import MILANClassifier
-from milan_lab.models.decoders import build_decoder
 from milan_lab.models.masking import random_masking
-from milan_lab.models.vit import ViTEncoder
 
 
 def register_cpu_sdpa() -> None:
@@ -58,11 +56,11 @@ def model_info(preset: str, num_classes: int = 1000) -> dict:
     cfg = get_config("pretrain", preset).model
     grid = cfg.image_size // cfg.patch_size
     num_patches = grid * grid
-    encoder = ViTEncoder.from_config(cfg)
-    decoder = build_decoder(cfg, num_patches)
+    model = create_model(cfg, "pretrain", teacher="none")  # the architecture alone: no teacher, no weights
+    encoder, decoder = model.encoder, model.decoder
     other = "mae" if cfg.decoder == "prompting" else "prompting"
-    decoders = {cfg.decoder: decoder, other: build_decoder(dataclasses.replace(cfg, decoder=other), num_patches)}
-    classifier = MILANClassifier(dataclasses.replace(cfg), num_classes, "finetune")
+    decoders = {cfg.decoder: decoder, other: create_model(dataclasses.replace(cfg, decoder=other), teacher="none").decoder}
+    classifier = create_model(dataclasses.replace(cfg), "finetune", num_classes)
     x = torch.zeros(1, 3, cfg.image_size, cfg.image_size)
     masking = random_masking(1, num_patches, cfg.mask_ratio)
     latent = torch.zeros(1, masking.ids_keep.shape[1] + 1, cfg.embed_dim)
