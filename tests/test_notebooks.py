@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom through papermill with tiny parameters; assertions are on
-the metrics each one saves."""
+the metrics each one saves. One tiny pretraining run (made once for this module) is the "your own
+run" that the other notebooks take as their checkpoint."""
 import json
 import subprocess
 import sys
@@ -8,27 +9,37 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
+from PIL import Image
+
+from milan_lab.data.scenes import make_scene
+from milan_lab.evaluation.attention import attention_eval
+from milan_lab.io.checkpoints import resolve_checkpoint
+from milan_lab.tools import ablation
+from milan_lab.viz.panels import SHIPPED_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 MICRO = "milan_vit-micro-p8_offline"
+RATIO = 0.6  # the run's mask ratio, from its config file: not the preset's 0.75
 
 
 def run(name: str, out_dir: Path, **params) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"), cwd=str(ROOT),
                         parameters={"output_dir": str(out_dir), **params}, kernel_name="python3", progress_bar=False)
-    stem = "linear_probe" if name == "linear_probe" else name
-    return json.loads((out_dir / f"{stem}_metrics.json").read_text())
+    return json.loads((out_dir / f"{name}_metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """The README's main command (papermill CLI with --log-output), with tiny parameters: the
+    """The README's main command (papermill CLI with --log-output), with tiny parameters and a config
+    file that sets the mask ratio; the notebook's own mask_ratio parameter is left at None. The
     training progress must reach the terminal."""
-    out = tmp_path_factory.mktemp("nb") / "pretrain"
+    base = tmp_path_factory.mktemp("nb")
+    out, config = base / "pretrain", base / "ratio.yaml"
     out.mkdir()
-    params = dict(preset=MICRO, max_steps=6, offline_size=256, batch_size=32, output_dir=str(out))
+    config.write_text(f"mask_ratio: {RATIO}\n")
+    params = dict(preset=MICRO, config=config, max_steps=6, offline_size=256, batch_size=32, output_dir=out)
     res = subprocess.run([sys.executable, "-m", "papermill", "--log-output", str(NOTEBOOKS / "pretrain.ipynb"),
                           str(out / "pretrain.ipynb"), *[a for k, v in params.items() for a in ("-p", k, str(v))]],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -36,6 +47,14 @@ def pretrained(tmp_path_factory):
     progress = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("pretrain:")]
     assert any("6/6" in line and "loss=" in line for line in progress), progress
     return out, json.loads((out / "pretrain_metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory) -> str:
+    """A picture of one's own: a JPEG, not square, not one of the example scenes."""
+    path = tmp_path_factory.mktemp("picture") / "mine.jpg"
+    Image.fromarray(make_scene(7, "val", 5, 256)[0]).resize((300, 240)).save(path, quality=95)
+    return str(path)
 
 
 def test_notebooks_are_committed_clean_with_a_parameters_cell():
@@ -51,8 +70,11 @@ def test_pretrain_notebook(pretrained):
     out, metrics = pretrained
     assert metrics["summary"]["steps"] == 6 and metrics["summary"]["final_loss"] > 0
     assert all(Path(f).is_file() for f in metrics["figures"])
+    # mask_ratio = None kept what lies beneath it (here the config file's), as every None parameter does
+    assert json.loads((out / "metrics.json").read_text())["config"]["model"]["mask_ratio"] == RATIO
     # a re-run with the same output_dir resumes instead of starting over
-    again = run("pretrain", out, preset=MICRO, max_steps=8, offline_size=256, batch_size=32)
+    again = run("pretrain", out, preset=MICRO, config=str(out.parent / "ratio.yaml"), max_steps=8, offline_size=256,
+                batch_size=32)
     history = json.loads((out / "metrics.json").read_text())["history"]
     # the first run logged step 6 (its last); the re-run resumed from it and logged step 8
     assert again["summary"]["steps"] == 8 and [r["step"] for r in history if "loss" in r] == [6, 8]
@@ -60,11 +82,11 @@ def test_pretrain_notebook(pretrained):
 
 def test_finetune_and_linear_probe_notebooks(pretrained, tmp_path):
     out, _ = pretrained
-    ft = run("finetune", tmp_path / "ft", preset=MICRO, checkpoint=str(out), max_steps=4, offline_size=256,
-             batch_size=32, eval_size=64)
+    ft = run("finetune", tmp_path / "ft", preset=MICRO, checkpoint=str(out), max_steps=2, offline_size=64,
+             batch_size=32, eval_size=32)
     assert 0 <= ft["summary"]["top1"] <= 1 and len(ft["figures"]) == 2
-    lp = run("linear_probe", tmp_path / "lp", preset=MICRO, checkpoint=str(out), max_steps=4, offline_size=256,
-             batch_size=32, eval_size=64, knn_train=128)
+    lp = run("linear_probe", tmp_path / "lp", preset=MICRO, checkpoint=str(out), max_steps=2, offline_size=64,
+             batch_size=32, eval_size=32, knn_train=64, knn_val=32)
     assert set(lp["results"]) == {"pretrained", "random_init"}
     assert all(0 <= v["knn_top1"] <= 1 for v in lp["results"].values())
 
@@ -74,39 +96,66 @@ def test_teacher_notebook(tmp_path):
     assert m["result"]["zero_shot"]["shape"] > 0.8 and m["result"]["attention_on_objects"] > 2
 
 
-def test_explore_and_tour_notebooks(tmp_path):
-    e = run("explore", tmp_path / "explore")
-    assert e["model_loaded"] and e["examples"] >= 4 and Path(e["figure"]).is_file()
-    t = run("tour", tmp_path / "tour")
+def test_tour_on_your_own_run_and_picture(pretrained, picture, tmp_path):
+    out, _ = pretrained
+    t = run("tour", tmp_path / "tour", checkpoint=str(out), image=picture, attention_scenes=32)
+    assert t["checkpoint"] == str(resolve_checkpoint(out)) and t["image"] == picture
+    assert t["mask_ratio"] == RATIO  # None: the model's own ratio
     assert t["kept_attention"]["semantic"] > t["kept_attention"]["random"]
     assert len(t["figures"]) == 6 and all(Path(f).is_file() for f in t["figures"])
-    # the shipped student attends where its teacher does, far more than a random encoder of its size
-    agree = t["attention_agreement"]  # the student against the best of three random initialisations
-    assert agree["student"] > agree["random"] + 0.1 and agree["student_object_ratio"] > agree["random_object_ratio"]
+    assert set(t["attention_agreement"]) == {"student", "random", "student_object_ratio", "random_object_ratio"}
 
 
-def test_ablation_notebook(tmp_path):
-    params = dict(seeds=[0, 1], epochs=1, offline_size=64, batch_size=32, max_steps=1, eval_train=64, eval_val=32,
-                  seg_train=32, seg_val=16, seg_steps=5, arms=["MILAN", "MAE decoder"], variant="sparse")
-    m = run("ablation", tmp_path / "ablation", **params)
-    assert [(r["arm"], r["seed"]) for r in m["rows"]] == [("MILAN", 0), ("MAE decoder", 0), ("MILAN", 1),
-                                                          ("MAE decoder", 1)]
+def test_the_tours_claim_the_shipped_student_attends_where_its_teacher_does():
+    """Section 7 of the tour, on the shipped model (the tour's default): its student's attention agrees
+    with the teacher's far more than the best of three random encoders of its size does."""
+    report = attention_eval(SHIPPED_MODEL, n=64, random_inits=3)
+    student, randoms = report["encoder"], report["random"]
+    assert student["agreement"]["mean"] > max(r["agreement"]["mean"] for r in randoms) + 0.1
+    assert student["object_ratio"]["mean"] > max(r["object_ratio"]["mean"] for r in randoms)
+
+
+def test_explore_on_your_own_run_and_picture(pretrained, picture, tmp_path):
+    out, _ = pretrained
+    e = run("explore", tmp_path / "explore", checkpoint=str(out), image=picture)
+    assert e["model_loaded"] and e["checkpoint"] == str(resolve_checkpoint(out))
+    assert e["image"] == Path(picture).name and e["examples"] >= 5 and Path(e["figure"]).is_file()
+
+
+def test_segmentation_on_your_own_run_and_picture(pretrained, picture, tmp_path):
+    out, _ = pretrained
+    m = run("segmentation", tmp_path / "seg", checkpoint=str(out), image=picture, train_size=32, val_size=16, steps=5,
+            n_show=1)
+    assert m["checkpoint"] == str(resolve_checkpoint(out)) and set(m["results"]) == {"pretrained", "random init"}
+    assert all(Path(f).is_file() for f in m["figures"]) and len(m["figures"]) == 3
+    assert all(0 <= r["miou"] <= 1 and len(r["iou"]) == 9 for r in m["results"].values())
+    # the probe trained on your run is saved beside its checkpoint, where the app and the explorer look
+    assert Path(m["results"]["pretrained"]["probe"]).parent == resolve_checkpoint(out).parent
+
+
+def test_ablation_notebook(tmp_path, monkeypatch):
+    """The fewest runs that reach every part of the notebook: two seeds (intervals, the figure), a
+    trained arm and the random-init floor (a pair per seed), one training step each."""
+    params = dict(seeds=[0, 1], epochs=1, offline_size=32, batch_size=32, max_steps=1, eval_train=32, eval_val=16,
+                  seg_train=16, seg_val=8, seg_steps=2, arms=["MILAN", "random init"], variant="sparse")
+    out = tmp_path / "ablation"
+    m = run("ablation", out, **params)
+    assert [(r["arm"], r["seed"]) for r in m["rows"]] == [("MILAN", 0), ("random init", 0), ("MILAN", 1),
+                                                          ("random init", 1)]
     by_arm = {r["arm"]: r for r in m["summary"]}
-    assert set(by_arm) == {"MILAN", "MAE decoder"} and Path(m["figure"]).is_file()
+    assert set(by_arm) == {"MILAN", "random init"} and Path(m["figure"]).is_file()
     diffs = [a["linear_mean"] - b["linear_mean"] for a, b in zip(m["rows"][::2], m["rows"][1::2])]
-    assert by_arm["MAE decoder"]["linear_mean_milan_minus_arm"] == pytest.approx(sum(diffs) / 2)
-    lo, hi = by_arm["MAE decoder"]["linear_mean_ci"]
-    assert lo <= by_arm["MAE decoder"]["linear_mean_milan_minus_arm"] <= hi
+    assert by_arm["random init"]["linear_mean_milan_minus_arm"] == pytest.approx(sum(diffs) / 2)
+    lo, hi = by_arm["random init"]["linear_mean_ci"]
+    assert lo <= by_arm["random init"]["linear_mean_milan_minus_arm"] <= hi
     assert all(r["variant"] == "sparse" for r in m["rows"])
-    record = json.loads((tmp_path / "ablation" / "record.json").read_text())
+    record = json.loads((out / "record.json").read_text())
     assert record["kind"] == "ablation" and record["seeds"] == [0, 1] and record["result"]["rows"] == m["rows"]
     assert record["command"].startswith("papermill notebooks/ablation.ipynb")
-    again = run("ablation", tmp_path / "ablation", **params)  # finished runs are reused, not repeated
-    assert again["rows"] == m["rows"]
-
-
-def test_segmentation_notebook(tmp_path):
-    m = run("segmentation", tmp_path / "seg", train_size=64, val_size=32, steps=20, n_show=2)
-    assert set(m["results"]) == {"pretrained", "random init"}
-    assert all(Path(f).is_file() for f in m["figures"])
-    assert all(0 <= r["miou"] <= 1 and len(r["iou"]) == 9 for r in m["results"].values())
+    # the notebook's call again, as a re-run makes it: finished runs are reused, nothing is trained
+    monkeypatch.setattr(ablation, "pretrain", lambda cfg: pytest.fail("a finished run was trained again"))
+    sizes = {k: params[k] for k in ("eval_train", "eval_val", "seg_train", "seg_val", "seg_steps")}
+    again = ablation.run_ablation(MICRO, params["seeds"], str(out), dict(epochs=1, offline_size=32, batch_size=32,
+                                                                         max_steps=1),
+                                  arms=params["arms"], variant="sparse", **sizes)
+    assert again == m["rows"]
