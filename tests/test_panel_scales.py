@@ -51,3 +51,18 @@ def test_text_maps_put_each_prompt_over_its_own_column():
     sim = torch.rand(3, 64)
     img = text_maps_image(["a star", "a purple triangle on the left", "a ring"], sim, sim, torch.zeros(64))
     assert img.ndim == 3 and img.shape[1] > img.shape[0]  # wide and short: prompts side by side
+
+
+def test_the_segmentation_figure_has_a_legend_of_its_classes():
+    from milan_lab.data.scenes import SEG_CLASSES
+    from milan_lab.data.segmentation import SegScenes
+    from milan_lab.evaluation.dense import SegProbe
+    from milan_lab.viz.figures import segmentation_figure
+
+    class Encoder(torch.nn.Module):
+        def forward_features(self, x):  # [N, 1 + 64, 8]: an 8x8 grid of patch tokens
+            return torch.zeros(x.shape[0], 65, 8)
+    dataset = SegScenes("val", 2, 32)
+    fig = segmentation_figure({"stub": Encoder()}, {"stub": SegProbe(8, len(SEG_CLASSES), 32)}, dataset, 2)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == list(SEG_CLASSES)[1:]  # every class but the background

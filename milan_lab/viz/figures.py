@@ -35,20 +35,30 @@ def panels_figure(explorer: Explorer, images: list[np.ndarray], ratio: float = 0
 
 
 def segmentation_figure(encoders: dict, probes: dict, dataset, n: int = 4):
-    """One row per validation image: input, ground truth, then each encoder's probe prediction."""
+    """One row per validation image: input, ground truth, then each encoder's probe prediction,
+    drawn as class outlines (edged in black, so that they show on an object of the class's own
+    colour), with a legend naming each class's colour."""
     import torch
+    from matplotlib.patches import Patch
 
     num_classes = len(dataset.classes)
     rows = []
     for i in range(min(n, len(dataset))):
         x, labels = dataset[i]
         shown = denormalize(x)
-        row = [shown, maps.label_overlay(shown, labels.numpy(), num_classes, alpha=0.8)]
+        size = max(shown.shape[0], 128)  # outlines a few pixels wide need room: draw on an enlarged copy
+        shown = maps.enlarge(shown, size)
+        row = [shown, maps.label_outlines(shown, labels.numpy(), num_classes, width=2)]
         for name, encoder in encoders.items():
             with torch.no_grad():
                 pred = predict(probes[name], encoder.forward_features(x[None])[:, 1:])[0]
-            row.append(maps.label_overlay(shown, pred.numpy(), num_classes, alpha=0.8))
+            row.append(maps.label_outlines(shown, pred.numpy(), num_classes, width=2))
         rows.append(row)
-    return image_grid(rows, [f"val {i}" for i in range(len(rows))],
-                      ["input", "ground truth"] + [f"probe on {name}" for name in encoders],
-                      title="dense probe: background clear, one colour per shape class")
+    fig = image_grid(rows, [f"val {i}" for i in range(len(rows))],
+                     ["input", "ground truth"] + [f"probe on {name}" for name in encoders],
+                     title="dense probe: each class outlined in its colour")
+    colours = maps.class_colours(num_classes)
+    handles = [Patch(facecolor=colours[c], edgecolor="black", label=name) for c, name in enumerate(dataset.classes) if c]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.subplots_adjust(bottom=0.7 / fig.get_figheight())  # room for the legend's rows under the grid
+    return fig
