@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from milan_lab.data.scenes import make_scene, make_scene_with_main_object
+from milan_lab.data.scenes import make_labelled_scene, make_scene, make_scene_with_main_object, patch_labels
+from milan_lab.data.transforms import denormalize
 from milan_lab.errors import ConfigError
 from milan_lab.models.losses import cosine_loss, pixel_loss
 from milan_lab.models.masking import Masking, from_mask, from_order, sample_mask
@@ -38,16 +39,27 @@ def object_patches(object_pixels: np.ndarray, patch: int) -> np.ndarray:
     return blocks.any((1, 3)).reshape(-1).astype(np.float32)
 
 
-def example_object(image, size: int) -> np.ndarray | None:
-    """The main object's pixels [size, size] bool (covering at least half the pixel, as the label maps
-    count them) when ``image`` is one of the app's example scenes, pixel for pixel; else None."""
+def _example_key(image) -> tuple | None:
+    """(seed, split, index) of ``image`` when it is one of the app's example scenes, pixel for pixel."""
     global _examples
     if not isinstance(image, np.ndarray) or image.shape != (DISPLAY, DISPLAY, 3):
         return None
     if _examples is None:
         _examples = {make_scene(seed, split, i, DISPLAY)[0].tobytes(): (seed, split, i) for seed, split, i in EXAMPLE_SCENES}
-    key = _examples.get(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return _examples.get(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+
+
+def example_object(image, size: int) -> np.ndarray | None:
+    """The main object's pixels [size, size] bool (covering at least half the pixel, as the label maps
+    count them) when ``image`` is one of the app's example scenes; else None."""
+    key = _example_key(image)
     return None if key is None else make_scene_with_main_object(*key, size)[1] >= 0.5
+
+
+def example_patch_labels(image, size: int, patch: int) -> np.ndarray | None:
+    """Each patch's class [L] (the label map's majority, ``SEG_CLASSES``) of an example scene, else None."""
+    key = _example_key(image)
+    return None if key is None else patch_labels(make_labelled_scene(*key, size)[1], patch).reshape(-1)
 
 
 def preset_mask(preset: str, num_patches: int, object_mask: np.ndarray | None = None,
@@ -177,3 +189,48 @@ def format_losses(report: dict) -> str:
     return (f"loss on the {report['hidden']} hidden patches (ratio {report['ratio']:.2f}): this mask {report['loss']:.3f}; "
             f"at the same budget: {others} (mean of {draws} draws each)")
 
+
+
+# -- what it filled in -------------------------------------------------------------------------------
+def filled_in_view(report: dict, bank, teacher=None, true_labels=None, k: int = 5, words=(), top: int = 4) -> dict | None:
+    """The hidden patches of a :func:`paint_report` read through a patch bank
+    (``evaluation.patch_bank``): {'from_pred', 'from_target': the image [DISPLAY, DISPLAY, 3] in [0, 1]
+    with each hidden patch replaced by the bank patch nearest to the predicted / the true feature;
+    'result': ``filled_in``'s; 'words': the teacher's top ``words`` for the predicted and the true
+    feature of the ``top`` most attended hidden patches; 'note': the lines under the pictures}. None for a
+    pixel-target model (its prediction is pixels, shown as they are). ``true_labels`` [L]: each patch's
+    class (an example scene's label map), for the top-``k`` retrieval accuracy; None: not known."""
+    from milan_lab.evaluation import patch_bank as pb
+    if report["target"] is None or report["cos_error"] is None:
+        return None
+    size = report["x"].shape[-1]
+    patch = size // int(round(len(report["mask"]) ** 0.5))
+    own = (np.clip(denormalize(report["x"][0]), 0, 1) * 255).round().astype(np.uint8)  # the model's view, its own patches
+    crops = pb.crops_of(own[None], patch)
+    labels = np.zeros(len(report["mask"]), np.int64) if true_labels is None else np.asarray(true_labels).reshape(-1)
+    r = pb.filled_in(bank, report["pred"], report["target"], report["mask"], labels, k)
+    out = {"result": r, "words": []}
+    for key, idx in (("from_pred", r["from_pred"]), ("from_target", r["from_target"])):
+        out[key] = maps.enlarge(pb.pasted(crops, bank, r["patches"], idx).astype(np.float32) / 255, DISPLAY)
+    lines = []
+    if true_labels is not None:
+        acc = f"top-{k} retrieval: the hidden patch's class is among the {k} bank patches nearest to the prediction " \
+              f"for {100 * r['accuracy']:.0f} % of the {len(r['patches'])} hidden patches"
+        if r["object_accuracy"] is not None:
+            acc += f" ({100 * r['object_accuracy']:.0f} % of those on a shape)"
+        lines.append(acc + f"; bank: {len(bank)} patches of validation scenes")
+    else:
+        lines.append(f"top-{k} retrieval needs the patches' true classes: known for the example scenes only")
+    if teacher is not None and words:
+        order = r["patches"][torch.argsort(report["importance"][r["patches"]], descending=True)[:top]] \
+            if report["importance"] is not None else r["patches"][:top]
+        said_pred = pb.top_words(teacher, report["pred"][order], words, 2)
+        said_true = pb.top_words(teacher, report["target"][order], words, 2)
+        g = int(round(len(report["mask"]) ** 0.5))
+        for p, wp, wt in zip(order.tolist(), said_pred, said_true):
+            if wp:
+                out["words"].append((p, wp, wt))
+                lines.append(f"patch (row {p // g}, col {p % g}): the teacher reads the prediction as "
+                             f"{', '.join(w for w, _ in wp)}; the true feature as {', '.join(w for w, _ in wt)}")
+    out["note"] = "\n\n".join(lines)
+    return out
