@@ -56,6 +56,9 @@ ARMS = {
 BASELINE = "fixed views, all tokens"
 METRICS = ("object_ratio", "linear_mean", "agreement", "knn_cls", "knn_mean", "linear_cls", "miou")
 PRIMARY = ("object_ratio", "linear_mean")
+# What each run is scored on (``milan_lab.evaluation.suite``): its probes and their sizes.
+PROBES = ("attention", "knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
+SIZES = {"attention_scenes": 256, "eval_train": 2048, "eval_val": 1024, "seg_train": 1024, "seg_val": 512, "seg_steps": 300}
 
 
 def summarise_grid(rows: list[dict], margin: float | None = None) -> list[dict]:
@@ -95,33 +98,18 @@ def run_arm(preset: str, arm: str, seed: int, steps: int, out: Path, plan: Plan 
 
 
 def score_arm(preset: str, arm: str, seed: int, steps: int, out: Path) -> dict:
-    """Pretrain one arm for one seed in ``out`` and score it: attention metric, kNN and quick linear probe
-    per pooling, dense probe; its row."""
-    from milan_lab.data.segmentation import SegScenes
-    from milan_lab.evaluation.attention import encoder_attention_report
-    from milan_lab.evaluation.dense import seg_probe
-    from milan_lab.evaluation.knn import knn_top1
-    from milan_lab.evaluation.probes import offline_features, quick_linear_probe
-    from milan_lab.factory.models import load_encoder, load_model
+    """Pretrain one arm for one seed in ``out`` and score it on ``PROBES`` at ``SIZES`` (attention metric
+    against the run's teacher, kNN and quick linear probe per pooling, dense probe); its row."""
+    from milan_lab.evaluation.suite import score
+    from milan_lab.factory.models import load_model
     from milan_lab.jobs.pretrain import pretrain
     from milan_lab.tools.records import Timer
     cfg = arm_config(preset, arm, seed, steps, out)
     with Timer() as clock:
         pretrain(cfg)
     model = load_model(str(out), task="pretrain", teacher="auto")
-    randoms = [load_encoder("random", cfg.model, seed=k) for k in range(3)]
-    attention = encoder_attention_report(model.encoder, model.teacher, 256, seed, randoms)
-    size = cfg.model.image_size
-    row = {"arm": arm, "seed": seed, "steps": steps, "train_wall_s": clock.seconds,
-           "object_ratio": attention["encoder"]["object_ratio"]["mean"],
-           "agreement": attention["encoder"]["agreement"]["mean"]}
-    for pool in ("cls", "mean"):
-        train, val = offline_features(model.encoder, size, 2048, 1024, pool=pool, seed=seed)
-        row[f"knn_{pool}"] = knn_top1(train, val)
-        row[f"linear_{pool}"] = quick_linear_probe(train, val, int(train[1].max()) + 1, seed=seed)
-    row["miou"] = seg_probe(model.encoder, SegScenes("train", 1024, size, seed), SegScenes("val", 512, size, seed),
-                            len(SegScenes.classes), steps=300, seed=seed)[0]["miou"]
-    return row
+    row = {"arm": arm, "seed": seed, "steps": steps, "train_wall_s": clock.seconds}
+    return {**row, **score(model.encoder, PROBES, SIZES, seed=seed, teacher=model.teacher, device="cpu")}
 
 
 def check_plan(plan: Plan, preset: str, steps: int, arms, seeds) -> None:

@@ -20,13 +20,7 @@ import torch
 
 from milan_lab.data.scenes import make_scene_with_main_object
 from milan_lab.data.transforms import to_normalized_tensor
-from milan_lab.factory.models import load_encoder, load_model
-
-
-def patch_cover(cover: np.ndarray, patch: int) -> np.ndarray:
-    """Fraction of each patch an object covers: [N, H, W] in [0, 1] -> [N, L]."""
-    n, h, w = cover.shape
-    return cover.reshape(n, h // patch, patch, w // patch, patch).mean((2, 4)).reshape(n, -1)
+from milan_lab.evaluation.features import patch_cover, run_frozen
 
 
 def object_ratio(attn: np.ndarray, cover: np.ndarray) -> np.ndarray:
@@ -62,20 +56,14 @@ def scenes(n: int, image_size: int, seed: int = 0, split: str = "val", variant: 
     return to_normalized_tensor(np.stack([p[0] for p in pairs])), np.stack([p[1] for p in pairs])
 
 
-@torch.no_grad()
 def class_attention(encoder, images: torch.Tensor, batch_size: int = 128) -> np.ndarray:
     """The last block's class-token attention over the patches, per head: [N, heads, L]."""
-    was = encoder.training
-    encoder.eval()
-    out = [encoder.get_last_selfattention(images[i:i + batch_size])[:, :, 0, 1:] for i in range(0, len(images), batch_size)]
-    encoder.train(was)
-    return torch.cat(out).float().numpy()
+    return run_frozen(encoder, lambda x: encoder.get_last_selfattention(x)[:, :, 0, 1:], images, batch_size=batch_size)[0].numpy()
 
 
-@torch.no_grad()
 def teacher_importance(teacher, images: torch.Tensor, batch_size: int = 128) -> np.ndarray:
     """The teacher's class-token importance [N, L] (what semantic masking samples from)."""
-    return torch.cat([teacher(images[i:i + batch_size])[1] for i in range(0, len(images), batch_size)]).float().numpy()
+    return run_frozen(teacher, lambda x: teacher(x)[1], images, batch_size=batch_size)[0].numpy()
 
 
 def attention_metrics(attn: np.ndarray, cover: np.ndarray, teacher: np.ndarray | None) -> dict:
@@ -106,26 +94,10 @@ def encoder_attention_report(encoder, teacher, n: int = 256, seed: int = 0, rand
     return report
 
 
-def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: int = 0, variant: str = "dense") -> dict:
-    """The report for a pretraining checkpoint (or run folder) against the teacher it was trained
-    with, with ``random_inits`` random encoders of its architecture (seeds 0..k-1) as the floor;
-    ``seed`` draws the scenes. Both are in the report (``seed``, ``random_init_seeds``)."""
-    model = load_model(checkpoint, task="pretrain", teacher="auto")
-    randoms = [load_encoder("random", model.cfg, seed=k) for k in range(random_inits)]
-    return {"checkpoint": str(checkpoint), "seed": seed, "random_init_seeds": list(range(random_inits)),
-            **encoder_attention_report(model.encoder, model.teacher, n, seed, randoms, variant)}
-
-
-def format_attention(r: dict) -> str:
-    def row(name, m):
-        ratio, agree = m["object_ratio"], m.get("agreement")
-        text = f"  {name:<22} object ratio {ratio['mean']:5.2f} [{ratio['ci95'][0]:.2f}, {ratio['ci95'][1]:.2f}]"
-        if agree is not None:
-            text += f"   agreement {agree['mean']:+.2f} [{agree['ci95'][0]:+.2f}, {agree['ci95'][1]:+.2f}]"
-        return text
-    lines = [f"{r['checkpoint']}: last-block class-token attention (head mean) on {r['scenes']} scenes at "
-             f"{r['image_size']} px, mean [bootstrap 95 % interval]", row("encoder", r["encoder"])]
-    if "teacher" in r:
-        lines.append(row("teacher", r["teacher"]))
-    lines += [row(f"random init {k}", m) for k, m in enumerate(r["random"])]
-    return "\n".join(lines)
+def __getattr__(name: str):
+    """The attention command's functions live with the other probe commands (``evaluation.probes``);
+    importing them from here still works."""
+    if name in ("attention_eval", "format_attention"):
+        from milan_lab.evaluation import probes
+        return getattr(probes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

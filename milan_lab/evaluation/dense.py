@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from milan_lab.data.segmentation import IGNORE
+from milan_lab.evaluation.features import extract
 from milan_lab.evaluation.progress import bar
 
 
-@torch.no_grad()
 def patch_features(encoder, dataset, batch_size: int = 128, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(patch tokens [N, L, D] after the final norm, labels [N, H, W]) of a frozen encoder;
-    ``progress``: the label of a progress bar on stderr (None: no bar)."""
-    was = encoder.training
-    encoder.eval()
-    feats, labels = [], []
-    for images, y in bar(DataLoader(dataset, batch_size=batch_size), progress or "", progress is not None, unit="batch"):
-        feats.append(encoder.forward_features(images)[:, 1:].float())
-        labels.append(y)
-    encoder.train(was)
-    return torch.cat(feats), torch.cat(labels)
+    """(patch tokens [N, L, D] after the final norm, labels [N, H, W]) of a frozen encoder: the
+    ``patches`` readout of ``features.extract``; ``progress``: the label of a progress bar on stderr (None: no bar)."""
+    return extract(encoder, dataset, "patches", batch_size=batch_size, progress=progress)
 
 
 class SegProbe(torch.nn.Module):

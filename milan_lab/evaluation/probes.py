@@ -1,7 +1,9 @@
-"""Cheap evaluation of frozen encoders: kNN and a quick linear classifier on cached features.
+"""The probe commands' functions (``milan-lab knn``, ``seg-probe``, ``attention``): a checkpoint in, a
+report out, scored through the probe suite (``evaluation.suite``) with the floor beside it (a randomly
+initialised encoder of the same architecture, the factory's) and chance.
 
-The full linear-probe recipe (LARS, 100 epochs, augmentation) is ``jobs/linear.py``; these are
-for monitoring and ablations, where features are extracted once and reused.
+The full linear-probe recipe (LARS, 100 epochs, augmentation) is ``jobs/linear.py``; the suite's
+probes are for monitoring and studies, where features are extracted once and reused.
 """
 from __future__ import annotations
 
@@ -9,17 +11,16 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from milan_lab.config import get_config
-from milan_lab.data.datasets import OfflineScenes
+from milan_lab.config import EncoderConfig, get_config
 from milan_lab.data.scenes import SHAPES
 from milan_lab.data.segmentation import IGNORE, SegScenes, seg_folder_splits
-from milan_lab.data.transforms import eval_transform
 from milan_lab.errors import DataWarning
-from milan_lab.evaluation.dense import confusion, evaluate_probe, patch_features, seg_scores, train_probe
-from milan_lab.evaluation.knn import extract_features, knn_top1
-from milan_lab.factory.models import load_encoder
+from milan_lab.evaluation.attention import encoder_attention_report
+from milan_lab.evaluation.dense import confusion, seg_scores
+from milan_lab.evaluation.linear import quick_linear_probe  # noqa: F401  (its former home: studies import it from here)
+from milan_lab.evaluation.suite import Bench, score
+from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.io.checkpoints import resolve_checkpoint
 from milan_lab.io.locations import OUTPUTS, is_managed
 from milan_lab.io.targets import check_writable
@@ -35,41 +36,23 @@ def _encoder(checkpoint: str | None, preset: str, seed: int = 0) -> ViTEncoder:
 
 def offline_features(encoder, image_size: int, train_size: int, val_size: int, pool: str = "cls", seed: int = 0,
                      variant: str = "dense"):
-    """((features, labels) of the train split, of the val split): ``pool`` "cls" (the class
-    token) or "mean" (the mean of the patch tokens)."""
-    tf = eval_transform(image_size, crop_ratio=1.0)
-    train = extract_features(encoder, OfflineScenes("train", train_size, image_size, seed, tf, variant=variant), "cpu",
-                             pool=pool)
-    val = extract_features(encoder, OfflineScenes("val", val_size, image_size, seed, tf, variant=variant), "cpu", pool=pool)
-    return train, val
-
-
-def quick_linear_probe(train, val, num_classes: int, steps: int = 300, lr: float = 0.05, seed: int = 0) -> float:
-    """Full-batch training of BatchNorm(affine=False) + linear on cached features -> val top-1."""
-    (xf, y), (vf, vy) = train, val
-    mean, std = xf.mean(0), xf.std(0) + 1e-6
-    xf, vf = (xf - mean) / std, (vf - mean) / std
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(xf.shape[1], num_classes)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
-    for _ in range(steps):
-        loss = F.cross_entropy(head(xf), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return float((head(vf).argmax(1) == vy).float().mean())
+    """((features, labels) of the train split, of the val split) of offline scenes at ``image_size``:
+    ``pool`` "cls" (the class token) or "mean" (the mean of the patch tokens), L2-normalised (the
+    suite's ``Bench.features``)."""
+    if image_size != encoder.patch_embed.img_size[0]:
+        raise ValueError(f"image_size {image_size} is not the encoder's ({encoder.patch_embed.img_size[0]})")
+    return Bench(encoder, {"eval_train": train_size, "eval_val": val_size}, seed, variant, device="cpu").features(pool)
 
 
 def random_twin(encoder: ViTEncoder, seed: int = 0) -> ViTEncoder:
-    """A randomly initialised encoder of ``encoder``'s architecture, seeded as ``load_encoder('random')``
-    is (so for an encoder of a preset's size it is the preset's 'random' encoder): the floor a
-    probe's score is read against."""
+    """The factory's randomly initialised encoder (``load_encoder('random')``, seeded by ``seed``) of
+    ``encoder``'s architecture (so for an encoder of a preset's size it is the preset's 'random'
+    encoder): the floor a probe's score is read against."""
     pe = encoder.patch_embed
-    torch.manual_seed(seed)
-    return ViTEncoder(pe.img_size[0], pe.patch_size[0], encoder.embed_dim, len(encoder.blocks), encoder.num_heads,
-                      encoder.blocks[0].mlp.fc1.out_features / encoder.embed_dim, 0.0,
-                      not isinstance(encoder.norm, torch.nn.Identity)).eval()
+    arch = EncoderConfig(image_size=pe.img_size[0], patch_size=pe.patch_size[0], embed_dim=encoder.embed_dim,
+                         depth=len(encoder.blocks), num_heads=encoder.num_heads,
+                         mlp_ratio=encoder.blocks[0].mlp.fc1.out_features / encoder.embed_dim)
+    return load_encoder("random", arch, seed)
 
 
 def _is_random(checkpoint: str | None) -> bool:
@@ -82,19 +65,15 @@ def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int
     with ``chance`` (1 / number of classes) and, with ``baseline``, ``random_init``: the same kNN
     on a randomly initialised encoder of the same architecture (seed 0); ``progress``: bars on stderr."""
     encoder = _encoder(checkpoint, preset)
-    size = encoder.patch_embed.img_size[0]
-    tf = eval_transform(size, crop_ratio=1.0)
-    train_set, val_set = OfflineScenes("train", train_size, size, 0, tf), OfflineScenes("val", val_size, size, 0, tf)
+    sizes = {"eval_train": train_size, "eval_val": val_size}
 
-    def score(enc, name: str) -> float:
-        train = extract_features(enc, train_set, "cpu", progress=f"{name}: train features" if progress else None)
-        val = extract_features(enc, val_set, "cpu", progress=f"{name}: val features" if progress else None)
-        return knn_top1(train, val)
+    def knn(enc, name: str) -> float:
+        return score(enc, ["knn_cls"], sizes, seed=0, device="cpu", progress=name if progress else None)["knn_cls"]
 
-    result = {"checkpoint": checkpoint, "knn_top1": score(encoder, "kNN"), "chance": 1 / len(SHAPES),
+    result = {"checkpoint": checkpoint, "knn_top1": knn(encoder, "kNN"), "chance": 1 / len(SHAPES),
               "num_classes": len(SHAPES), "train_images": train_size, "val_images": val_size}
     if baseline and not _is_random(checkpoint):
-        result["random_init"] = score(random_twin(encoder), "kNN, random init")
+        result["random_init"] = knn(random_twin(encoder), "kNN, random init")
     return result
 
 
@@ -146,13 +125,11 @@ def _beside(checkpoint_file: Path) -> Path:
 
 
 def _dense_probe(encoder, train, val, steps: int, seed: int, progress: str | None):
-    """(scores, probe, validation labels [N, H, W]): ``evaluation.dense.seg_probe`` with the
-    validation labels kept for the chance level, and progress bars."""
-    label = (lambda what: f"{progress}: {what}") if progress else (lambda what: None)
-    train_f = patch_features(encoder, train, progress=label("train features"))
-    val_f = patch_features(encoder, val, progress=label("val features"))
-    probe = train_probe(*train_f, len(train.classes), steps=steps, seed=seed, progress=label("probe"))
-    return evaluate_probe(probe, *val_f, len(train.classes)), probe, val_f[1]
+    """(scores, probe, validation labels [N, H, W]): the suite's dense probe on the given splits, with
+    the validation labels kept for the chance level."""
+    bench = Bench(encoder, {"seg_steps": steps}, seed, datasets={"seg": (train, val)}, device="cpu", progress=progress)
+    bench.score(["miou"])
+    return bench.kept["dense_scores"], bench.kept["dense_probe"], bench.kept["dense_val_labels"]
 
 
 def majority_chance(labels: torch.Tensor, classes) -> dict:
@@ -204,3 +181,29 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
         save_weights(target, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
         result["probe"] = str(target)
     return (result, encoder, probe) if return_models else result
+
+
+def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: int = 0, variant: str = "dense") -> dict:
+    """The attention report (``evaluation.attention.encoder_attention_report``) for a pretraining
+    checkpoint (or run folder) against the teacher it was trained with, with ``random_inits`` random
+    encoders of its architecture (seeds 0..k-1) as the floor; ``seed`` draws the scenes. Both are in
+    the report (``seed``, ``random_init_seeds``)."""
+    model = load_model(checkpoint, task="pretrain", teacher="auto")
+    randoms = [load_encoder("random", model.cfg, seed=k) for k in range(random_inits)]
+    return {"checkpoint": str(checkpoint), "seed": seed, "random_init_seeds": list(range(random_inits)),
+            **encoder_attention_report(model.encoder, model.teacher, n, seed, randoms, variant)}
+
+
+def format_attention(r: dict) -> str:
+    def row(name, m):
+        ratio, agree = m["object_ratio"], m.get("agreement")
+        text = f"  {name:<22} object ratio {ratio['mean']:5.2f} [{ratio['ci95'][0]:.2f}, {ratio['ci95'][1]:.2f}]"
+        if agree is not None:
+            text += f"   agreement {agree['mean']:+.2f} [{agree['ci95'][0]:+.2f}, {agree['ci95'][1]:+.2f}]"
+        return text
+    lines = [f"{r['checkpoint']}: last-block class-token attention (head mean) on {r['scenes']} scenes at "
+             f"{r['image_size']} px, mean [bootstrap 95 % interval]", row("encoder", r["encoder"])]
+    if "teacher" in r:
+        lines.append(row("teacher", r["teacher"]))
+    lines += [row(f"random init {k}", m) for k, m in enumerate(r["random"])]
+    return "\n".join(lines)

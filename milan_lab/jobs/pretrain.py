@@ -18,7 +18,7 @@ from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import DecodeCrop, DecodeView, eval_transform, normalize_uint8, pretrain_transform
 from milan_lab.engine.common import build_scheduler
 from milan_lab.engine.trainer import Trainer
-from milan_lab.evaluation.knn import knn_accuracy
+from milan_lab.evaluation.suite import score
 from milan_lab.factory.models import create_model
 from milan_lab.io import timeline
 from milan_lab.jobs.teacher_cache import CachedViews, TeacherCache, WithIndex, check_cache_fits
@@ -95,7 +95,7 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
             epoch_end and not (step // steps_per_epoch) % cfg.knn_every)
         if not due:
             return None
-        return {"knn_acc": knn_accuracy(model.encoder, *knn, trainer.device)}
+        return {"knn_acc": score(model.encoder, ["knn_cls"], datasets={"scenes": knn}, device=trainer.device)["knn_cls"]}
 
     keep = timeline_hook(cfg, trainer, model, steps_per_epoch * cfg.epochs)
     history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(dataset, cfg.num_workers),

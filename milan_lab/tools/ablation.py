@@ -27,17 +27,13 @@ import statistics
 from pathlib import Path
 
 from milan_lab.config import get_config
-from milan_lab.data.segmentation import SegScenes
 from milan_lab.errors import ConfigError
-from milan_lab.evaluation.dense import seg_probe
-from milan_lab.evaluation.knn import knn_top1
-from milan_lab.evaluation.probes import offline_features, quick_linear_probe
 from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, paired_test, t_interval, tost
+from milan_lab.evaluation.suite import SIZES, probe_named, score
 from milan_lab.factory.models import load_encoder
-from milan_lab.io.weights import atomic_write
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
-from milan_lab.tools.plans import Plan, check_against_plan, finished_run, run_start, runs_table
+from milan_lab.tools.plans import Plan, check_against_plan, finished_run, run_start, runs_table, write_run_result
 
 BASELINE = "MILAN"
 RANDOM = "random init"
@@ -51,7 +47,7 @@ ARMS = {
     EQUAL_COMPUTE: {"target": "pixels", "norm_pix_loss": True, "sampler": "random", "decoder": "mae"},
     RANDOM: {},
 }
-PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
+PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")  # probes of evaluation.suite, one metric each
 PRIMARY = "linear_mean"  # declared before the runs: the probe that favours no arm's supervision
 NAMES = {"knn_cls": "kNN, class token", "knn_mean": "kNN, mean patch", "linear_cls": "linear, class token",
          "linear_mean": "linear, mean patch", "miou": "dense mIoU"}
@@ -72,7 +68,7 @@ def run_folder(output_dir: str | Path, arm: str, seed: int) -> Path:
 
 def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides: dict | None = None,
             eval_train: int = 1024, eval_val: int = 512, seg_train: int = 512, seg_val: int = 256,
-            seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None) -> dict:
+            seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None, probes=PROBES) -> dict:
     """Pretrain one arm for one seed (none for the random-init arm) and score it (``score_arm``); reuses a
     finished run's ``result.json`` made under the same ``plan`` (a ConfigError for one made under another).
     The result carries the plan's name and hash and the commit the run started from."""
@@ -82,15 +78,16 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
     if previous is not None:
         return previous
     start = run_start(plan)  # provenance when the run starts, not when the study's record is written
-    row = {**score_arm(preset, arm, seed, out, overrides, variant, eval_train=eval_train, eval_val=eval_val,
-                       seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps), **start}
-    atomic_write(done, lambda tmp: tmp.write_text(json.dumps(row, indent=1)))  # a killed write leaves no half row
-    return row
+    sizes = dict(eval_train=eval_train, eval_val=eval_val, seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps)
+    return write_run_result(done, score_arm(preset, arm, seed, out, overrides, variant, probes=probes, **sizes), start)
 
 
-def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, eval_train: int,
-              eval_val: int, seg_train: int, seg_val: int, seg_steps: int) -> dict:
-    """One arm's run for one seed in ``out``: trained (but the random-init arm) and probed; its row."""
+def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, probes=PROBES,
+              **sizes) -> dict:
+    """One arm's run for one seed in ``out``: trained (but the random-init arm) and scored on ``probes``
+    (``evaluation.suite``) at ``sizes``; its row."""
+    for name in probes:  # an unknown probe is refused before the training
+        probe_named(name)
     over = {**(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
             "offline_variant": variant}
     cfg = get_config("pretrain", preset, over)
@@ -106,14 +103,7 @@ def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | Non
         rates = [r["img_per_s"] for r in history if r.get("img_per_s")]  # training steps only, between log rows
         row.update(steps=summary["steps"], ms_per_step=1e3 * cfg.batch_size / statistics.median(rates) if rates else None)
         encoder = load_encoder(str(out), cfg.model)
-    size = cfg.model.image_size
-    for pool in ("cls", "mean"):
-        train, val = offline_features(encoder, size, eval_train, eval_val, pool=pool, seed=seed, variant=variant)
-        row[f"knn_{pool}"] = knn_top1(train, val)
-        row[f"linear_{pool}"] = quick_linear_probe(train, val, int(train[1].max()) + 1, seed=seed)
-    seg, _ = seg_probe(encoder, SegScenes("train", seg_train, size, seed, variant),
-                       SegScenes("val", seg_val, size, seed, variant), len(SegScenes.classes), steps=seg_steps, seed=seed)
-    row["miou"] = seg["miou"]
+    row.update(score(encoder, probes, sizes, seed=seed, variant=variant, device="cpu"))
     return row
 
 
@@ -128,19 +118,22 @@ def check_study(seeds, arms, **eval_sizes) -> None:
         raise ConfigError(f"bad value for {next(iter(bad))!r}: must be at least 1, got {next(iter(bad.values()))}")
 
 
-EVAL_SIZES = {"eval_train": 1024, "eval_val": 512, "seg_train": 512, "seg_val": 256, "seg_steps": 200}  # run_arm's
+EVAL_SIZES = {k: SIZES[k] for k in ("eval_train", "eval_val", "seg_train", "seg_val", "seg_steps")}  # run_arm's
 
 
 def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablation", overrides: dict | None = None,
-                 arms=tuple(ARMS), variant: str = "dense", plan: Plan | None = None, **eval_sizes) -> list[dict]:
-    """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each. With a
-    ``plan`` the arguments are checked against it first (arms and seeds among its own, everything else
-    equal) and every run is stamped with it."""
+                 arms=tuple(ARMS), variant: str = "dense", plan: Plan | None = None, probes=PROBES,
+                 **eval_sizes) -> list[dict]:
+    """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each, scored on
+    ``probes`` (names in ``evaluation.suite.PROBES``). With a ``plan`` the arguments are checked against it
+    first (arms and seeds among its own, everything else equal) and every run is stamped with it."""
     check_study(seeds, arms, **eval_sizes)
+    for name in probes:
+        probe_named(name)
     if plan is not None:
         check_against_plan(plan, study="ablation", preset=preset, variant=variant, overrides=dict(overrides or {}),
                            sizes={**EVAL_SIZES, **eval_sizes}, arms=list(arms), seeds=list(seeds))
-    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, plan=plan, **eval_sizes)
+    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, plan=plan, probes=probes, **eval_sizes)
             for seed in seeds for arm in arms]
 
 

@@ -143,13 +143,10 @@ def finished_run(path: str | Path, plan: Plan | None) -> dict | None:
 
 
 def write_run_result(path: str | Path, row: dict, start: dict) -> dict:
-    """``row`` with the run's start stamp (``run_start``), written to ``path`` atomically; returns it."""
-    from milan_lab.io.weights import atomic_write  # here, not at the top: it loads torch, and a plan is read before any work
-    result = {**row, **start}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
-    return result
+    """``row`` with the run's start stamp (``run_start``), written to ``path`` atomically (the suite's one
+    result writer); returns it."""
+    from milan_lab.evaluation.suite import write_result  # here, not at the top: it loads torch, and a plan is read before any work
+    return write_result(path, {**row, **start})
 
 
 def check_against_plan(plan: Plan, **given) -> None:
