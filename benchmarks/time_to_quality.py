@@ -69,8 +69,10 @@ def finished(out: Path, settings: dict) -> dict | None:
 
 
 def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eval_every: int = 25,
-        val_size: int = 2048) -> dict:
-    from milan_lab.io.weights import atomic_write
+        val_size: int = 2048, preset: str = PRESET) -> dict:
+    """One recipe (``overrides`` of ``preset``) for one seed in ``out``, kNN every ``eval_every`` steps; its
+    result (reused from ``out``/result.json when made with the same settings)."""
+    from milan_lab.evaluation.suite import write_result
     from milan_lab.jobs.pretrain import pretrain
     from milan_lab.tools.info import model_info
     from milan_lab.tools.records import Timer
@@ -79,13 +81,13 @@ def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eva
     if result is not None:
         return result
     shutil.rmtree(out, ignore_errors=True)  # an unfinished run starts again: its clock must be one run's
-    cfg = get_config("pretrain", PRESET, {"knn_train_size": 2048, "knn_val_size": val_size, **overrides, "seed": seed,
+    cfg = get_config("pretrain", preset, {"knn_train_size": 2048, "knn_val_size": val_size, **overrides, "seed": seed,
                                           "output_dir": str(out), "progress": False, "knn_every_steps": eval_every})
     with Timer() as wall:
         summary = pretrain(cfg)
     history = json.loads((out / "metrics.json").read_text())["history"]
     curve = [(r["step"], r["train_s"], r["knn_acc"]) for r in history if "knn_acc" in r]
-    info = model_info(PRESET)
+    info = model_info(preset)
     per_image, teacher = info["gflops_pretrain_step_per_image"], info["gflops_teacher"]
     k = cfg.model.masks_per_image
 
@@ -101,8 +103,7 @@ def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eva
               "at_target": {**cost(hit[0]), "train_s": hit[1]} if hit else None,
               "final": {**cost(curve[-1][0]), "train_s": curve[-1][1], "knn": curve[-1][2]},
               "final_knn": summary["knn_acc"], "total_wall_s": wall.seconds, "knn_curve": curve}
-    atomic_write(out / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
-    return result
+    return write_result(out / "result.json", result)
 
 
 def parse_candidates(texts: list[str]) -> list[tuple[str, dict]]:

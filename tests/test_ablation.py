@@ -84,19 +84,35 @@ def test_markdown_tables_show_raw_and_adjusted_p_and_the_primary_metric_first():
 
 
 def test_random_init_and_equal_compute_arms(teacher_dir, tmp_path, monkeypatch):
-    """The random-init arm trains nothing; the equal-FLOPs MAE arm trains longer by MILAN's FLOP ratio."""
+    """The random-init arm trains nothing and is scored on the whole battery; the equal-FLOPs MAE arm trains
+    longer by MILAN's FLOP ratio; a finished run is reused."""
     monkeypatch.setattr(ablation, "compute_factor", lambda preset: 2.0)
-    over = dict(arg.split("=", 1) for arg in tiny_overrides(teacher_dir, tmp_path, epochs=1, offline_size=32))
+    over = dict(arg.split("=", 1) for arg in tiny_overrides(teacher_dir, tmp_path, epochs=1, offline_size=16, batch_size=8))
     over.pop("output_dir")
-    sizes = dict(eval_train=32, eval_val=32, seg_train=16, seg_val=16, seg_steps=2)
+    sizes = dict(eval_train=16, eval_val=16, seg_train=8, seg_val=8, seg_steps=2)
     rand = ablation.run_arm("milan_vit-micro-p8_offline", ablation.RANDOM, 0, tmp_path, over, **sizes)
     assert rand["steps"] == 0 and set(ablation.PROBES) <= set(rand)
-    corner = ablation.run_arm("milan_vit-micro-p8_offline", "MAE (all three)", 0, tmp_path, over, **sizes)
-    equal = ablation.run_arm("milan_vit-micro-p8_offline", ablation.EQUAL_COMPUTE, 0, tmp_path, over, **sizes)
-    assert equal["steps"] == 2 * corner["steps"] and corner["ms_per_step"] > 0
+    # the trained arms' probes are the random arm's (above): their steps are what this checks
+    corner = ablation.run_arm("milan_vit-micro-p8_offline", "MAE (all three)", 0, tmp_path, over, probes=(), **sizes)
+    equal = ablation.run_arm("milan_vit-micro-p8_offline", ablation.EQUAL_COMPUTE, 0, tmp_path, over, probes=(), **sizes)
+    assert corner["steps"] == 2 and equal["steps"] == 2 * corner["steps"] and corner["ms_per_step"] > 0
     assert ablation.run_arm("milan_vit-micro-p8_offline", ablation.RANDOM, 0, tmp_path, over, **sizes) == rand  # reused
 
 
-def test_compute_factor_counts_the_teacher_for_milan_only():
-    factor = ablation.compute_factor("milan_vit-micro-p8_offline")
-    assert factor > 1
+def test_compute_factor_counts_the_teacher_for_milan_only(monkeypatch):
+    """MILAN's cost per image: the teacher's forward + 3x (encoder + prompting decoder); the MAE corner's:
+    3x (encoder + MAE decoder), no teacher."""
+    costs = {"with teacher": 10.0, "no teacher": 0.0}
+    monkeypatch.setattr(ablation, "model_info", lambda preset: {
+        "gflops_teacher": costs[preset], "gflops_encoder_masked": 1.0, "gflops_decoder_by_type": {"prompting": 2.0, "mae": 1.0}})
+    ablation.compute_factor.cache_clear()
+    try:
+        assert ablation.compute_factor("with teacher") == pytest.approx((10 + 3 * (1 + 2)) / (3 * (1 + 1)))
+        assert ablation.compute_factor("no teacher") == pytest.approx(3 * (1 + 2) / (3 * (1 + 1)))
+    finally:
+        ablation.compute_factor.cache_clear()  # no made-up costs left for other tests
+    monkeypatch.undo()
+    info = ablation.model_info("milan_vit-micro-p8_offline")
+    enc, dec = info["gflops_encoder_masked"], info["gflops_decoder_by_type"]
+    assert info["gflops_teacher"] > 0 and ablation.compute_factor("milan_vit-micro-p8_offline") == pytest.approx(
+        (info["gflops_teacher"] + 3 * (enc + dec["prompting"])) / (3 * (enc + dec["mae"])))

@@ -40,16 +40,22 @@ def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(tmp_pat
     from time_to_quality import interpolate_time, ratios, run
 
     from milan_lab.tools.info import model_info
-    small = dict(offline_size=128, epochs=2, warmup_epochs=0.5, batch_size=64, knn_train_size=64)
+    from tests.helpers import tiny_overrides, tiny_teacher_folder
+    # a 32-px student of the micro preset with a tiny teacher: 2 epochs x 2 steps x 16 images, kNN after every step
+    tiny = dict(arg.split("=", 1) for arg in tiny_overrides(tiny_teacher_folder(tmp_path / "teacher"), tmp_path))
+    tiny = {k: v for k, v in tiny.items() if k not in ("output_dir", "progress", "knn_every")}
+    small = {**tiny, "offline_size": 32, "batch_size": 16, "knn_train_size": 16}
+    preset = "milan_vit-micro-p8_offline"
     cached = run("cached", {**small, "teacher_cache": True, "min_crop_scale": 1.0}, tmp_path / "cached", target=0.0,
-                 eval_every=1, val_size=64)
-    plain = run("plain", {**small, "teacher_cache": False}, tmp_path / "plain", target=0.0, eval_every=1, val_size=64)
-    info = model_info("milan_vit-tiny-p8_offline")
+                 eval_every=1, val_size=16, preset=preset)
+    plain = run("plain", {**small, "teacher_cache": False}, tmp_path / "plain", target=0.0, eval_every=1, val_size=16,
+                preset=preset)
+    info = model_info(preset)
     teacher, student = info["gflops_teacher"], info["gflops_pretrain_step_per_image"] - info["gflops_teacher"]
-    for r, teacher_passes in ((cached, 128), (plain, 256)):  # 2 epochs x 2 steps x 64 images
+    for r, teacher_passes in ((cached, 32), (plain, 64)):  # the cache: one pass per scene; without: one per image seen
         end = r["final"]
-        assert end["steps"] == 4 and end["images"] == 256
-        assert end["tflops"] == pytest.approx((teacher_passes * teacher + 256 * student) / 1e3)
+        assert end["steps"] == 4 and end["images"] == 64
+        assert end["tflops"] == pytest.approx((teacher_passes * teacher + 64 * student) / 1e3)
     assert [s for s, _, _ in cached["knn_curve"]] == [1, 2, 3, 4] and cached["teacher_cache"] is True
     assert cached["final_knn"] == pytest.approx(cached["knn_curve"][-1][2], abs=1e-4)
     assert cached["total_wall_s"] >= cached["knn_curve"][-1][1]  # training seconds leave the evaluations out
@@ -64,10 +70,10 @@ def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(tmp_pat
     assert ratios(runs) == {"views only": pytest.approx([0.5, 0.75])}
     # a finished run is reused as it is (its clock is one run's); one made with other settings is refused
     again = run("cached", {**small, "teacher_cache": True, "min_crop_scale": 1.0}, tmp_path / "cached", target=0.0,
-                eval_every=1, val_size=64)
+                eval_every=1, val_size=16, preset=preset)
     assert again == json.loads(json.dumps(cached))
     with pytest.raises(ConfigError, match="a finished run made with"):
-        run("cached", {}, tmp_path / "cached", target=0.6, eval_every=1, val_size=64)
+        run("cached", {}, tmp_path / "cached", target=0.6, eval_every=1, val_size=16, preset=preset)
 
 
 def test_views_grid_applies_its_declared_rule_on_adjusted_intervals():

@@ -300,8 +300,10 @@ def test_a_bad_notebook_parameter_stops_papermill_with_one_line(tmp_path):
     ('{"mask_ratio": 2}', "--candidate 2: bad value for 'mask_ratio'"),
     ("[1]", "--candidate 2: expected a JSON object"),
 ])
-def test_time_to_quality_checks_every_candidate_before_training(candidate, message):
+def test_time_to_quality_checks_every_candidate_before_training(candidate, message, tmp_path):
+    out = tmp_path / "ttq"
     done = subprocess.run([sys.executable, "benchmarks/time_to_quality.py", "--candidate", '{"epochs": 3}',
-                           "--candidate", candidate], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip().endswith(done.stderr.strip().splitlines()[-1])
-    assert done.stderr.count("\n") == 1 and message in done.stderr and done.stdout == ""
+                           "--candidate", candidate, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith(f"time_to_quality: error: {message}")
+    assert done.stderr.count("\n") == 1 and done.stdout == ""  # one line, nothing else printed
+    assert not out.exists()  # refused before the first run (the reference) wrote anything
