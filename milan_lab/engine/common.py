@@ -13,6 +13,7 @@ from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader, Sampler
 
 from milan_lab.errors import ConfigError, MilanLabError
+from milan_lab.io.weights import atomic_write
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -141,12 +142,14 @@ class MetricsLog:
         if not (self.enabled and self.path.is_file()):
             return
         keep = [r for r in self.read() if int(float(r["step"])) <= step]
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.COLUMNS)
-            writer.writeheader()
-            writer.writerows(keep)
-        os.replace(tmp, self.path)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.COLUMNS)
+                writer.writeheader()
+                writer.writerows(keep)
+
+        atomic_write(self.path, write)  # a resume killed here leaves the whole old log, never a cut one
 
     def log(self, row: dict) -> None:
         if not self.enabled:
@@ -163,8 +166,7 @@ class MetricsLog:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(tmp, path)
+    """``data`` as JSON at ``path``, atomically (``io.weights.atomic_write``): a killed or failed write
+    leaves the old file or none, never half of one (``metrics.json`` is what a finished run is read from)."""
+    text = json.dumps(data, indent=1, default=float)  # serialised first: a value JSON cannot hold fails before any write
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
