@@ -17,6 +17,7 @@ import numpy as np
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.images import load_image
 from milan_lab.app_paint import paint_tab
+from milan_lab.app_timeline import timeline_tab
 from milan_lab.errors import BadImage, MilanLabError
 from milan_lab.models.masking import SAMPLERS  # the registry, read when the app is built: every registered sampler is offered
 from milan_lab.viz import maps, scales
@@ -394,6 +395,8 @@ def build_app(explorer: Explorer):
                     rec_note = gr.Markdown()
                 with gr.Tab("Paint a mask"):
                     wire_paint = paint_tab(explorer, user_error, check_control_values)
+                with gr.Tab("Timeline"):
+                    wire_timeline = timeline_tab(explorer, user_error, check_control_values)
                 with gr.Tab("Segmentation"):
                     gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
                                 "each pixel's class among background and the eight shapes.")
@@ -428,6 +431,7 @@ def build_app(explorer: Explorer):
         checked.failure(lambda: [None if isinstance(o, gr.Image) else "" for o in every_output], None, every_output,
                         api_name=False)  # no panel keeps showing the image before the bad one
         wire_paint(image, checked, demo)
+        wire_timeline(image, checked, demo)
         stu_head.change(on_student, stu_in, stu_out, api_name="student_attention")
         image.upload(on_segment, [image], seg_out, api_name="segmentation")
         layer.release(on_attention, att_in, att_out, api_name="attention")

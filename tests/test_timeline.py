@@ -97,3 +97,21 @@ def test_timeline_metrics_and_figure(straight, tmp_path):
     assert len(format_timeline(result).splitlines()) == 5
     path = write_timeline_figure(result, tmp_path / "figs" / "timeline.png")
     assert path.stat().st_size > 10_000
+
+
+def test_the_apps_timeline_reads_a_run_folders_snapshots(straight, teacher_dir):
+    from types import SimpleNamespace
+
+    from milan_lab.app_timeline import run_snapshots
+    from milan_lab.data.scenes import make_scene
+    from milan_lab.factory.teachers import load_teacher
+    from milan_lab.viz.timeline import snapshot_attention
+    assert [s for s, _ in run_snapshots(SimpleNamespace(model_source=str(straight)))] == [2, 4, 6, 8]
+    assert run_snapshots(SimpleNamespace(model_source=str(timeline.snapshot_path(straight, 8)))) == []  # a file: no slider
+    assert run_snapshots(SimpleNamespace(model_source=None)) == []
+    cfg = model_config_from(load_checkpoint(latest_checkpoint(straight / "checkpoints"))["config"])
+    image = make_scene(0, "test", 0, 256)[0]
+    early, late = (snapshot_attention(load_encoder(timeline.snapshot_path(straight, s), cfg), load_teacher(str(teacher_dir), None),
+                                      image) for s in (2, 8))
+    assert early["map"].shape == (256, 256, 3) and early["values"].shape == (16,)
+    assert -1 <= early["agreement"] <= 1 and not torch.equal(early["values"], late["values"])  # each snapshot its own

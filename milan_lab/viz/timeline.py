@@ -42,3 +42,22 @@ def figure_array(fig: Figure):
     import numpy as np
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def snapshot_attention(encoder, teacher, image) -> dict:
+    """One snapshot's view of ``image``: {'map': its class token's last-block attention (head mean) over
+    the image [DISPLAY, DISPLAY, 3], 'values' [L], 'agreement': Pearson's r with the teacher's importance
+    over the patches (None when the grids differ)}."""
+    import torch
+
+    from milan_lab.evaluation.attention import agreement
+    from milan_lab.viz import maps
+    from milan_lab.viz.panels import Explorer
+    size = encoder.patch_embed.img_size[0]
+    shown, x = Explorer._views(image, size)
+    with torch.no_grad():
+        values = maps.cls_attention(encoder.eval().get_last_selfattention(x)[0])
+        importance = teacher(Explorer._views(image, teacher.image_size)[1])[1][0] if teacher is not None else None
+    same = importance is not None and importance.shape == values.shape
+    r = float(agreement(values.numpy()[None], importance.numpy()[None])[0]) if same else None
+    return {"map": maps.heatmap(shown, values), "values": values, "agreement": r}
