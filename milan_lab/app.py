@@ -364,14 +364,14 @@ def build_app(explorer: Explorer):
                     stu_note = gr.Markdown()
                 with gr.Tab("Masks"):
                     with gr.Row():
-                        sampler_a = gr.Dropdown(SAMPLERS, value="semantic", label="sampler A")
-                        sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B")
+                        sampler_a = gr.Dropdown(SAMPLERS, value="semantic", label="sampler A", elem_id="sampler-a")
+                        sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B", elem_id="sampler-b")
                         ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
                         seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed")
                     with gr.Row():
                         mask_a, mask_a_title = panel(mask_title("semantic"), "mask-a", CAPTIONS["mask"])
                         mask_b, mask_b_title = panel(mask_title("random"), "mask-b", CAPTIONS["mask"])
-                    mask_note = gr.Markdown()
+                    mask_note = gr.Markdown(elem_id="mask-note")
                 with gr.Tab("Reconstruction"):
                     with gr.Row():
                         rec_sampler = gr.Dropdown(SAMPLERS, value="semantic", label="sampler")
@@ -383,14 +383,14 @@ def build_app(explorer: Explorer):
                     prompts = gr.Textbox(value=DEFAULT_PROMPTS, label="text prompts (comma separated)",
                                          info=vocabulary_note(rec_teacher), elem_id="prompts")
                     with gr.Row():
-                        rec_masked, _ = panel("masked input", "rec-masked", min_width=180)
+                        rec_masked, _ = panel("masked input", "rec-masked", min_width=200)
                         if pixel_model:
-                            rec_target, _ = panel("predicted pixels", "rec-target", CAPTIONS["rec-pixels"], 180)
-                            rec_pred, _ = panel("visible + predicted", "rec-pred", CAPTIONS["rec-pasted"], 180)
+                            rec_target, _ = panel("predicted pixels", "rec-target", CAPTIONS["rec-pixels"], 200)
+                            rec_pred, _ = panel("visible + predicted", "rec-pred", CAPTIONS["rec-pasted"], 200)
                         else:
-                            rec_target, _ = panel("target (PCA)", "rec-target", min_width=180)
-                            rec_pred, _ = panel("prediction (PCA)", "rec-pred", min_width=180)
-                        rec_cos, _ = panel("cosine per patch", "rec-cos", min_width=180)
+                            rec_target, _ = panel("target (PCA)", "rec-target", min_width=200)
+                            rec_pred, _ = panel("prediction (PCA)", "rec-pred", min_width=200)
+                        rec_cos, _ = panel("cosine per patch", "rec-cos", min_width=200)
                     rec_text, _ = panel("text prompts: where (MaskCLIP), target tokens, prediction", "rec-text")
                     rec_note = gr.Markdown()
                 with gr.Tab("Paint a mask"):

@@ -28,6 +28,7 @@ PANELS = {"Attention": ["attention-map", "attention-rollout", "student-attention
           "Masks": ["mask-a", "mask-b"],
           "Reconstruction": ["rec-masked", "rec-target", "rec-pred", "rec-cos", "rec-text"],
           "Segmentation": ["segmentation", "segmentation-truth"]}
+OTHER_TABS = ["Paint a mask", "About"]  # screenshots only: the paint tab has its own browser test
 SCALED = ["attention-map", "attention-rollout", "student-attention", "random-attention", "rec-cos"]  # colour bar drawn in
 HINT = "No image."
 # each panel's state in the page: [image src or null, busy]
@@ -90,6 +91,10 @@ def wait_for_panels(page, ids: list[str], before: dict, empty=(), timeout: float
         page.wait_for_timeout(200)
 
 
+def shoot(page, tab: str, width: int) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"app-{tab.lower().replace(' ', '-')}-{width}.png"), full_page=True)
+
+
 def fetch_image(src: str) -> np.ndarray:
     with urllib.request.urlopen(src, timeout=30) as r:
         return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
@@ -136,7 +141,12 @@ def test_every_tab_with_every_example_scene(page):
             for elem_id in ids:  # every panel is titled and captioned
                 assert page.locator(f"#{elem_id}-caption").inner_text().strip()
             if n == 0:
-                page.screenshot(path=str(ARTIFACTS / f"app-{tab.lower()}-1280.png"), full_page=True)
+                shoot(page, tab, 1280)
+        if n == 0:
+            for tab in OTHER_TABS:
+                open_tab(page, tab)
+                page.wait_for_timeout(1000)
+                shoot(page, tab, 1280)
         for elem_id in SCALED:
             assert_colour_bar(fetch_image(srcs[elem_id]), elem_id)
         assert_truth_on_the_objects(fetch_image(srcs["segmentation-truth"]), key)
@@ -147,11 +157,17 @@ def test_every_tab_with_every_example_scene(page):
     open_tab(page, "Masks")
     titles = page.locator("#mask-a-title, #mask-b-title").all_inner_texts()
     assert [t.strip() for t in titles] == ["semantic sampler", "random sampler"]
+    page.locator("#sampler-a input").click()
+    page.get_by_role("option", name="topk").click()
+    page.wait_for_function("() => document.getElementById('mask-a-title').innerText.trim() === 'topk sampler'")
+    wait_for_panels(page, ["mask-a"], srcs)
+    assert "topk:" in page.locator("#mask-note").inner_text()
     if os.environ.get("MILAN_LAB_SCREENSHOT") == "1":  # the README's picture: the first scene's attention tab
         page.locator("#examples button").nth(0).click()
         open_tab(page, "Attention")
         wait_for_panels(page, PANELS["Attention"], srcs)
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(README_SHOT))
 
 
@@ -193,5 +209,5 @@ def test_titles_and_captions_fit_at_1280_and_900_px(page, width):
         layout = page.evaluate(CLIPPED_JS)
         assert layout == {"clipped": [], "sideways": False}, (tab, width, layout)
         if width != 1280:
-            page.screenshot(path=str(ARTIFACTS / f"app-{tab.lower()}-{width}.png"), full_page=True)
+            shoot(page, tab, width)
     page.set_viewport_size({"width": 1280, "height": 720})
