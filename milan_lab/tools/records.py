@@ -345,6 +345,87 @@ def text_maps_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+PROBE_NAMES = {"knn_cls": "kNN, class token", "knn_mean": "kNN, mean patch", "linear_cls": "linear, class token",
+               "linear_mean": "linear, mean patch", "miou": "dense mIoU"}
+
+
+def table_teacher_ceilings(folder: Path) -> str:
+    """``benchmarks/teacher_ceilings.py``: the shipped teachers' zero-shot per scene kind and their own probe scores."""
+    rec = read_record("teacher_ceilings", folder)
+    r = rec["result"]
+    dense = f", dense probe {r['dense_train']:,} / {r['dense_val']:,} scenes, {r['dense_steps']} steps" if r["dense_steps"] else ""
+    return _table([teacher_ceilings_table(r)], rec,
+                  f"Zero-shot on {r['zero_shot_images']:,} held-out scenes per kind (chance 12.5 % for shape and colour, 50 % for "
+                  f"size); probes on the teachers' targets (all tokens after `ln_post` and `proj`) and on a random-init "
+                  f"encoder's tokens, {r['train']:,} training / {r['val']:,} validation scenes at {r['image_size']} px{dense}; "
+                  f"accuracy ± its binomial standard error. ")
+
+
+def teacher_ceilings_table(result: dict) -> str:
+    """The tables of a ``benchmarks/teacher_ceilings.py`` result (the script prints the same): zero-shot shape per
+    teacher and scene kind (and colour and size on the first kind), then each probe per teacher and the floor."""
+    teachers = result["teachers"]
+    kinds = list(next(iter(teachers.values()))["zero_shot"])
+    rows = ["| teacher (what its captions named) | " + " | ".join(f"zero-shot shape, {k} %" for k in kinds)
+            + f" | zero-shot colour, {kinds[0]} % | zero-shot size, {kinds[0]} % |",
+            "| --- | " + " | ".join("---" for _ in kinds) + " | --- | --- |"]
+    for name, t in teachers.items():
+        zs = t["zero_shot"]
+        rows.append(f"| `{name}` ({t['knows']}) | " + " | ".join(f"{100 * zs[k]['shape']:.1f}" for k in kinds)
+                    + f" | {100 * zs[kinds[0]]['colour']:.1f} | {100 * zs[kinds[0]]['size']:.1f} |")
+    encoders = {f"`{n}`": t["probes"] for n, t in teachers.items()}
+    encoders |= {f"{n} (`{result['preset']}`, the floor)": f["probes"] for n, f in result["floor"].items()}
+    first = next(iter(next(iter(encoders.values())).values()))
+    probes = [p for p in result["probes"] if p in first]
+    rows += ["", "| encoder | scenes | " + " | ".join(f"{PROBE_NAMES[p]} %" for p in probes) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in probes) + " |"]
+    for label, by_kind in encoders.items():
+        for kind, scores in by_kind.items():
+            rows.append(f"| {label} | {kind} | " + " | ".join(
+                f"{100 * scores[p]['mean']:.1f}" + (f" ± {100 * scores[p]['se']:.1f}" if "se" in scores[p] else "")
+                for p in probes) + " |")
+    return "\n".join(rows)
+
+
+def table_probe_noise(folder: Path) -> str:
+    """``benchmarks/probe_noise.py``: the kNN probe's own spread at each validation size, beside a study's seed spread."""
+    rec = read_record("probe_noise", folder)
+    r = rec["result"]
+    return _table([probe_noise_table(r)], rec,
+                  f"`{r['checkpoint']}` and a random-init `{r['preset']}` encoder; kNN (k = 20) with {r['memories']} disjoint "
+                  f"memory banks of {r['train_images']:,} training scenes, validation sets cut disjointly from "
+                  f"{r['val_pool']:,} validation scenes; a draw is one (bank, validation set) pair; bootstrap: "
+                  f"{r['bootstrap']:,} resamples of the validation scenes on bank 0. Seed spread: "
+                  f"`{r['seed_spread']['record']}` (commit {r['seed_spread']['commit']}), "
+                  f"{len(r['seed_spread']['seeds'])} seeds. ")
+
+
+def probe_noise_table(result: dict) -> str:
+    """The tables of a ``benchmarks/probe_noise.py`` result (the script prints the same): per validation size and
+    pooling, each encoder's kNN and the paired difference with their spread over draws, the bootstrap SD and the
+    binomial SE; then the study's spread between seeds, per probe, in points."""
+    def sd(v):
+        return "-" if v is None else f"{v:.2f}"
+    rows = ["| validation scenes | pooling | draws | student kNN % (SD over draws; binomial SE) | random init kNN % (SD; "
+            "binomial SE) | paired difference, points | its SD over draws | its bootstrap SD |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for n, by_pool in result["sizes"].items():
+        for pool, m in by_pool.items():
+            s, f = (m["encoders"][e] for e in ("student", "random init"))
+            d = m["difference"]
+            rows.append(f"| {int(n):,} | {pool} | {d['draws']} | {s['mean']:.1f} ({sd(s['sd'])}; {s['binomial_se']:.2f}) | "
+                        f"{f['mean']:.1f} ({sd(f['sd'])}; {f['binomial_se']:.2f}) | {d['mean']:+.1f} | {sd(d['sd'])} | "
+                        f"{d['bootstrap_sd']:.2f} |")
+    spread = result["seed_spread"]
+    rows += ["", f"| spread between seeds ({spread['val_images']} validation scenes) | SD of an arm, median (range) | SD of a "
+                 f"paired difference to {spread['baseline']}, median (range) |", "| --- | --- | --- |"]
+    for probe, v in spread["probes"].items():
+        arm, diff = list(v["arm_sd"].values()), list(v["diff_sd"].values())
+        rows.append(f"| {PROBE_NAMES[probe]} | {v['median_arm_sd']:.2f} ({min(arm):.2f}-{max(arm):.2f}) | "
+                    f"{v['median_diff_sd']:.2f} ({min(diff):.2f}-{max(diff):.2f}) |")
+    return "\n".join(rows)
+
+
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder: table_attention(folder, "attention_shipped_sparse"),
           "attention-default": lambda folder: table_attention(folder, "attention_default", DEFAULT_RUN),
@@ -353,7 +434,8 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "ablation-sparse": lambda folder: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
           "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
-          "hidden-object": table_hidden_object, "text-maps": table_text_maps}
+          "hidden-object": table_hidden_object, "teacher-ceilings": table_teacher_ceilings,
+          "probe-noise": table_probe_noise, "text-maps": table_text_maps}
 
 
 def render_tables(text: str, folder: str | Path) -> str:
