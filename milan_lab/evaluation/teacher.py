@@ -21,13 +21,13 @@ from milan_lab.data.transforms import to_normalized_tensor
 from milan_lab.models.teacher import Teacher
 
 
-def heldout_scenes(n: int, image_size: int, seed: int = 0, split: str = "test"):
-    """(uint8 images [n, H, W, 3], specs, object coverage [n, H, W])."""
+def heldout_scenes(n: int, image_size: int, seed: int = 0, split: str = "test", variant: str = "dense"):
+    """(uint8 images [n, H, W, 3], specs, object coverage [n, H, W]) of the scene kind ``variant``."""
     images, specs, masks = [], [], []
     for i in range(n):
         rng = scene_rng(seed, split, i)
         spec = random_spec(rng)
-        img, cov = render_scene(rng, spec, image_size, return_mask=True)
+        img, cov = render_scene(rng, spec, image_size, return_mask=True, variant=variant)
         images.append(img), specs.append(spec), masks.append(cov)
     return np.stack(images), specs, np.stack(masks)
 
@@ -56,8 +56,9 @@ def attention_on_objects(importance: torch.Tensor, coverage: np.ndarray, patch_s
 
 
 @torch.no_grad()
-def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: int = 128) -> dict:
-    images, specs, coverage = heldout_scenes(n, teacher.image_size, seed)
+def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: int = 128, variant: str = "dense") -> dict:
+    """Zero-shot accuracy per attribute and attention on objects over ``n`` held-out scenes of the kind ``variant``."""
+    images, specs, coverage = heldout_scenes(n, teacher.image_size, seed, variant=variant)
     feats, ratios = [], []
     for i in range(0, n, batch_size):
         x = to_normalized_tensor(images[i:i + batch_size]).to(teacher.norm_scale.device)
@@ -65,7 +66,7 @@ def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: 
         _, importance = teacher(x)
         ratios.append(attention_on_objects(importance.cpu(), coverage[i:i + batch_size], teacher.patch_size))
     feats = torch.cat(feats)
-    result = {"n_images": n, "zero_shot": {}}
+    result = {"n_images": n, "variant": variant, "zero_shot": {}}
     for attribute, values in ATTRIBUTES.items():
         text = class_text_embeddings(teacher, attribute).cpu()
         truth = torch.tensor([values.index(getattr(s, attribute)) for s in specs])
@@ -77,3 +78,18 @@ def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: 
     result["attention_on_objects"] = float(ratios.mean())
     result["attention_on_objects_median"] = float(np.median(ratios))
     return result
+
+
+class TeacherTokens(torch.nn.Module):
+    """A teacher seen as an encoder: ``forward_features(images)`` [N, L+1, D_t] are its targets (every token
+    after ``ln_post`` and ``proj``: what a MILAN student regresses), so the encoders' probes
+    (``knn.extract_features``: class token or mean patch; ``dense.patch_features``) score the teacher on the
+    same features, inputs and rules as a student: its ceilings."""
+
+    def __init__(self, teacher: Teacher):
+        super().__init__()
+        self.teacher = teacher
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images [N, 3, H, W], the student's normalised view (as MILAN hands it to the teacher) -> [N, L+1, D_t]."""
+        return self.teacher(images)[0]

@@ -1,0 +1,144 @@
+"""What the teachers themselves know: their zero-shot accuracy per scene kind and their own probe scores (the
+ceilings a student distilled from them is read against), beside a random-init encoder of the preset (the floor).
+
+    python benchmarks/teacher_ceilings.py [--teachers offline-shape offline-noshape] [--zero-shot-variants dense sparse mid]
+                                          [--probe-variants dense] [--train 1024] [--val 1024] [--zero-shot 512]
+                                          [--dense-train 512] [--dense-val 256] [--dense-steps 200] [--no-dense]
+                                          [--preset milan_vit-tiny-p8_offline] [--seed 0] [--record FILE]
+
+Per shipped teacher (``milan_lab.config.SHIPPED_TEACHERS``: named by what their captions named):
+
+* ``zero_shot``: per scene kind, the zero-shot accuracy of every caption attribute on ``--zero-shot`` held-out
+  scenes (``evaluation.teacher.evaluate_teacher``: shape, colour, size, place, the bare shape prompt);
+* ``probes``: per scene kind, the probes the studies score students with, on the teacher's own targets (every token
+  after ``ln_post`` and ``proj``, what the student regresses; ``evaluation.teacher.TeacherTokens``): kNN (k = 20,
+  cosine, T = 0.07) and the quick linear probe on the class token and on the mean patch token (``--train``
+  training and ``--val`` validation scenes), and the dense probe's mIoU on the patch tokens (the ablation's sizes),
+  each accuracy with its binomial standard error.
+
+The same probes on a randomly initialised encoder of ``--preset`` (seed 0) give the floor. Nothing is trained but
+the probes; a run takes minutes on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+# Only light modules here: a refused option answers at once; torch and the teachers load when the work starts.
+from milan_lab import config as C
+from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int, preset_name
+
+TEACHERS = tuple(C.SHIPPED_TEACHERS)
+PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
+FLOOR = "random init"
+
+
+def shipped_teacher(text: str) -> str:
+    """argparse type: a shipped teacher's name (or an alias of one), returned as its own name."""
+    name = C.TEACHER_ALIASES.get(text, text)
+    if name not in C.SHIPPED_TEACHERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shipped teacher; shipped: {', '.join(C.SHIPPED_TEACHERS)}")
+    return name
+
+
+def both_pools(encoder, dataset, batch_size: int = 256):
+    """((class token, mean patch) features [N, D], each L2-normalised, labels [N]) from ONE forward pass per batch:
+    ``knn.extract_features`` pools one way per pass, and each pass costs as much as the probes themselves here."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+    cls, mean, labels = [], [], []
+    with torch.no_grad():
+        for images, y in DataLoader(dataset, batch_size=batch_size):
+            tokens = encoder.forward_features(images).float()
+            cls.append(F.normalize(tokens[:, 0], dim=-1))
+            mean.append(F.normalize(tokens[:, 1:].mean(1), dim=-1))
+            labels.append(torch.as_tensor(y))
+    y = torch.cat(labels)
+    return (torch.cat(cls), y), (torch.cat(mean), y)
+
+
+def scored(accuracy: float, n: int) -> dict:
+    """An accuracy on ``n`` images with its binomial standard error."""
+    return {"mean": accuracy, "se": math.sqrt(accuracy * (1 - accuracy) / n), "n": n}
+
+
+def probe_scores(encoder, variant: str, sizes: dict, seed: int, image_size: int) -> dict:
+    """kNN and linear on both poolings, and (unless ``sizes['dense_steps']`` is 0) the dense probe's mIoU."""
+    from milan_lab.data.datasets import OfflineScenes
+    from milan_lab.data.scenes import SHAPES
+    from milan_lab.data.segmentation import SegScenes
+    from milan_lab.data.transforms import eval_transform
+    from milan_lab.evaluation.dense import seg_probe
+    from milan_lab.evaluation.knn import knn_top1
+    from milan_lab.evaluation.probes import quick_linear_probe
+    encoder.eval()
+    tf = eval_transform(image_size, crop_ratio=1.0)
+    train = both_pools(encoder, OfflineScenes("train", sizes["train"], image_size, seed, tf, variant=variant))
+    val = both_pools(encoder, OfflineScenes("val", sizes["val"], image_size, seed, tf, variant=variant))
+    out = {}
+    for k, pool in enumerate(("cls", "mean")):
+        out[f"knn_{pool}"] = scored(knn_top1(train[k], val[k]), sizes["val"])
+        out[f"linear_{pool}"] = scored(quick_linear_probe(train[k], val[k], len(SHAPES), seed=seed), sizes["val"])
+    if sizes["dense_steps"]:
+        seg, _ = seg_probe(encoder, SegScenes("train", sizes["dense_train"], image_size, seed, variant),
+                           SegScenes("val", sizes["dense_val"], image_size, seed, variant), len(SegScenes.classes),
+                           steps=sizes["dense_steps"], seed=seed)
+        out["miou"] = {"mean": seg["miou"], "n": sizes["dense_val"]}
+    return out
+
+
+def run(teachers, zero_shot_variants, probe_variants, sizes: dict, zero_shot: int, preset: str, seed: int) -> dict:
+    """Every teacher's zero-shot per kind and probes per kind, and the random-init floor's probes; the record's result."""
+    from milan_lab.config import get_config
+    from milan_lab.evaluation.teacher import TeacherTokens, evaluate_teacher
+    from milan_lab.factory.models import load_encoder
+    from milan_lab.factory.teachers import load_teacher
+    model = get_config("pretrain", preset).model
+    out = {"preset": preset, "image_size": model.image_size, "patch_size": model.patch_size, "seed": seed,
+           "zero_shot_images": zero_shot, **sizes, "probes": list(PROBES), "teachers": {}}
+    for name in teachers:
+        teacher = load_teacher(name)
+        if teacher.image_size != model.image_size:  # a bug in the shipped assets, not bad input
+            raise RuntimeError(f"teacher {name} sees {teacher.image_size} px, the preset {model.image_size} px")
+        out["teachers"][name] = {
+            "knows": C.SHIPPED_TEACHERS[name],
+            "zero_shot": {v: evaluate_teacher(teacher, n=zero_shot, seed=seed, variant=v)["zero_shot"] for v in zero_shot_variants},
+            "probes": {v: probe_scores(TeacherTokens(teacher), v, sizes, seed, model.image_size) for v in probe_variants}}
+    floor = load_encoder("random", model, seed=0)
+    out["floor"] = {FLOOR: {"probes": {v: probe_scores(floor, v, sizes, seed, model.image_size) for v in probe_variants}}}
+    return out
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="teacher_ceilings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teachers", type=shipped_teacher, nargs="+", default=list(TEACHERS))
+    p.add_argument("--zero-shot-variants", nargs="+", default=list(C.SCENE_KINDS), choices=C.SCENE_KINDS)
+    p.add_argument("--probe-variants", nargs="+", default=["dense"], choices=C.SCENE_KINDS)
+    p.add_argument("--train", type=positive_int, default=1024, help="training scenes of the kNN and linear probes")
+    p.add_argument("--val", type=positive_int, default=1024, help="validation scenes of the kNN and linear probes")
+    p.add_argument("--zero-shot", type=positive_int, default=512, help="held-out scenes per kind for zero-shot")
+    p.add_argument("--dense-train", type=positive_int, default=512)
+    p.add_argument("--dense-val", type=positive_int, default=256)
+    p.add_argument("--dense-steps", type=positive_int, default=200)
+    p.add_argument("--no-dense", action="store_true", help="leave the dense probe out")
+    p.add_argument("--preset", type=preset_name, default="milan_vit-tiny-p8_offline",
+                   help="the preset whose random-init encoder is the floor (and whose image size the teachers must see)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    args = p.parse_args(argv)  # every option and the record's place checked here, before the work
+    from milan_lab.tools.records import Timer, teacher_ceilings_table, write_record
+    sizes = {"train": args.train, "val": args.val, "dense_train": args.dense_train, "dense_val": args.dense_val,
+             "dense_steps": 0 if args.no_dense else args.dense_steps}
+    with Timer() as wall:
+        result = run(list(dict.fromkeys(args.teachers)), args.zero_shot_variants, args.probe_variants, sizes,
+                     args.zero_shot, args.preset, args.seed)
+    print(teacher_ceilings_table(result))
+    if args.record:
+        print(f"record: {write_record(args.record, 'teacher-ceilings', result, [args.seed], wall.seconds)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
