@@ -72,17 +72,21 @@ def seed_spread(path: Path) -> dict:
     return out
 
 
-def features(encoder, split: str, n: int, image_size: int, seed: int):
-    """((class token, mean patch) features [n, D], L2-normalised, labels [n]) of ``n`` scenes of ``split``, one
+def scenes_of(split: str, n: int, image_size: int, seed: int):
+    """``n`` scenes of ``split``, kept in memory once rendered (both encoders read the same renders)."""
+    from milan_lab.data.datasets import OfflineScenes
+    from milan_lab.data.transforms import eval_transform
+    return OfflineScenes(split, n, image_size, seed, eval_transform(image_size, crop_ratio=1.0),
+                         cache_mb=1 + n * image_size ** 2 * 3 // 2 ** 20)
+
+
+def features(encoder, scenes):
+    """((class token, mean patch) features [n, D], L2-normalised, labels [n]) of a dataset of scenes, one
     forward pass per batch for both poolings (``knn.extract_features`` pools one way per pass; the passes are this
     measurement's whole cost)."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
-
-    from milan_lab.data.datasets import OfflineScenes
-    from milan_lab.data.transforms import eval_transform
-    scenes = OfflineScenes(split, n, image_size, seed, eval_transform(image_size, crop_ratio=1.0), cache_mb=0)
     cls, mean, labels = [], [], []
     encoder.eval()
     with torch.no_grad():
@@ -132,9 +136,10 @@ def run(checkpoint: str, preset: str, sizes, train: int, memories: int, bootstra
     pool = max(sizes)
     correct = {p: {} for p in POOLS}
     accuracy_at_pool = {}
+    banks, vals = scenes_of("train", train * memories, model.image_size, seed), scenes_of("val", pool, model.image_size, seed)
     for name, encoder in encoders.items():
-        bank_f, bank_y = features(encoder, "train", train * memories, model.image_size, seed)
-        val_f, val_y = features(encoder, "val", pool, model.image_size, seed)
+        bank_f, bank_y = features(encoder, banks)
+        val_f, val_y = features(encoder, vals)
         for p in POOLS:
             correct[p][name] = torch.stack([knn_classify(bank_f[p][b * train:(b + 1) * train], bank_y[b * train:(b + 1) * train],
                                                          val_f[p]) == val_y for b in range(memories)])
