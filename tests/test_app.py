@@ -136,7 +136,8 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(running_app, wait_until="networkidle")
+        page.set_default_timeout(60_000)  # a shared 2-core machine can be slow to render the page
+        page.goto(running_app, wait_until="load")
         page.locator("#input-image input[type=file]").set_input_files(str(scene_png))
 
         def panel_has_image(elem_id: str, timeout: float = 30) -> bool:
