@@ -173,3 +173,17 @@ def test_the_pretraining_monitor_scores_through_the_suite(monkeypatch, tmp_path)
                                           "output_dir": str(tmp_path), "progress": False})
     summary = job.pretrain(cfg)
     assert calls == [["knn_cls"]] and 0 <= summary["knn_acc"] <= 1
+
+
+def test_probe_eval_scores_any_registered_probe_of_a_checkpoint(toy_probe, tmp_path):
+    from milan_lab.evaluation.probes import format_probes, probe_eval
+    r = probe_eval("random", PRESET, ["toy", "knn_cls"], {"eval_train": 16, "eval_val": 16}, seed=1)
+    assert r["scores"]["toy"] == 1.25 and 0 <= r["scores"]["knn_cls"] <= 1 and "random_init" not in r
+    assert r["sizes"]["eval_train"] == 16 and r["probes"] == ["toy", "knn_cls"]
+    text = format_probes(r)
+    assert "a probe registered by a test" in text and "knn_cls" in text
+    missing = str(tmp_path / "no_such_run")
+    with pytest.raises(ConfigError, match="'nope'"):  # refused before the checkpoint is looked for
+        probe_eval(missing, PRESET, ["nope"])
+    with pytest.raises(ConfigError, match="'eval_val'"):
+        probe_eval(missing, PRESET, ["toy"], {"eval_val": 0})

@@ -19,7 +19,7 @@ from milan_lab.errors import DataWarning
 from milan_lab.evaluation.attention import encoder_attention_report
 from milan_lab.evaluation.dense import confusion, seg_scores
 from milan_lab.evaluation.linear import quick_linear_probe  # noqa: F401  (its former home: studies import it from here)
-from milan_lab.evaluation.suite import Bench, score
+from milan_lab.evaluation.suite import PROBES, Bench, probe_named, score
 from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.io.checkpoints import resolve_checkpoint
 from milan_lab.io.locations import OUTPUTS, is_managed
@@ -75,6 +75,48 @@ def knn_eval(checkpoint: str, preset: str, train_size: int = 2048, val_size: int
     if baseline and not _is_random(checkpoint):
         result["random_init"] = knn(random_twin(encoder), "kNN, random init")
     return result
+
+
+def probe_eval(checkpoint: str, preset: str, probes=None, sizes: dict | None = None, seed: int = 0,
+               variant: str = "dense", baseline: bool = False, progress: bool = False) -> dict:
+    """Any registered probes (``evaluation.suite.PROBES``; default all) of a frozen encoder ('random' for a
+    random one) at ``sizes`` (over ``suite.SIZES``): ``scores`` (metric -> value) and, with ``baseline``,
+    ``random_init``: the same probes on the factory's random encoder of the same architecture (seed
+    ``seed``). The attention probe compares with the checkpoint's own teacher. Unknown probes and sizes
+    are refused before the checkpoint is read."""
+    names = tuple(PROBES) if probes is None else tuple(probes)
+    for name in names:
+        probe_named(name)
+    Bench.check_sizes(sizes)
+    teacher = None
+    if "attention" in names and not _is_random(checkpoint):
+        model = load_model(checkpoint, task="pretrain", teacher="auto")
+        encoder, teacher = model.encoder, model.teacher
+    else:
+        encoder = _encoder(checkpoint, preset, seed)
+
+    def run(enc, name: str) -> dict:
+        return score(enc, names, sizes, seed=seed, variant=variant, teacher=teacher, device="cpu",
+                     progress=name if progress else None)
+    result = {"checkpoint": checkpoint, "probes": list(names), "sizes": Bench(encoder, sizes).sizes, "seed": seed,
+              "variant": variant, "scores": run(encoder, "probes")}
+    if baseline and not _is_random(checkpoint):
+        result["random_init"] = run(random_twin(encoder, seed), "probes, random init")
+    return result
+
+
+def format_probes(r: dict) -> str:
+    """One line per metric: its value, the random-init encoder's beside it, and the probe's help."""
+    helps = {m: PROBES[name].help for name in r["probes"] if name in PROBES for m in PROBES[name].metrics}
+    floor = r.get("random_init", {})
+
+    def cell(v):
+        return "-" if v is None else f"{v:.4f}"
+    lines = [f"{r['checkpoint']}: {len(r['probes'])} probes on {r['variant']} scenes, seed {r['seed']}"
+             + (" (a random-init encoder)" if _is_random(r["checkpoint"]) else "")]
+    lines += [f"  {m:<14} {cell(v):>8}" + (f"   random init {cell(floor.get(m)):>8}" if floor else "") + f"   {helps.get(m, '')}"
+              for m, v in r["scores"].items()]
+    return "\n".join(lines)
 
 
 def _pct(x: float) -> str:

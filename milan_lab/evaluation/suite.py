@@ -68,9 +68,7 @@ class Bench:
 
     def __init__(self, encoder, sizes: dict | None = None, seed: int = 0, variant: str = "dense", teacher=None,
                  datasets: dict | None = None, device=None, progress: str | None = None):
-        unknown = sorted(set(sizes or {}) - set(SIZES))
-        if unknown:
-            raise ConfigError(f"unknown probe size {unknown[0]!r}; known sizes: {', '.join(SIZES)}")
+        self.check_sizes(sizes)
         self.encoder, self.seed, self.variant, self.teacher = encoder, seed, variant, teacher
         self.sizes = {**SIZES, **(sizes or {})}
         self.device = device_of(encoder) if device is None else device
@@ -78,6 +76,17 @@ class Bench:
         self.datasets = dict(datasets or {})
         self.kept: dict = {}
         self._features: dict = {}
+
+    @staticmethod
+    def check_sizes(sizes: dict | None) -> None:
+        """A ConfigError naming the first key of ``sizes`` that is not one of :data:`SIZES`, or a size below 1."""
+        unknown = sorted(set(sizes or {}) - set(SIZES))
+        if unknown:
+            raise ConfigError(f"unknown probe size {unknown[0]!r}; known sizes: {', '.join(SIZES)}")
+        bad = {k: v for k, v in (sizes or {}).items() if not isinstance(v, int) or v < 1}
+        if bad:
+            key = next(iter(bad))
+            raise ConfigError(f"bad value for probe size {key!r}: must be an integer of at least 1, got {bad[key]!r}")
 
     @property
     def image_size(self) -> int:
