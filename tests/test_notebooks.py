@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
+import torch
 from PIL import Image
 
 from milan_lab.data.scenes import make_scene
@@ -28,6 +29,20 @@ def run(name: str, out_dir: Path, **params) -> dict:
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"), cwd=str(ROOT),
                         parameters={"output_dir": str(out_dir), **params}, kernel_name="python3", progress_bar=False)
     return json.loads((out_dir / f"{name}_metrics.json").read_text())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread in this process and in the notebooks' kernels (which inherit the environment):
+    the notebooks' tensors are tiny, and on a shared 2-core machine a second thread spinning for its
+    share makes small ops many times slower (300 steps of the quick linear probe: 34 s with two threads
+    under load, 1.3 s with one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
