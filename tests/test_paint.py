@@ -101,3 +101,39 @@ def test_sampler_presets_hide_the_ratio(tiny_cfg, tiny_teacher):
     for preset in ("semantic sampler", "random sampler"):
         m = paint.preset_mask(preset, 16, importance=importance, ratio=0.75, seed=3)
         assert m.sum() == 12 and np.array_equal(m, paint.preset_mask(preset, 16, importance=importance, ratio=0.75, seed=3))
+
+
+def test_what_it_filled_in_reads_the_hidden_patches_through_a_bank(tiny_cfg, tiny_teacher):
+    from milan_lab.evaluation.patch_bank import build_patch_bank
+    torch.manual_seed(0)
+    model = MILAN(tiny_cfg, tiny_teacher).eval()
+    image = make_scene(0, "test", 0, 64)[0]
+    mask = np.zeros(16, np.float32)
+    mask[[5, 6]] = 1
+    report = paint.paint_report(model, image, mask, draws=2)
+    bank = build_patch_bank(tiny_teacher, n_scenes=2)
+    view = paint.filled_in_view(report, bank, tiny_teacher, true_labels=np.arange(16) % 2, k=1, words=["star", "red"])
+    assert view["from_pred"].shape == view["from_target"].shape == (256, 256, 3)
+    assert view["result"]["patches"].tolist() == [5, 6] and "top-1 retrieval" in view["note"]
+    assert {p for p, _, _ in view["words"]} == {5, 6} and "the teacher reads the prediction as" in view["note"]
+    from milan_lab.data.transforms import denormalize
+    own = (np.clip(denormalize(report["x"][0]), 0, 1) * 255).round().astype(np.uint8)  # the model's 32-px view
+    shown = (view["from_pred"] * 255).round().astype(np.uint8)  # 8 display px per view px
+    assert np.array_equal(shown[:64:8, :64:8], own[:8, :8])  # patch 0 is visible: the image's own pixels
+    assert np.array_equal(shown[64:128:8, 64:128:8], bank.crops[view["result"]["from_pred"][0]])  # hidden patch 5: the bank's
+    unknown = paint.filled_in_view(report, bank, tiny_teacher, None, words=())
+    assert "example scenes only" in unknown["note"] and unknown["words"] == []
+
+
+def test_a_pixel_model_without_a_teacher_is_compared_with_the_random_sampler_only(tiny_cfg):
+    from tests.conftest import replace
+    torch.manual_seed(0)
+    model = MILAN(replace(tiny_cfg, target="pixels", sampler="random"), None).eval()
+    image = make_scene(0, "test", 0, 64)[0]
+    mask = np.zeros(16, np.float32)
+    mask[:4] = 1
+    r = paint.paint_report(model, image, mask, draws=2)
+    assert list(r["samplers"]) == ["random"] and r["cos_error"] is None and r["loss"] > 0
+    assert paint.paint_panels(r)["error"] is None and paint.filled_in_view(r, None) is None
+    with pytest.raises(ConfigError, match="no teacher"):
+        paint.preset_mask("semantic sampler", 16, importance=None)

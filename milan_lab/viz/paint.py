@@ -75,6 +75,9 @@ def preset_mask(preset: str, num_patches: int, object_mask: np.ndarray | None = 
                               "the patches by hand, or use a sampler preset")
         return (object_mask if preset.startswith("hide") else 1 - object_mask).astype(np.float32)
     sampler = preset.split()[0]
+    if sampler != "random" and importance is None:
+        raise ConfigError(f"the {sampler} sampler draws from the teacher's attention, and this model has no teacher: "
+                          "pick the random sampler or paint the patches by hand")
     generator = torch.Generator().manual_seed(int(seed))
     m = sample_mask(sampler, ratio, 1, num_patches, None if importance is None else importance.reshape(1, -1),
                     generator=generator)
@@ -128,6 +131,8 @@ def sampler_losses(model: MILAN, x: torch.Tensor, target, importance, hidden: in
     images = x.expand(draws, -1, -1, -1)
     out = {}
     for sampler in SAMPLERS:
+        if sampler != "random" and importance is None:  # a model without a teacher: no attention to sample from
+            continue
         generator = torch.Generator().manual_seed(int(seed))
         order = sample_mask(sampler, 0.5, draws, num, None if importance is None else importance.expand(draws, -1),
                             generator=generator).ids_shuffle  # the order alone: its budget is set next
