@@ -115,3 +115,16 @@ def test_the_apps_timeline_reads_a_run_folders_snapshots(straight, teacher_dir):
                                       image) for s in (2, 8))
     assert early["map"].shape == (256, 256, 3) and early["values"].shape == (16,)
     assert -1 <= early["agreement"] <= 1 and not torch.equal(early["values"], late["values"])  # each snapshot its own
+
+
+def test_timeline_command_checks_the_run_and_the_output_first(straight, tmp_path):
+    from milan_lab.errors import OutputError
+    from milan_lab.tools.timeline import default_out, timeline_command
+    with pytest.raises(CheckpointError, match="no snapshots"):
+        timeline_command(tmp_path)
+    with pytest.raises(CheckpointError, match="no such run folder"):
+        timeline_command(tmp_path / "missing")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OutputError, match="--out"):
+        timeline_command(straight, tmp_path / "taken")  # a folder where the figure goes: refused before any scoring
+    assert default_out(straight) == straight / "timeline.png"
