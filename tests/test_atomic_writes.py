@@ -1,6 +1,7 @@
-"""The engine's files (metrics.json, the metrics log a resume truncates) are written through ``atomic_write``:
-a writer killed or failing midway leaves the old file whole under its name, never part of the new one, and no
-temporary that ``remove_stale_temporaries`` (run when a run resumes) would not clear."""
+"""The engine's files (metrics.json, the metrics log a resume truncates) and a study run's result.json (the mark of
+a finished run) are written through ``atomic_write``: a writer killed or failing midway leaves the old file whole
+under its name, never part of the new one, and no temporary that ``remove_stale_temporaries`` (run when a run
+resumes) would not clear."""
 import csv
 import json
 import multiprocessing
@@ -24,7 +25,7 @@ def _half_then_wait(kind: str, target: pathlib.Path, halfway) -> None:
         halfway.set()
         time.sleep(120)
 
-    if kind == "write_json":
+    if kind in ("write_json", "write_result"):
         real = pathlib.Path.write_text
 
         def half_text(self, text, *a, **k):
@@ -32,7 +33,11 @@ def _half_then_wait(kind: str, target: pathlib.Path, halfway) -> None:
             wait()
 
         pathlib.Path.write_text = half_text
-        write_json(target, NEW)
+        if kind == "write_json":
+            write_json(target, NEW)
+        else:
+            from milan_lab.evaluation.suite import write_result
+            write_result(target, NEW)
     else:
         real_init = csv.DictWriter.__init__
 
@@ -56,7 +61,7 @@ def _log_rows(n: int) -> list[dict]:
 
 
 def _write_old(kind: str, target: pathlib.Path) -> bytes:
-    if kind == "write_json":
+    if kind != "truncate_after":
         target.write_text(json.dumps(OLD))
     else:
         log = MetricsLog(target)
@@ -65,9 +70,9 @@ def _write_old(kind: str, target: pathlib.Path) -> bytes:
     return target.read_bytes()
 
 
-@pytest.mark.parametrize("kind", ["write_json", "truncate_after"])
+@pytest.mark.parametrize("kind", ["write_json", "truncate_after", "write_result"])
 def test_a_writer_killed_midway_leaves_the_old_file_whole(kind, tmp_path):
-    target = tmp_path / ("metrics.json" if kind == "write_json" else "metrics.csv")
+    target = tmp_path / {"write_json": "metrics.json", "truncate_after": "metrics.csv", "write_result": "result.json"}[kind]
     old = _write_old(kind, target)
     # a forked process (the modules already imported: no second torch import), killed with SIGKILL mid-write
     fork = multiprocessing.get_context("fork")
