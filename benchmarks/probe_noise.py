@@ -173,18 +173,21 @@ def main(argv=None) -> int:
     p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
     from milan_lab.errors import MilanLabError
-    from milan_lab.tools.records import Timer, probe_noise_table, write_record
+    from milan_lab.tools.records import Timer, matmul_peak_gflops, probe_noise_table, write_record
     sizes = sorted(set(args.sizes))
     try:
         seed_spread(args.seed_spread)  # a record without per-seed rows is refused before the work
     except MilanLabError as e:
         p.error(str(e))
+    # the machine's matmul peak now, before the work: it goes into the record, and a record that cannot be written
+    # fails here rather than after the measurement
+    peak = matmul_peak_gflops() if args.record else None
     with Timer() as wall:
         result = run(str(args.checkpoint), args.preset, sizes, args.train, args.memories, args.bootstrap, args.seed,
                      args.seed_spread)
     print(probe_noise_table(result))
     if args.record:
-        print(f"record: {write_record(args.record, 'probe-noise', result, [args.seed], wall.seconds)}")
+        print(f"record: {write_record(args.record, 'probe-noise', result, [args.seed], wall.seconds, peak=peak)}")
     return 0
 
 

@@ -92,7 +92,7 @@ def probe_scores(encoder, variant: str, sizes: dict, seed: int, image_size: int)
 def run(teachers, zero_shot_variants, probe_variants, sizes: dict, zero_shot: int, preset: str, seed: int) -> dict:
     """Every teacher's zero-shot per kind and probes per kind, and the random-init floor's probes; the record's result."""
     from milan_lab.config import get_config
-    from milan_lab.evaluation.teacher import TeacherTokens, evaluate_teacher
+    from milan_lab.evaluation.teacher import TeacherTokens, evaluate_teacher, text_embeddings
     from milan_lab.factory.models import load_encoder
     from milan_lab.factory.teachers import load_teacher
     model = get_config("pretrain", preset).model
@@ -102,9 +102,11 @@ def run(teachers, zero_shot_variants, probe_variants, sizes: dict, zero_shot: in
         teacher = load_teacher(name)
         if teacher.image_size != model.image_size:  # a bug in the shipped assets, not bad input
             raise RuntimeError(f"teacher {name} sees {teacher.image_size} px, the preset {model.image_size} px")
+        text = text_embeddings(teacher)  # once per teacher, for every scene kind
         out["teachers"][name] = {
             "knows": C.SHIPPED_TEACHERS[name],
-            "zero_shot": {v: evaluate_teacher(teacher, n=zero_shot, seed=seed, variant=v)["zero_shot"] for v in zero_shot_variants},
+            "zero_shot": {v: evaluate_teacher(teacher, n=zero_shot, seed=seed, variant=v, text=text)["zero_shot"]
+                          for v in zero_shot_variants},
             "probes": {v: probe_scores(TeacherTokens(teacher), v, sizes, seed, model.image_size) for v in probe_variants}}
     floor = load_encoder("random", model, seed=0)
     out["floor"] = {FLOOR: {"probes": {v: probe_scores(floor, v, sizes, seed, model.image_size) for v in probe_variants}}}
@@ -128,15 +130,18 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
-    from milan_lab.tools.records import Timer, teacher_ceilings_table, write_record
+    from milan_lab.tools.records import Timer, matmul_peak_gflops, teacher_ceilings_table, write_record
     sizes = {"train": args.train, "val": args.val, "dense_train": args.dense_train, "dense_val": args.dense_val,
              "dense_steps": 0 if args.no_dense else args.dense_steps}
+    # the machine's matmul peak now, before the work: it goes into the record, and a record that cannot be written
+    # fails here rather than after the measurement
+    peak = matmul_peak_gflops() if args.record else None
     with Timer() as wall:
         result = run(list(dict.fromkeys(args.teachers)), args.zero_shot_variants, args.probe_variants, sizes,
                      args.zero_shot, args.preset, args.seed)
     print(teacher_ceilings_table(result))
     if args.record:
-        print(f"record: {write_record(args.record, 'teacher-ceilings', result, [args.seed], wall.seconds)}")
+        print(f"record: {write_record(args.record, 'teacher-ceilings', result, [args.seed], wall.seconds, peak=peak)}")
     return 0
 
 

@@ -56,8 +56,18 @@ def attention_on_objects(importance: torch.Tensor, coverage: np.ndarray, patch_s
 
 
 @torch.no_grad()
-def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: int = 128, variant: str = "dense") -> dict:
-    """Zero-shot accuracy per attribute and attention on objects over ``n`` held-out scenes of the kind ``variant``."""
+def text_embeddings(teacher: Teacher) -> dict:
+    """Per caption attribute, its class text embeddings [C, D] (:func:`class_text_embeddings`): a scene kind does not
+    change them, so a measurement over several kinds computes them once."""
+    return {attribute: class_text_embeddings(teacher, attribute).cpu() for attribute in ATTRIBUTES}
+
+
+@torch.no_grad()
+def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: int = 128, variant: str = "dense",
+                     text: dict | None = None) -> dict:
+    """Zero-shot accuracy per attribute and attention on objects over ``n`` held-out scenes of the kind ``variant``;
+    ``text``: :func:`text_embeddings` of this teacher, computed here when not given."""
+    text = text_embeddings(teacher) if text is None else text
     images, specs, coverage = heldout_scenes(n, teacher.image_size, seed, variant=variant)
     feats, ratios = [], []
     for i in range(0, n, batch_size):
@@ -68,9 +78,8 @@ def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: 
     feats = torch.cat(feats)
     result = {"n_images": n, "variant": variant, "zero_shot": {}}
     for attribute, values in ATTRIBUTES.items():
-        text = class_text_embeddings(teacher, attribute).cpu()
         truth = torch.tensor([values.index(getattr(s, attribute)) for s in specs])
-        result["zero_shot"][attribute] = float(((feats @ text.T).argmax(1) == truth).float().mean())
+        result["zero_shot"][attribute] = float(((feats @ text[attribute].T).argmax(1) == truth).float().mean())
     bare = teacher.encode_text([f"a {s}" for s in ATTRIBUTES["shape"]]).cpu()
     truth = torch.tensor([s.label for s in specs])
     result["zero_shot"]["shape_bare_prompt"] = float(((feats @ bare.T).argmax(1) == truth).float().mean())
