@@ -10,7 +10,7 @@ import torch
 from milan_lab.config import EncoderConfig, get_config
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation import suite
-from milan_lab.evaluation.features import extract, object_pool, patch_cover, run_frozen
+from milan_lab.evaluation.features import extract, extract_readouts, object_pool, patch_cover, run_frozen
 from milan_lab.evaluation.knn import knn_classify, knn_top1
 from milan_lab.evaluation.probes import random_twin
 from milan_lab.factory.models import load_encoder
@@ -67,6 +67,17 @@ def test_readouts_are_the_class_token_the_mean_patch_and_the_grid_in_eval_mode_w
     with pytest.raises(ValueError, match="object"):
         extract(encoder, images, "object")  # object pooling needs the coverage: object_pool over the grid
     encoder.eval()
+
+
+def test_readouts_of_one_pass_are_those_of_one_pass_each(encoder, monkeypatch):
+    images = torch.randn(6, 3, 32, 32)
+    calls = []
+    real = type(encoder).forward_features
+    monkeypatch.setattr(type(encoder), "forward_features", lambda self, x: calls.append(len(x)) or real(self, x))
+    both, _ = extract_readouts(encoder, images, ("cls", "mean", "patches"), normalize=False, batch_size=4)
+    assert calls == [4, 2]  # one forward per batch for all three readouts
+    for pool in ("cls", "mean", "patches"):
+        assert torch.equal(both[pool], extract(encoder, images, pool, batch_size=4)[0])
 
 
 def test_a_dataset_is_read_without_drawing_from_the_global_generator(encoder):

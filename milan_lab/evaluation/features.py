@@ -39,40 +39,52 @@ def _batches(data, batch_size: int):
 
 
 @torch.no_grad()
-def run_frozen(module: torch.nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], data: Dataset | torch.Tensor,
+def run_frozen(module: torch.nn.Module, fn: Callable[[torch.Tensor], torch.Tensor | dict], data: Dataset | torch.Tensor,
                device: str | torch.device | None = None, batch_size: int = 256,
-               progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(``fn(images)`` of every batch concatenated, on the CPU in float32; the labels [N, ...] or None for
-    a tensor of images), with ``module`` in eval mode (its mode restored after) and no gradients.
-    ``device``: where the images go (default: where ``module`` is); ``progress``: the label of a
-    progress bar on stderr (None: no bar)."""
+               progress: str | None = None) -> tuple[torch.Tensor | dict, torch.Tensor | None]:
+    """(``fn(images)`` of every batch concatenated, on the CPU in float32 (a dict of such tensors when
+    ``fn`` returns a dict); the labels [N, ...] or None for a tensor of images), with ``module`` in eval
+    mode (its mode restored after) and no gradients. ``device``: where the images go (default: where
+    ``module`` is); ``progress``: the label of a progress bar on stderr (None: no bar)."""
     device = device_of(module) if device is None else device
     was = module.training
     module.eval()
     out, labels = [], []
     try:
         for images, y in bar(_batches(data, batch_size), progress or "", progress is not None, unit="batch"):
-            out.append(fn(images.to(device)).float().cpu())
+            got = fn(images.to(device))
+            out.append({k: v.float().cpu() for k, v in got.items()} if isinstance(got, dict) else got.float().cpu())
             if y is not None:
                 labels.append(torch.as_tensor(y))
     finally:
         module.train(was)
-    return torch.cat(out), (torch.cat(labels) if labels else None)
+    joined = {k: torch.cat([o[k] for o in out]) for k in out[0]} if isinstance(out[0], dict) else torch.cat(out)
+    return joined, (torch.cat(labels) if labels else None)
+
+
+def extract_readouts(encoder, data: Dataset | torch.Tensor, pools=("cls", "mean"), normalize: bool = False,
+                     device: str | torch.device | None = None, batch_size: int = 256,
+                     progress: str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """({pool: features} for each of ``pools``, labels) from ONE forward pass per batch (the forward is the
+    cost; a readout of its tokens is next to nothing). Each pool one of :data:`READOUTS` ([N, D] for cls and
+    mean, [N, L, D] for patches, after the final norm), L2-normalised over D with ``normalize``."""
+    pools = tuple(pools)
+    unknown = [p for p in pools if p not in READOUTS]
+    if unknown:
+        raise ValueError(f"unknown readout {unknown[0]!r}; known: {', '.join(READOUTS)}")
+
+    def fn(images):
+        tokens = encoder.forward_features(images).float()
+        return {p: F.normalize(READOUTS[p](tokens), dim=-1) if normalize else READOUTS[p](tokens) for p in pools}
+    return run_frozen(encoder, fn, data, device, batch_size, progress)
 
 
 def extract(encoder, data: Dataset | torch.Tensor, pool: str = "cls", normalize: bool = False,
             device: str | torch.device | None = None, batch_size: int = 256,
             progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(features, labels) of a frozen encoder: ``pool`` one of :data:`READOUTS` ([N, D] for cls and
-    mean, [N, L, D] for patches, after the final norm), L2-normalised over D with ``normalize``."""
-    if pool not in READOUTS:
-        raise ValueError(f"unknown readout {pool!r}; known: {', '.join(READOUTS)}")
-    readout = READOUTS[pool]
-
-    def fn(images):
-        f = readout(encoder.forward_features(images)).float()
-        return F.normalize(f, dim=-1) if normalize else f
-    return run_frozen(encoder, fn, data, device, batch_size, progress)
+    """(features, labels) of a frozen encoder for one readout ``pool`` (:func:`extract_readouts`)."""
+    features, labels = extract_readouts(encoder, data, (pool,), normalize, device, batch_size, progress)
+    return features[pool], labels
 
 
 def patch_cover(cover: np.ndarray, patch: int) -> np.ndarray:

@@ -25,8 +25,8 @@ from milan_lab.data.transforms import eval_transform
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation import attention
 from milan_lab.evaluation.dense import evaluate_probe, patch_features, train_probe
-from milan_lab.evaluation.features import POOL_NAMES, device_of
-from milan_lab.evaluation.knn import extract_features, knn_top1
+from milan_lab.evaluation.features import POOL_NAMES, device_of, extract_readouts
+from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.linear import quick_linear_probe
 from milan_lab.io.weights import atomic_write
 
@@ -116,19 +116,24 @@ class Bench:
 
     def features(self, pool: str) -> tuple:
         """((features [N, D], labels [N]) of the train scenes, of the val scenes), L2-normalised: the
-        readout ``pool`` ("cls", "mean"), extracted once per scoring."""
+        readout ``pool`` ("cls", "mean"), both extracted in one pass, once per scoring."""
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"the scenes' features are read out as 'cls' or 'mean', not {pool!r}")
         if pool not in self._features:
-            self._features[pool] = tuple(
-                extract_features(self.encoder, data, self.device, pool=pool, progress=self.label(f"{split} features"))
-                for split, data in zip(("train", "val"), self.sets("scenes")))
-        return self._features[pool]
+            for split, data in zip(("train", "val"), self.sets("scenes")):
+                feats, labels = extract_readouts(self.encoder, data, ("cls", "mean"), normalize=True, device=self.device,
+                                                 progress=self.label(f"{split} features"))
+                for name, f in feats.items():
+                    self._features.setdefault(name, []).append((f, labels))
+        return tuple(self._features[pool])
 
     def patch_features(self) -> tuple:
         """((patch tokens [N, L, D], label maps [N, H, W]) of the train and the val label-map scenes)."""
-        if "patches" not in self._features:
-            self._features["patches"] = tuple(patch_features(self.encoder, data, progress=self.label(f"{split} features"))
-                                              for split, data in zip(("train", "val"), self.sets("seg")))
-        return self._features["patches"]
+        if "seg patches" not in self._features:
+            self._features["seg patches"] = tuple(
+                patch_features(self.encoder, data, progress=self.label(f"{split} features"))
+                for split, data in zip(("train", "val"), self.sets("seg")))
+        return self._features["seg patches"]
 
     def score(self, probes) -> dict:
         """One row: every metric of each of ``probes`` (names in :data:`PROBES`, checked before any work)."""
