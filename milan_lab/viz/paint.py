@@ -10,22 +10,23 @@ sampler would have done.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from milan_lab.data.scenes import make_labelled_scene, make_scene, make_scene_with_main_object, patch_labels
+from milan_lab.data.scenes import make_labelled_scene, make_scene_with_main_object, patch_labels
 from milan_lab.data.transforms import denormalize
 from milan_lab.errors import ConfigError
-from milan_lab.models.losses import cosine_loss, pixel_loss
+from milan_lab.models.losses import TARGETS
 from milan_lab.models.masking import Masking, from_mask, from_order, sample_mask
 from milan_lab.models.milan import MILAN
 from milan_lab.viz import maps
-from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, Explorer
+from milan_lab.viz.panels import DISPLAY, Explorer, example_scene
 
 PRESETS = ("hide the main object", "keep only the main object", "semantic sampler", "random sampler")
 SAMPLERS = ("semantic", "random")  # what a painted mask is compared with, at its budget
 DRAWS = 8  # masks per sampler at the painted budget: its loss is their mean
-_examples: dict | None = None
 
 
 def object_patches(object_pixels: np.ndarray, patch: int) -> np.ndarray:
@@ -39,26 +40,16 @@ def object_patches(object_pixels: np.ndarray, patch: int) -> np.ndarray:
     return blocks.any((1, 3)).reshape(-1).astype(np.float32)
 
 
-def _example_key(image) -> tuple | None:
-    """(seed, split, index) of ``image`` when it is one of the app's example scenes, pixel for pixel."""
-    global _examples
-    if not isinstance(image, np.ndarray) or image.shape != (DISPLAY, DISPLAY, 3):
-        return None
-    if _examples is None:
-        _examples = {make_scene(seed, split, i, DISPLAY)[0].tobytes(): (seed, split, i) for seed, split, i in EXAMPLE_SCENES}
-    return _examples.get(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
-
-
 def example_object(image, size: int) -> np.ndarray | None:
     """The main object's pixels [size, size] bool (covering at least half the pixel, as the label maps
     count them) when ``image`` is one of the app's example scenes; else None."""
-    key = _example_key(image)
+    key = example_scene(image)
     return None if key is None else make_scene_with_main_object(*key, size)[1] >= 0.5
 
 
 def example_patch_labels(image, size: int, patch: int) -> np.ndarray | None:
     """Each patch's class [L] (the label map's majority, ``SEG_CLASSES``) of an example scene, else None."""
-    key = _example_key(image)
+    key = example_scene(image)
     return None if key is None else patch_labels(make_labelled_scene(*key, size)[1], patch).reshape(-1)
 
 
@@ -108,13 +99,14 @@ def check_mask(mask, num_patches: int) -> torch.Tensor:
 
 def masked_losses(model: MILAN, images: torch.Tensor, pred: torch.Tensor, target: torch.Tensor | None,
                   mask: torch.Tensor) -> torch.Tensor:
-    """[N] the model's loss on each row's hidden patches only (whatever ``loss_on`` it trained with):
-    2 - 2·cos for feature targets, the per-patch mean squared error for pixels."""
-    cfg = model.cfg
-    if cfg.target == "pixels":
-        return torch.stack([pixel_loss(pred[i:i + 1], images[i:i + 1], mask[i:i + 1], cfg.patch_size, cfg.norm_pix_loss)
-                            for i in range(len(pred))])
-    return torch.stack([cosine_loss(pred[i:i + 1], target[i:i + 1], mask[i:i + 1]) for i in range(len(pred))])
+    """[N] the model's registered target loss (``models.losses.TARGETS``: 2 - 2·cos for the teacher's
+    features, the per-patch mean squared error for pixels, or any target registered since) on each row's
+    hidden patches only, whatever ``loss_on`` it trained with. images [N, 3, S, S], pred [N, 1 + L, D_out],
+    target [N, 1 + L, D_t] or None, mask [N, L] (1 = hidden)."""
+    cfg = dataclasses.replace(model.cfg, loss_on="masked")
+    loss = TARGETS.lookup(cfg.target, "target")
+    return torch.stack([loss(cfg, images[i:i + 1], pred[i:i + 1], None if target is None else target[i:i + 1], mask[i:i + 1])
+                        for i in range(len(pred))])
 
 
 def predict(model: MILAN, images: torch.Tensor, masking: Masking) -> torch.Tensor:
