@@ -16,6 +16,7 @@ import numpy as np
 
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.images import load_image
+from milan_lab.app_blocks import titled_image
 from milan_lab.app_paint import paint_tab
 from milan_lab.app_timeline import timeline_tab
 from milan_lab.errors import BadImage, MilanLabError
@@ -324,15 +325,9 @@ def build_app(explorer: Explorer):
         return f"**{sampler}** sampler"
 
     def panel(title: str, elem_id: str, caption: str | None = None, min_width: int = 200):
-        """One output image with its title above and its caption under it (the image's own floating
-        label is hidden: it covered and clipped titles). Returns (image, title Markdown)."""
-        with gr.Column(min_width=min_width):
-            head = gr.Markdown(title if title.startswith("**") else f"**{title}**", elem_classes="panel-title",
-                               elem_id=f"{elem_id}-title")
-            img = gr.Image(label=title.strip("*"), show_label=False, elem_id=elem_id, format="png",
-                           interactive=False, buttons=["download", "fullscreen"])
-            gr.Markdown(caption or CAPTIONS[elem_id], elem_classes="panel-caption", elem_id=f"{elem_id}-caption")
-        return img, head
+        """One output image with its title above and its caption under it (``app_blocks.titled_image``).
+        Returns (image, title Markdown)."""
+        return titled_image(title, elem_id, caption or CAPTIONS[elem_id], min_width)
 
     examples = example_images(Path(tempfile.gettempdir()) / "milan_lab_examples")
     with gr.Blocks(title="milan-lab explorer") as demo:

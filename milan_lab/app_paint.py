@@ -13,12 +13,24 @@ checked, demo)`` once its image input and its checked-image event exist.
 # no __future__ annotations: Gradio finds the click (SelectData) by the annotation object itself
 import numpy as np
 
+from milan_lab.app_blocks import titled_image
 from milan_lab.data.scenes import COLOURS, SHAPES
 from milan_lab.errors import MilanLabError
 from milan_lab.viz import maps, paint
 
 BANK_SCENES = 64  # validation scenes in the patch bank: 4,096 patches at 64 px / 8
 WORDS = SHAPES + tuple(COLOURS)  # what the teacher is asked to name a feature by
+CAPTIONS = {
+    "paint-mask": "Click a patch to hide it (grey) or show it again; the model sees the visible patches only.",
+    "paint-pred": "The predicted features of every patch, coloured by the target's first three principal components "
+                  "(same colour as the target = same feature).",
+    "paint-error": "1 - cosine between prediction and target on each hidden patch, 0 to 1 (brighter = worse); "
+                   "visible patches are left dark.",
+    "paint-importance": "The teacher's class-token attention: what the semantic sampler keeps visible first.",
+    "paint-filled-pred": "Each hidden patch replaced by the real patch of a validation scene whose teacher feature "
+                         "is nearest to the predicted one.",
+    "paint-filled-target": "The same with the true target's feature: what a perfect prediction would show.",
+}
 _banks: dict = {}
 
 
@@ -91,17 +103,16 @@ def paint_tab(explorer, user_error, check_control_values):
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed (sampler presets)")
     state = gr.State(None)
     with gr.Row():
-        painted = gr.Image(label="your mask: click a patch to hide or show it", interactive=False, elem_id="paint-mask")
-        pred = gr.Image(label="prediction (PCA in the target's basis)", interactive=False, elem_id="paint-pred")
-        error = gr.Image(label="cosine error per hidden patch (0 to 1)", interactive=False, elem_id="paint-error")
-        importance = gr.Image(label="teacher's importance", interactive=False, elem_id="paint-importance")
+        painted, _ = titled_image("your mask", "paint-mask", CAPTIONS["paint-mask"])
+        pred, _ = titled_image("prediction (PCA)", "paint-pred", CAPTIONS["paint-pred"])
+        error, _ = titled_image("cosine error", "paint-error", CAPTIONS["paint-error"])
+        importance, _ = titled_image("teacher's importance", "paint-importance", CAPTIONS["paint-importance"])
     loss = gr.Markdown(elem_id="paint-loss")
     gr.Markdown("**What it filled in.** Each hidden patch shown as the real patch (from validation scenes) whose "
                 "teacher feature is nearest to the predicted one, beside the nearest to the true target.")
     with gr.Row():
-        from_pred = gr.Image(label="nearest real patch to the prediction", interactive=False, elem_id="paint-filled-pred")
-        from_target = gr.Image(label="nearest real patch to the true target", interactive=False,
-                               elem_id="paint-filled-target")
+        from_pred, _ = titled_image("nearest to the prediction", "paint-filled-pred", CAPTIONS["paint-filled-pred"])
+        from_target, _ = titled_image("nearest to the true target", "paint-filled-target", CAPTIONS["paint-filled-target"])
     filled = gr.Markdown(elem_id="paint-filled-note")
     outputs = [state, painted, pred, error, importance, loss, from_pred, from_target, filled]
     check_control_values(preset, ratio, seed)

@@ -7,12 +7,19 @@ teacher there; on request, every snapshot's kNN top-1 and attention metrics
 """
 from pathlib import Path
 
+from milan_lab.app_blocks import titled_image
 from milan_lab.errors import MilanLabError
 from milan_lab.io.timeline import list_snapshots
 from milan_lab.viz import maps
 
 # smaller than ``milan-lab timeline``'s defaults: the curve is drawn while the user waits
 KNN_TRAIN, KNN_VAL, SCENES = 512, 128, 64
+CAPTIONS = {
+    "timeline-attention": "The snapshot's class-token attention on this image (mean of the last layer's heads), "
+                          "bright = attended; the note below gives its agreement with the teacher's.",
+    "timeline-curve": "Every snapshot's kNN top-1 and attention on the object, the slider's step marked; drawn when "
+                      "you press the button (scoring takes a while).",
+}
 
 
 def run_snapshots(explorer) -> list:
@@ -40,8 +47,8 @@ def timeline_tab(explorer, user_error, check_control_values):
                           elem_id="timeline-slider")
         score = gr.Button("score every snapshot (kNN, attention)", elem_id="timeline-score")
     with gr.Row():
-        attention = gr.Image(label="student attention at this snapshot", interactive=False, elem_id="timeline-attention")
-        curve = gr.Image(label="kNN top-1 and attention over steps", interactive=False, elem_id="timeline-curve")
+        attention, _ = titled_image("student attention at this step", "timeline-attention", CAPTIONS["timeline-attention"])
+        curve, _ = titled_image("kNN top-1 and attention over steps", "timeline-curve", CAPTIONS["timeline-curve"])
     note = gr.Markdown(elem_id="timeline-note")
     check_control_values(index)
 

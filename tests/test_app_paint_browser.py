@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_app_browser import CLIPPED_JS
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "outputs" / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 LOSSES = re.compile(r"loss on the (\d+) hidden patches .*this mask ([\d.]+); at the same budget: "
                     r"semantic sampler ([\d.]+), random sampler ([\d.]+)")
+PANELS = ("paint-mask", "paint-pred", "paint-error", "paint-importance", "paint-filled-pred", "paint-filled-target")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def test_hide_the_main_object_and_read_its_loss_beside_the_samplers(app_url):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(app_url, wait_until="load", timeout=120_000)  # not networkidle: the panels' first answers stream in
         page.get_by_role("tab", name="Paint a mask").click(timeout=120_000)
         # the first example scene is shown at start, with the default preset: hide the main object
@@ -61,6 +64,14 @@ def test_hide_the_main_object_and_read_its_loss_beside_the_samplers(app_url):
         assert page.locator("#paint-filled-pred img").count() == 1
         assert "top-5 retrieval" in page.locator("#paint-filled-note").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app_paint.png"), full_page=True)
+        for width in (1280, 900):  # each image's title above it and caption under it, none clipped, no sideways scroll
+            page.set_viewport_size({"width": width, "height": 720})
+            page.wait_for_timeout(300)
+            assert page.evaluate(CLIPPED_JS) == {"clipped": [], "sideways": False}, width
+            for panel in PANELS:
+                assert page.locator(f"#{panel}-title").is_visible() and page.locator(f"#{panel}-caption").is_visible(), panel
+        page.screenshot(path=str(ARTIFACTS / "app_paint-900.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 720})
         # a click on the top-left patch (background in this scene) hides one more
         img = page.locator("#paint-mask img")
         box = img.bounding_box()
