@@ -16,7 +16,7 @@ from milan_lab.viz import maps
 KNN_TRAIN, KNN_VAL, SCENES = 512, 128, 64
 CAPTIONS = {
     "timeline-attention": "The snapshot's class-token attention on this image (mean of the last layer's heads), "
-                          "bright = attended; the note below gives its agreement with the teacher's.",
+                          "bright = attended; the note below gives its agreement with the teacher's when their patch grids match.",
     "timeline-curve": "Every snapshot's kNN top-1 and attention on the object, the slider's step marked; drawn when "
                       "you press the button (scoring takes a while).",
 }
