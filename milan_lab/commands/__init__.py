@@ -5,7 +5,7 @@ parser from them. A module imports what its command runs inside ``run``, not at 
 a refused option answer at once instead of after importing torch, timm, open_clip and gradio.
 """
 from milan_lab.commands import (app, attention, bench, compare, embed, export, info, jobs, knn, list_models, predict,
-                                seg_probe, submit, teacher, test, timeline)
+                                probe, seg_probe, submit, teacher, test, timeline)
 
-COMMANDS = (info, jobs, submit, knn, seg_probe, attention, timeline, compare, embed, teacher, bench, app, list_models,
-            predict, test, export)
+COMMANDS = (info, jobs, submit, knn, seg_probe, attention, probe, timeline, compare, embed, teacher, bench, app,
+            list_models, predict, test, export)

@@ -22,7 +22,7 @@ def add_parsers(sub) -> None:
 
 
 def run(args) -> None:
-    from milan_lab.evaluation.attention import attention_eval, format_attention
+    from milan_lab.evaluation.probes import attention_eval, format_attention
     t = time.perf_counter()
     r = attention_eval(args.checkpoint, args.n, args.random_inits, args.seed, args.variant)
     print(json.dumps(r, indent=1) if args.json else format_attention(r))

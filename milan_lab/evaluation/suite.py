@@ -14,6 +14,7 @@ teacher, and the features the probes share, extracted once per readout) that ret
 """
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,8 @@ class Bench:
         """A ConfigError naming the first key of ``sizes`` that is not one of :data:`SIZES`, or a size below 1."""
         unknown = sorted(set(sizes or {}) - set(SIZES))
         if unknown:
-            raise ConfigError(f"unknown probe size {unknown[0]!r}; known sizes: {', '.join(SIZES)}")
+            raise ConfigError(f"unknown probe size {unknown[0]!r}{_did_you_mean(unknown[0], SIZES)}; "
+                              f"known sizes: {', '.join(SIZES)}")
         bad = {k: v for k, v in (sizes or {}).items() if not isinstance(v, int) or v < 1}
         if bad:
             key = next(iter(bad))
@@ -147,8 +149,14 @@ class Bench:
 def probe_named(name: str) -> Probe:
     """The registered probe ``name``; a ConfigError naming it and the known ones otherwise."""
     if name not in PROBES:
-        raise ConfigError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
+        raise ConfigError(f"unknown probe {name!r}{_did_you_mean(name, PROBES)}; known probes: {', '.join(PROBES)}")
     return PROBES[name]
+
+
+def _did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``name``, or "" if none is close."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def metrics_of(probes) -> tuple[str, ...]:
