@@ -81,7 +81,8 @@ def run(name: str, overrides: dict, out: Path, target: float, seed: int = 0, eva
     if result is not None:
         return result
     shutil.rmtree(out, ignore_errors=True)  # an unfinished run starts again: its clock must be one run's
-    cfg = get_config("pretrain", preset, {"knn_train_size": 2048, "knn_val_size": val_size, **overrides, "seed": seed,
+    # keep_every 0: no timeline snapshots (their fsynced writes would count in the recipe's clock); a recipe may set it
+    cfg = get_config("pretrain", preset, {"knn_train_size": 2048, "knn_val_size": val_size, "keep_every": 0, **overrides, "seed": seed,
                                           "output_dir": str(out), "progress": False, "knn_every_steps": eval_every})
     with Timer() as wall:
         summary = pretrain(cfg)

@@ -78,6 +78,7 @@ def decide(summary: list[dict]) -> str:
 
 def arm_config(preset: str, arm: str, seed: int, steps: int, out: Path):
     return get_config("pretrain", preset, {**ARMS[arm], "seed": seed, "max_steps": steps, "knn_every": 0,
+                                           "keep_every": 0,  # no timeline snapshots: an arm is scored once, at its end
                                            "output_dir": str(out), "progress": False})
 
 

@@ -23,7 +23,7 @@ def tiny_overrides(teacher: Path, out: Path, **extra) -> list[str]:
     base = dict(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, decoder_embed_dim=32,
                 decoder_depth=1, decoder_num_heads=2, target_dim=32, teacher=str(teacher), offline_size=96,
                 batch_size=16, epochs=2, warmup_epochs=0.5, knn_every=0, checkpoint_every=2, log_every=1,
-                progress=False, output_dir=str(out))
+                progress=False, keep_every=0, output_dir=str(out))
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

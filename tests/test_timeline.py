@@ -63,7 +63,7 @@ def test_keep_every_keeps_small_loadable_encoder_snapshots(straight):
 def test_resume_neither_duplicates_nor_loses_snapshots(teacher_dir, straight, tmp_path):
     out = tmp_path / "resumed"
     run(teacher_dir, out, keep_every=2, checkpoint_every=3, max_steps=5)  # stops at 5: checkpoints 3 and 5
-    assert steps_of(out) == [2, 4]  # the schedule's steps, not max_steps's
+    assert steps_of(out) == [2, 4, 5]  # the schedule's steps, and the step max_steps stopped at
     latest_checkpoint(out / "checkpoints").unlink()  # as if killed after step 5: resume from 3, past snapshot 4
     (out / "timeline" / ".step_000006.safetensors.123.tmp").write_bytes(b"partial")  # a killed write
     run(teacher_dir, out, keep_every=2, checkpoint_every=3)

@@ -110,21 +110,22 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
 
 def timeline_hook(cfg: PretrainConfig, trainer: Trainer, model: MILAN, total_steps: int):
     """The trainer's ``after_step``: rank 0 keeps the encoder every ``keep_every`` steps (and at the
-    schedule's last step) in ``output_dir/timeline`` (:mod:`milan_lab.io.timeline`); None when the run
-    keeps none. The steps follow the schedule, not ``max_steps``, so a run stopped early and resumed
-    keeps the snapshots an unbroken run keeps; a resumed run first drops those after its checkpoint,
-    which it writes again."""
+    run's last step, the schedule's or ``max_steps``'s) in ``output_dir/timeline`` (:mod:`milan_lab.io.timeline`);
+    None when the run keeps none. The interval follows the schedule, not ``max_steps``, so a run stopped
+    early and resumed keeps the snapshots an unbroken run keeps (plus the step it stopped at); a resumed
+    run first drops those after its checkpoint, which it writes again."""
     every = timeline.interval(cfg.keep_every, total_steps)
     if not every or not trainer.main:
         return None
     config, first = dataclasses.asdict(cfg), []
+    last = min(total_steps, cfg.max_steps or total_steps)  # where this run stops: its final encoder is kept
 
     def keep(step: int) -> None:  # ``step`` was just taken: ``step + 1`` are done
         if not first:
             first.append(step)
             timeline.drop_after(cfg.output_dir, step)
         done = step + 1
-        if done % every and done != total_steps:
+        if done % every and done != last:
             return
         weights = model.encoder.state_dict()
         if all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point()):  # a diverged step: none

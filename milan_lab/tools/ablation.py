@@ -88,7 +88,8 @@ def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | Non
     (``evaluation.suite``) at ``sizes``; its row."""
     for name in probes:  # an unknown probe is refused before the training
         probe_named(name)
-    over = {**(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
+    over = {"keep_every": 0,  # no timeline snapshots unless the study's overrides ask: an arm is scored at its end
+            **(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
             "offline_variant": variant}
     cfg = get_config("pretrain", preset, over)
     if arm == EQUAL_COMPUTE:
