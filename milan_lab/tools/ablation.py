@@ -70,16 +70,19 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
             eval_train: int = 1024, eval_val: int = 512, seg_train: int = 512, seg_val: int = 256,
             seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None, probes=PROBES) -> dict:
     """Pretrain one arm for one seed (none for the random-init arm) and score it (``score_arm``); reuses a
-    finished run's ``result.json`` made under the same ``plan`` (a ConfigError for one made under another).
-    The result carries the plan's name and hash and the commit the run started from."""
+    finished run's ``result.json`` made under the same ``plan`` and scored on the same probes and sizes (a
+    ConfigError for one made otherwise). The result carries the plan's name and hash, the commit the run
+    started from, and what it was scored on (``scored_on``)."""
     out = run_folder(output_dir, arm, seed)
     done = out / "result.json"
-    previous = finished_run(done, plan)
+    sizes = dict(eval_train=eval_train, eval_val=eval_val, seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps)
+    scored_on = {"probes": list(probes), "sizes": sizes}  # a finished run scored otherwise is not reused
+    previous = finished_run(done, plan, scored_on)
     if previous is not None:
         return previous
     start = run_start(plan)  # provenance when the run starts, not when the study's record is written
-    sizes = dict(eval_train=eval_train, eval_val=eval_val, seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps)
-    return write_run_result(done, score_arm(preset, arm, seed, out, overrides, variant, probes=probes, **sizes), start)
+    row = score_arm(preset, arm, seed, out, overrides, variant, probes=probes, **sizes)
+    return write_run_result(done, {**row, "scored_on": scored_on}, start)
 
 
 def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, probes=PROBES,

@@ -123,9 +123,12 @@ def run_start(plan: Plan | None) -> dict:
             "started": {"commit": prov["commit"], "uncommitted_changes": prov["uncommitted_changes"], "date": prov["date"]}}
 
 
-def finished_run(path: str | Path, plan: Plan | None) -> dict | None:
+def finished_run(path: str | Path, plan: Plan | None, scored_on: dict | None = None) -> dict | None:
     """The result of a run finished earlier (``path``: its result.json), None if there is none; a
-    ConfigError naming the run and both hashes if it was made under another plan (or without one)."""
+    ConfigError naming the run and both hashes if it was made under another plan (or without one).
+    With ``scored_on`` (what the study scores a run on: its probes and sizes, stored in the result
+    under that key) a result scored on anything else is refused too, naming what differs: its numbers
+    are not those the study would compute."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -139,7 +142,23 @@ def finished_run(path: str | Path, plan: Plan | None) -> dict | None:
             return f"plan {name!r} ({h[:12]})" if h else "no plan"
         raise ConfigError(f"{path.parent}: a finished run made under {named(result.get('plan'), result.get('plan_hash'))}, "
                           f"not {named(plan.name if plan else None, want)}; pass another output folder or restore that plan")
+    if scored_on is not None and result.get("scored_on") != scored_on:
+        raise ConfigError(f"{path.parent}: a finished run scored on {_differs(result.get('scored_on'), scored_on)}; "
+                          "pass another output folder or the probes and sizes it was scored on")
     return result
+
+
+def _differs(had: dict | None, want: dict) -> str:
+    """The first entry where a run's ``scored_on`` differs from the study's, as 'KEY X, not Y'."""
+    if not isinstance(had, dict):
+        return f"unrecorded probes and sizes, not {want}"
+    for key in want.keys() | had.keys():
+        a, b = had.get(key), want.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and a != b:
+            return _differs(a, b)
+        if a != b:
+            return f"{key} {a!r}, not {b!r}"
+    return "the same"  # not reached: only called when they differ
 
 
 def write_run_result(path: str | Path, row: dict, start: dict) -> dict:
