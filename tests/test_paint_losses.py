@@ -11,7 +11,7 @@ from milan_lab.viz import paint
 
 
 def test_masked_losses_use_the_registered_target_on_the_hidden_patches_only():
-    register_target("l1-pixels-paint", needs_teacher=False, out_dim=lambda cfg: cfg.patch_size ** 2 * 3,
+    register_target("l1-pixels-paint", needs_teacher=False, out_dim=lambda cfg: cfg.patch_size ** 2 * 3, predicts="pixels",
                     help="mean absolute error of the removed patches' pixels")(
         lambda cfg, images, pred, features, mask: ((pred[:, 1:] - patchify(images, cfg.patch_size)).abs().mean(-1) * mask).sum()
         / mask.sum())

@@ -5,6 +5,9 @@ are accepted by the config, listed by --help, offered by the app and run by pret
 built-in choices are tested by parametrising over the registries (as timm's tests are over
 ``list_models()``)."""
 import dataclasses
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ from milan_lab.models.decoders import DECODERS
 from milan_lab.models.losses import TARGETS, patchify, register_target
 from milan_lab.models.masking import SAMPLERS, from_order, len_keep, register_sampler, sample_mask
 from milan_lab.models.milan import MILAN
-from milan_lab.registry import Registry
+from milan_lab.registry import BUILTIN_DECODERS, BUILTIN_SAMPLERS, BUILTIN_TARGETS, Registry, builtin
 from tests.conftest import replace
 from tests.helpers import tiny_overrides
 
@@ -43,7 +46,7 @@ def l1_pixels(cfg, images, pred, features, mask):
 def toy_choices():
     """The toy sampler and target, registered for one test and removed after it."""
     register_sampler("checkerboard", needs_teacher=False, help="every other patch, as on a chessboard")(checkerboard)
-    register_target("l1-pixels", needs_teacher=False, out_dim=lambda cfg: cfg.patch_size ** 2 * 3,
+    register_target("l1-pixels", needs_teacher=False, out_dim=lambda cfg: cfg.patch_size ** 2 * 3, predicts="pixels",
                     help="the removed patches' pixels, mean absolute error")(l1_pixels)
     calls.update(dict.fromkeys(calls, 0))
     yield
@@ -146,3 +149,94 @@ def test_registry_refuses_ambiguous_registrations():
     with pytest.raises(ConfigError, match="'thing'.*'aa'.*did you mean 'a'"):
         reg.lookup("aa", "thing")
     assert list(reg) == ["a"] and reg["a"]([1, 2]) == 2 and reg["a"].needs_teacher is False
+
+
+# -- reading a registry costs nothing: the built-ins are declared in milan_lab.registry -----------------------
+def test_config_check_and_help_read_the_registries_without_importing_torch():
+    code = textwrap.dedent("""
+        import sys
+        from milan_lab.config import PretrainConfig, describe, get_config
+        from milan_lab.errors import ConfigError
+        cfg = get_config("pretrain", "milan_vit-tiny-p8_offline", ["sampler=random", "target=pixels", "decoder=mae"])
+        assert not cfg.model.needs_teacher
+        rows = {key: kind for key, kind, _ in describe(PretrainConfig)}
+        assert "semantic" in rows["model.sampler"] and "pixels" in rows["model.target"], rows
+        try:
+            get_config("pretrain", "milan_vit-tiny-p8_offline", ["sampler=semantc"])
+        except ConfigError as e:
+            assert "'sampler'" in str(e) and "semantic" in str(e), e
+        else:
+            raise AssertionError("a typo'd sampler was accepted")
+        print(sorted(m for m in ("torch", "timm", "open_clip", "milan_lab.models") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"  # none of them imported by a config check, --help's table or a typo's error
+
+
+def test_builtins_are_declared_in_display_order_and_bound_to_their_home_modules_functions():
+    assert [e.name for e in BUILTIN_SAMPLERS] == list(SAMPLERS)[:len(BUILTIN_SAMPLERS)]
+    for registry, declared in ((SAMPLERS, BUILTIN_SAMPLERS), (DECODERS, BUILTIN_DECODERS), (TARGETS, BUILTIN_TARGETS)):
+        assert list(registry) == [e.name for e in declared]  # the home modules register nothing undeclared
+        for entry in declared:
+            assert f"{entry.fn.__module__}:{entry.fn.__qualname__}" == entry.impl  # the declaration names the code
+    assert {name: TARGETS[name].predicts for name in TARGETS} == {"clip": "features", "pixels": "pixels"}
+
+
+@pytest.fixture
+def toy_home(tmp_path, monkeypatch):
+    """A registry with a declared built-in and a home module (a file of tmp_path) that binds it."""
+    (tmp_path / "toy_registry_home.py").write_text(textwrap.dedent(f"""
+        import sys
+
+        @sys.modules[{__name__!r}].TOY.bind("a")
+        def a():
+            return "built-in a"
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    toy = Registry("thing", "toy_registry_home", builtins=(builtin("a", "toy_registry_home:a", help="the built-in one"),))
+    monkeypatch.setattr(sys.modules[__name__], "TOY", toy, raising=False)
+    yield toy
+    sys.modules.pop("toy_registry_home", None)
+
+
+def test_declared_names_are_read_without_the_home_and_a_user_registration_imports_it_first(toy_home):
+    assert list(toy_home) == ["a"] and toy_home.lookup("a").help == "the built-in one"
+    with pytest.raises(ConfigError, match="'thing'.*'b'"):
+        toy_home.lookup("b", "thing")
+    assert "toy_registry_home" not in sys.modules  # names, helps and a miss: nothing imported
+    with pytest.raises(ValueError, match="'a' is already registered"):
+        toy_home.register("a", help="a user's a")(len)  # refused at the user's call
+    assert "toy_registry_home" in sys.modules and toy_home["a"]() == "built-in a"  # bound by its home
+    toy_home.register("b", help="a user's b")(len)
+    assert list(toy_home) == ["a", "b"] and toy_home["b"]([1, 2]) == 2
+
+
+def test_bind_refuses_a_function_the_declaration_does_not_name(toy_home):
+    with pytest.raises(ValueError, match="toy_registry_home:a"):
+        toy_home.bind("a")(len)
+    with pytest.raises(ValueError, match="'c' is not a declared built-in"):
+        toy_home.bind("c")
+
+
+def test_a_builtin_name_is_refused_at_the_users_register_call():
+    with pytest.raises(ValueError, match="'semantic' is already registered"):
+        register_sampler("semantic", needs_teacher=False, help="a user's semantic")(checkerboard)
+    assert SAMPLERS["semantic"].needs_teacher and "semantic" in list(SAMPLERS)
+    with pytest.raises(ValueError, match="predicts"):
+        register_target("l1-wrong", needs_teacher=False, out_dim=len, predicts="tokens", help="x")
+
+
+def test_a_probe_name_registered_twice_is_refused():
+    from milan_lab.evaluation import suite
+    with pytest.raises(ValueError, match="'knn_cls' is already registered"):
+        suite.register_probe("knn_cls", "a second knn_cls")(len)
+    assert suite.PROBES["knn_cls"].fn is not len and suite.PROBES["knn_cls"].metrics == ("knn_cls",)
+
+
+def test_a_registered_pixel_target_takes_the_pixel_path_in_the_panels(toy_choices, tiny_cfg, tiny_teacher):
+    from milan_lab.viz.panels import Explorer
+    model = MILAN(replace(tiny_cfg, target="l1-pixels", sampler="random"), None)
+    image = (torch.rand(32, 32, 3) * 255).to(torch.uint8).numpy()
+    out = Explorer(tiny_teacher, model).reconstruction(image, "random", 0.5, 0)
+    assert out["cosine"] is None and out["pixels"].shape[-1] == 3  # reconstructed pixels, not features' cosines

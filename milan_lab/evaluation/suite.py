@@ -7,7 +7,7 @@ encoder on a declared set of probes and sizes.
 
 A probe is a function of a :class:`Bench` (the encoder, the sizes, the scenes' seed and kind, the
 teacher, and the features the probes share, extracted once per readout) that returns its metrics;
-:func:`register_probe` adds one to :data:`PROBES` (name -> :class:`Probe`). The CLI's probe commands
+:func:`register_probe` adds one to :data:`PROBES` (name -> :class:`~milan_lab.registry.Entry`). The CLI's probe commands
 (``evaluation.probes``), the pretraining monitor, the ablation and the views grid all score through
 :func:`score`, so a probe registered here (or in the caller's own code) is offered to all of them.
 :func:`write_result` writes a run's result, atomically.
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from milan_lab.data.datasets import OfflineScenes
 from milan_lab.data.segmentation import SegScenes
@@ -30,33 +28,23 @@ from milan_lab.evaluation.features import POOL_NAMES, device_of, extract_readout
 from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.linear import quick_linear_probe
 from milan_lab.io.weights import atomic_write
+from milan_lab.registry import Entry, Registry
 
 # The sizes a probe reads (scenes, probe steps) when the caller declares none; the ablation's defaults.
 SIZES = {"eval_train": 1024, "eval_val": 512, "seg_train": 512, "seg_val": 256, "seg_steps": 200, "attention_scenes": 256}
 
 
-@dataclass(frozen=True)
-class Probe:
-    """A registered probe: ``fn(bench) -> {metric: value}`` for each of ``metrics``, reading the ``sizes`` named."""
-    name: str
-    fn: Callable[["Bench"], dict]
-    help: str
-    metrics: tuple[str, ...]
-    sizes: tuple[str, ...] = ()
-
-
-# name -> Probe, in display order. A dict and a decorator written by hand (timm's register_model is the
-# pattern, but its registry is for models): a probe is a function, and the registry is all it needs.
-PROBES: dict[str, Probe] = {}
+# name -> Entry (``fn(bench) -> {metric: value}``, ``help``, flags ``metrics`` and ``sizes``), in display
+# order: the package's one registry (milan_lab.registry), which refuses a name registered twice rather than
+# silently replacing the first probe. No home module: the probes below register when this module is imported.
+PROBES = Registry("probe", flags=("metrics", "sizes"))
 
 
 def register_probe(name: str, help: str, metrics: tuple[str, ...] | None = None, sizes: tuple[str, ...] = ()):
     """Decorator registering ``fn(bench) -> {metric: value}`` as probe ``name`` (its metrics: ``(name,)``
-    unless told), with a one-line ``help``; ``sizes``: the keys of :data:`SIZES` it reads. Returns ``fn``."""
-    def add(fn):
-        PROBES[name] = Probe(name, fn, help, tuple(metrics or (name,)), tuple(sizes))
-        return fn
-    return add
+    unless told), with a one-line ``help``; ``sizes``: the keys of :data:`SIZES` it reads. Returns ``fn``;
+    a name already registered is refused (ValueError)."""
+    return PROBES.register(name, help=help, metrics=tuple(metrics or (name,)), sizes=tuple(sizes))
 
 
 class Bench:
@@ -146,7 +134,7 @@ class Bench:
         return row
 
 
-def probe_named(name: str) -> Probe:
+def probe_named(name: str) -> Entry:
     """The registered probe ``name``; a ConfigError naming it and the known ones otherwise."""
     if name not in PROBES:
         raise ConfigError(f"unknown probe {name!r}{_did_you_mean(name, PROBES)}; known probes: {', '.join(PROBES)}")

@@ -89,7 +89,7 @@ def register_decoder(name: str, *, help: str):
     return DECODERS.register(name, help=help)
 
 
-@register_decoder("prompting", help="MILAN: visible tokens are fixed prompts; only the mask tokens pass through the blocks")
+@DECODERS.bind("prompting")  # declared in milan_lab.registry
 class PromptingDecoder(_DecoderBase):
     """MILAN's decoder: the visible tokens are embedded once and stay fixed as prompts; only
     the mask tokens pass through the blocks."""
@@ -114,7 +114,7 @@ class PromptingDecoder(_DecoderBase):
         return self.decoder_pred(self.decoder_norm(x))
 
 
-@register_decoder("mae", help="MAE: visible and mask tokens alike pass through standard transformer blocks")
+@DECODERS.bind("mae")
 class MAEDecoder(_DecoderBase):
     """MAE's decoder: every token (visible and mask) is updated by standard blocks."""
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from milan_lab.registry import TARGETS
+from milan_lab.registry import PREDICTS, TARGETS
 
 
 def cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
@@ -58,23 +58,30 @@ def pixel_loss(pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, p: 
     return (per_patch * mask).sum() / mask.sum()
 
 
-def register_target(name: str, *, needs_teacher: bool, out_dim: Callable, help: str):
+def register_target(name: str, *, needs_teacher: bool, out_dim: Callable, help: str, predicts: str):
     """Decorator: register a reconstruction target under ``name`` in :data:`TARGETS`. Its function is
     the loss, called as ``fn(cfg, images, pred, features, mask) -> scalar`` with the ``ModelConfig``,
     images [N, 3, H, W], pred [N, 1 + L, out_dim(cfg)], the teacher's features [N, 1 + L, target_dim]
     (None without a teacher) and mask [N, L] (1 = removed). ``needs_teacher``: the loss reads the
-    teacher's features (a run loads CLIP for it); ``out_dim(cfg)``: the width the decoder predicts."""
-    return TARGETS.register(name, help=help, needs_teacher=bool(needs_teacher), out_dim=out_dim)
+    teacher's features (a run loads CLIP for it); ``out_dim(cfg)``: the width the decoder predicts;
+    ``predicts``: "features" (the teacher's, compared by cosine in the panels) or "pixels" (patches
+    of p*p*3 values, shown as a reconstructed image)."""
+    if predicts not in PREDICTS:
+        raise ValueError(f"register target {name!r}: predicts must be one of {PREDICTS}, got {predicts!r}")
+    return TARGETS.register(name, help=help, needs_teacher=bool(needs_teacher), out_dim=out_dim, predicts=predicts)
 
 
-@register_target("clip", needs_teacher=True, out_dim=lambda cfg: cfg.target_dim,
-                 help="MILAN: the teacher's features of every token, 2 - 2·cos (loss_on picks the tokens)")
+def target_predicts(cfg) -> str:
+    """What the decoder of a model with ``cfg`` (a ModelConfig) predicts: "features" or "pixels" (its target's flag)."""
+    return TARGETS.lookup(cfg.target, "target").predicts
+
+
+@TARGETS.bind("clip")  # declared (help, flags) in milan_lab.registry
 def clip_target_loss(cfg, images, pred, features, mask) -> torch.Tensor:
     on = cfg.loss_on
     return cosine_loss(pred, features, None if on == "all" else mask, with_cls=on == "masked+cls")
 
 
-@register_target("pixels", needs_teacher=False, out_dim=lambda cfg: cfg.patch_size ** 2 * 3,
-                 help="MAE: the removed patches' pixels, mean squared error (norm_pix_loss: per-patch normalised)")
+@TARGETS.bind("pixels")
 def pixel_target_loss(cfg, images, pred, features, mask) -> torch.Tensor:
     return pixel_loss(pred, images, mask, cfg.patch_size, cfg.norm_pix_loss)

@@ -96,26 +96,24 @@ def register_sampler(name: str, *, needs_teacher: bool, help: str):
     return SAMPLERS.register(name, help=help, needs_teacher=bool(needs_teacher))
 
 
-# Registered in display order: MILAN's sampler first, then MAE's, then the two teaching extremes.
-@register_sampler("semantic", needs_teacher=True,
-                  help="MILAN: the patch order drawn without replacement, weighted by the teacher's attention")
+# The built-ins, bound to their declarations in milan_lab.registry (names, helps and flags are read there
+# without importing torch; display order is the declarations').
+@SAMPLERS.bind("semantic")
 def _semantic(n, num_patches, mask_ratio, importance, device, generator):
     return semantic_masking(importance, mask_ratio, generator)
 
 
-@register_sampler("random", needs_teacher=False, help="MAE: a uniformly random patch order (no teacher)")
+@SAMPLERS.bind("random")
 def _random(n, num_patches, mask_ratio, importance, device, generator):
     return random_masking(n, num_patches, mask_ratio, device, generator)
 
 
-@register_sampler("topk", needs_teacher=True,
-                  help="keeps the most attended patches, deterministically (for teaching: it hides all context)")
+@SAMPLERS.bind("topk")
 def _topk(n, num_patches, mask_ratio, importance, device, generator):
     return topk_masking(importance, mask_ratio)
 
 
-@register_sampler("inverse", needs_teacher=True,
-                  help="keeps the least attended patches, deterministically (for teaching: it hides the object)")
+@SAMPLERS.bind("inverse")
 def _inverse(n, num_patches, mask_ratio, importance, device, generator):
     return topk_masking(importance, mask_ratio, inverse=True)
 

@@ -18,7 +18,7 @@ from milan_lab.evaluation.probes import probe_candidates
 from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.factory.teachers import load_teacher
 from milan_lab.io.weights import read_weights
-from milan_lab.models.losses import unpatchify
+from milan_lab.models.losses import target_predicts, unpatchify
 from milan_lab.models.masking import sample_mask
 from milan_lab.models.milan import MILAN
 from milan_lab.models.teacher import Teacher
@@ -243,7 +243,7 @@ class Explorer:
                               generator=torch.Generator().manual_seed(int(seed)))
         pred = model.forward_decoder(model.forward_encoder(x, m), m)
         out = {"mask": m.mask[0], "masked_input": maps.mask_overlay(shown, m.mask[0])}
-        if model.cfg.target == "pixels":
+        if target_predicts(model.cfg) == "pixels":  # the target's flag: any registered pixel target is shown so
             p = model.cfg.patch_size
             rec = unpatchify(pred[:, 1:], p)[0]
             mask_img = maps.upsample(maps.patch_grid(m.mask[0]), model.cfg.image_size)[None]
