@@ -20,6 +20,7 @@ from milan_lab.app_blocks import titled_image
 from milan_lab.app_paint import paint_tab
 from milan_lab.app_timeline import timeline_tab
 from milan_lab.errors import BadImage, MilanLabError
+from milan_lab.models.losses import target_predicts
 from milan_lab.models.masking import SAMPLERS  # the registry, read when the app is built: every registered sampler is offered
 from milan_lab.viz import maps, scales
 from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, Explorer, example_scene
@@ -251,7 +252,7 @@ def build_app(explorer: Explorer):
     n_layers = explorer.num_layers
     n_heads = explorer.teacher.num_heads
     n_student_heads = explorer.model.encoder.num_heads if explorer.model is not None else 1
-    pixel_model = explorer.model is not None and explorer.model.cfg.target == "pixels"
+    pixel_model = explorer.model is not None and target_predicts(explorer.model.cfg) == "pixels"
 
     def on_image(image):
         """The one line under the image: what is shown, or the hint when nothing is."""

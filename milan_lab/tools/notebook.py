@@ -21,7 +21,7 @@ from milan_lab.factory.models import read_checkpoint, saved_config
 from milan_lab.io.checkpoints import resolve_checkpoint
 from milan_lab.io.weights import atomic_write
 from milan_lab.models.decoders import DECODERS
-from milan_lab.models.losses import TARGETS
+from milan_lab.models.losses import TARGETS, target_predicts
 from milan_lab.models.masking import SAMPLERS
 from milan_lab.tools.ablation import ARMS, PROBES
 from milan_lab.viz import maps
@@ -118,9 +118,9 @@ def load_tour_model(checkpoint: str | None):
     trained with). The tour's panels compare predicted with teacher features, so a model without
     a CLIP teacher target (pixel targets) is refused in one line."""
     model = load_milan(checkpoint_file(checkpoint))
-    if model.teacher is None or model.cfg.target != "clip":
+    if model.teacher is None or target_predicts(model.cfg) != "features":
         raise ConfigError(f"parameter 'checkpoint': {checkpoint} predicts {model.cfg.target}, not a CLIP teacher's "
-                          "features; the tour explains a model with target=clip")
+                          "features; the tour explains a model whose target predicts them (target=clip)")
     return model
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.transforms import denormalize
 from milan_lab.evaluation.dense import predict
+from milan_lab.models.losses import target_predicts
 from milan_lab.viz import maps
 from milan_lab.viz.panels import Explorer
 from milan_lab.viz.plots import image_grid
@@ -19,7 +20,7 @@ def panels_figure(explorer: Explorer, images: list[np.ndarray], ratio: float = 0
     """One row per image: input, teacher attention, semantic mask, random mask, and, with a
     MILAN model, target and predicted features (PCA, shared basis) and the cosine map."""
     rows, cols = [], ["input", "teacher attention", "semantic mask", "random mask"]
-    with_model = explorer.model is not None and explorer.model.cfg.target == "clip"
+    with_model = explorer.model is not None and target_predicts(explorer.model.cfg) == "features"
     if with_model:
         cols += ["target (PCA)", "prediction (PCA)", "cosine / patch"]
     for img in images:

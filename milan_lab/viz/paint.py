@@ -18,7 +18,7 @@ import torch
 from milan_lab.data.scenes import make_labelled_scene, make_scene_with_main_object, patch_labels
 from milan_lab.data.transforms import denormalize
 from milan_lab.errors import ConfigError
-from milan_lab.models.losses import TARGETS
+from milan_lab.models.losses import TARGETS, target_predicts
 from milan_lab.models.masking import Masking, from_mask, from_order, sample_mask
 from milan_lab.models.milan import MILAN
 from milan_lab.viz import maps
@@ -153,7 +153,7 @@ def paint_report(model: MILAN, image, mask, draws: int = DRAWS, seed: int = 0) -
            "samplers": {k: {"mean": float(np.mean(v)), "draws": v} for k, v in losses.items()},
            "importance": None if importance is None else importance[0], "pred": pred[0, 1:],
            "target": None if target is None else target[0, 1:], "cos_error": None}
-    if target is not None and model.cfg.target == "clip":
+    if target is not None and target_predicts(model.cfg) == "features":  # its flag: a registered feature target too
         out["cos_error"] = 1 - maps.cosine_per_patch(pred[0, 1:], target[0, 1:])
     return out
 
