@@ -1,7 +1,7 @@
 """Registries of the choices a config names: mask samplers, decoders, reconstruction targets.
 
-Each choice is registered by the module that implements it, with a one-line help and its flags
-(a sampler says whether it needs the teacher's attention)::
+A choice of your own is registered with a one-line help and its flags (a sampler says whether it
+needs the teacher's attention)::
 
     from milan_lab.models.masking import register_sampler
 
@@ -10,8 +10,8 @@ Each choice is registered by the module that implements it, with a one-line help
 
 and from then on the config accepts ``sampler=checkerboard``, ``needs_teacher`` reads its flag,
 ``--help`` and the notebooks' parameter checks list it, the app offers it and pretraining runs it.
-A registry is a read-only mapping: iterating it gives the names in display order (the order of
-registration, the implementing module's first), ``REG[name]`` the :class:`Entry` (callable as the
+A registry is a read-only mapping: iterating it gives the names in display order (the built-ins'
+declared order, then the registered ones), ``REG[name]`` the :class:`Entry` (callable as the
 function or class it holds, with ``help`` and the flags as attributes).
 
 Where the registries sit, and why. The config (this layer's neighbour) checks a choice before
