@@ -146,6 +146,9 @@ def format_seg_probe(r: dict) -> str:
     return "\n".join(lines)
 
 
+PROBE_TASK = "seg_probe"  # the task a saved dense probe stores: none of the factory's, so loading one as a model is refused
+
+
 def probe_path_for(checkpoint_file: str | Path) -> Path:
     """Where ``seg-probe`` saves the dense probe trained for a checkpoint (unless told ``--out``):
     beside a checkpoint of one's own (``STEM.seg_probe.safetensors``); for a shipped or downloaded
@@ -220,7 +223,7 @@ def seg_probe_eval(checkpoint: str, preset: str, data: str = "offline", train_si
                       f"class has ({', '.join(map(str, ignored['values'][:8]))}); they are left out of the mIoU",
                       DataWarning, stacklevel=2)
     if target is not None:
-        save_weights(target, probe.state_dict(), {"classes": list(train.classes), "image_size": size})
+        save_weights(target, probe.state_dict(), {"classes": list(train.classes), "image_size": size}, task=PROBE_TASK)
         result["probe"] = str(target)
     return (result, encoder, probe) if return_models else result
 

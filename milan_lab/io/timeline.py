@@ -43,9 +43,10 @@ def _small(t: torch.Tensor) -> torch.Tensor:
 
 
 def save_snapshot(run: str | Path, step: int, encoder_state: dict, config: dict) -> Path:
-    """Write the encoder's weights at ``step`` atomically (``io.weights.save_weights``)."""
+    """Write the encoder's weights at ``step`` atomically (``io.weights.save_weights``), stamped with the task
+    "pretrain": the factory's word for an encoder-only file (it builds the pretraining model's encoder)."""
     state = {f"encoder.{k}": _small(v) for k, v in encoder_state.items()}
-    return save_weights(snapshot_path(run, step), state, config)
+    return save_weights(snapshot_path(run, step), state, config, task="pretrain")
 
 
 def list_snapshots(run: str | Path) -> list[tuple[int, Path]]:
