@@ -132,9 +132,14 @@ def test_the_tours_claim_the_shipped_student_attends_where_its_teacher_does():
 
 def test_explore_on_your_own_run_and_picture(pretrained, picture, tmp_path):
     out, _ = pretrained
-    e = run("explore", tmp_path / "explore", checkpoint=str(out), image=picture)
+    e = run("explore", tmp_path / "explore", checkpoint=str(out), image=picture, bank_scenes=4, timeline_knn_train=32,
+            timeline_knn_val=16, timeline_scenes=4)
     assert e["model_loaded"] and e["checkpoint"] == str(resolve_checkpoint(out))
     assert e["image"] == Path(picture).name and e["examples"] >= 5 and Path(e["figure"]).is_file()
+    # your picture has no known main object: the preset falls back to the semantic sampler's mask, one patch flipped
+    assert e["paint_hidden"] > 0 and set(e["paint_samplers"]) == {"semantic", "random"} and Path(e["paint_figure"]).is_file()
+    assert e["bank_patches"] == 4 * 64 and 0 <= e["filled_accuracy"] <= 1 and Path(e["filled_figure"]).is_file()
+    assert e["timeline_steps"] and e["timeline_steps"][-1] == 6 and Path(e["timeline_figure"]).is_file()
 
 
 def test_segmentation_on_your_own_run_and_picture(pretrained, picture, tmp_path):

@@ -26,6 +26,7 @@ from milan_lab.models.masking import SAMPLERS
 from milan_lab.tools.ablation import ARMS, PROBES
 from milan_lab.viz import maps
 from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, SHIPPED_MODEL, example_scene_labels, load_milan, square
+from milan_lab.viz.paint import PRESETS as PAINT_PRESETS
 
 SHIPPED = "shipped"  # the ``checkpoint`` parameter's name for the offline MILAN model shipped in the package
 SCENE = re.compile(r"^scene_(\d+)$")  # the ``image`` parameter's name for an example scene (the app's are scene_0..3)
@@ -203,6 +204,25 @@ def segment_picture(encoders: dict, probes: dict, picture: np.ndarray, classes) 
         titles.append(f"probe on {name}")
     return row, titles
 
+
+def paint_preset_mask(model, image, preset: str, ratio: float = 0.75, seed: int = 0) -> tuple[np.ndarray, str]:
+    """(mask [L], 1 = hidden; a note) of a "Paint a mask" preset (``viz.paint.PRESETS``) on ``image`` for
+    ``model``, as the explorer's tab draws it: the main object from the example scene's own render, the
+    semantic sampler from the teacher's attention on ``image``. On an image whose main object is unknown
+    (not an example scene) an object preset is the semantic sampler's mask, and the note says so."""
+    from milan_lab.viz import paint
+    from milan_lab.viz.panels import Explorer
+    size, patch = model.cfg.image_size, model.cfg.patch_size
+    obj, note = paint.example_object(image, size), ""
+    if preset.endswith("main object") and obj is None and model.teacher is not None:
+        preset, note = "semantic sampler", "the main object is known for the example scenes only: the semantic sampler's mask"
+    importance = None
+    if preset == "semantic sampler" and model.teacher is not None:
+        importance = model.forward_teacher(Explorer._views(image, size)[1])[1][0]
+    mask = paint.preset_mask(preset, model.num_patches, None if obj is None else paint.object_patches(obj, patch),
+                             importance, float(ratio), int(seed))
+    return mask, note
+
 # --- parameters: every notebook checks its own in its first cell, before any work -------------------
 def _int(low: int, optional: bool = False):
     def check(name, v):
@@ -288,7 +308,8 @@ def _spec() -> dict:
                              train_size=count, val_size=count, steps=count, n_show=count, output_dir=text),
         "teacher": dict(train=flag, steps=count, teacher=text_or_none, output_dir=text, n_eval=count),
         "explore": dict(teacher=text_or_none, teacher_pretrained=text_or_none, checkpoint=_checkpoint, image=_image,
-                        output_dir=text),
+                        output_dir=text, paint_preset=_choice(PAINT_PRESETS), bank_scenes=count, timeline_knn_train=count,
+                        timeline_knn_val=count, timeline_scenes=count),
         "tour": dict(checkpoint=_checkpoint, image=_image, output_dir=text, mask_ratio=_float(0, 1, True), seed=_int(0),
                      attention_scenes=count),
         "ablation": dict(preset=preset, variant=_choice(SCENE_KINDS), seeds=_list_of(_int(0)),
