@@ -240,6 +240,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], nbytes: int = 
         with open(tmp, "rb") as f:  # make the bytes durable before the rename publishes them
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)  # make the rename itself durable: a crash now keeps the new file, not the old
     except BaseException as e:
         full = _is_disk_full(e, tmp, nbytes)
         written = tmp.stat().st_size if full and tmp.exists() else 0
@@ -249,6 +250,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], nbytes: int = 
             raise DiskFull(_disk_full_message(path, max(nbytes, written), max(free, 0), "the partial file was removed")) from None
         raise
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync a directory, which records a rename in it (POSIX); a no-op where directories cannot be
+    opened (Windows has no ``os.O_DIRECTORY``)."""
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:
+        return
+    fd = os.open(folder, os.O_RDONLY | flag)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _disk_full_message(path: Path, nbytes: int, free: int, what: str) -> str:
