@@ -112,11 +112,21 @@ def test_a_failed_write_json_keeps_the_old_file_and_leaves_no_temporary(tmp_path
 def test_a_failed_truncation_keeps_the_whole_log(tmp_path, monkeypatch):
     target = tmp_path / "metrics.csv"
     old = _write_old("truncate_after", target)
+    real_init = csv.DictWriter.__init__
 
-    def fails(self, rows):
+    def remember(self, f, *a, **k):
+        self._file = f
+        real_init(self, f, *a, **k)
+
+    def fails_halfway(self, rows):  # the kept rows half written (and flushed), then an I/O error
+        rows = list(rows)
+        for row in rows[:len(rows) // 2]:
+            self.writerow(row)
+        self._file.flush()
         raise OSError("I/O error")
 
-    monkeypatch.setattr(csv.DictWriter, "writerows", fails)
+    monkeypatch.setattr(csv.DictWriter, "__init__", remember)
+    monkeypatch.setattr(csv.DictWriter, "writerows", fails_halfway)
     with pytest.raises(OSError):
         MetricsLog(target, purge_after=5)
     monkeypatch.undo()

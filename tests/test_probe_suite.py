@@ -2,6 +2,7 @@
 consumer scores through, the kNN vote against a hand-computed case, one atomic result writer."""
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -39,7 +40,6 @@ def test_knn_vote_weights_each_neighbour_by_exp_cosine_over_temperature():
     # k=3 at T=0.07: class 0 gets exp(0.9/0.07) = 3.9e5, class 1 gets 2 exp(0.5/0.07) = 2.5e3: the single close one wins
     assert knn_classify(train_f, train_y, query, k=3, temperature=0.07).tolist() == [0]
     # at T=1: exp(0.9) = 2.46 < 2 exp(0.5) = 3.30, the two farther ones outvote it (a plain cosine sum, 0.9 < 1.0, agrees)
-    assert math.exp(0.9) < 2 * math.exp(0.5)
     assert knn_classify(train_f, train_y, query, k=3, temperature=1.0).tolist() == [1]
     assert knn_classify(train_f, train_y, query, k=1, temperature=1.0).tolist() == [0]  # the nearest alone
     # k beyond the memory takes all four; the class-2 point adds exp(-1/T), too little to change the vote
@@ -158,12 +158,20 @@ def test_the_attention_probe_scores_without_a_teacher(encoder):
     assert row["agreement"] is None and row["object_ratio"] > 0
 
 
-def test_a_result_is_written_whole_or_not_at_all(tmp_path):
+def test_a_result_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     path = tmp_path / "run" / "result.json"
     assert suite.write_result(path, {"arm": "a", "miou": 0.5}) == {"arm": "a", "miou": 0.5}
     assert json.loads(path.read_text()) == {"arm": "a", "miou": 0.5}
-    with pytest.raises(TypeError):
-        suite.write_result(path, {"arm": "b", "bad": object()})  # the writer fails halfway through the JSON
+    real = pathlib.Path.write_text
+
+    def fails_halfway(self, text, *a, **k):  # half the new JSON on disk, then an I/O error
+        real(self, text[:len(text) // 2])
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", fails_halfway)
+    with pytest.raises(OSError):
+        suite.write_result(path, {"arm": "b", "miou": 0.25, "rows": list(range(100))})
+    monkeypatch.undo()
     assert json.loads(path.read_text()) == {"arm": "a", "miou": 0.5}  # the old result, whole
     assert [p.name for p in path.parent.iterdir()] == ["result.json"]  # no temporary file left behind
 
