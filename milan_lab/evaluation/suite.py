@@ -183,7 +183,8 @@ def _knn(pool: str):
 def _linear(pool: str):
     def linear(bench: Bench) -> dict:
         train, val = bench.features(pool)
-        return {f"linear_{pool}": quick_linear_probe(train, val, int(train[1].max()) + 1, seed=bench.seed)}
+        classes = len(bench.sets("scenes")[0].classes)  # the dataset's classes, not the largest label its train split has
+        return {f"linear_{pool}": quick_linear_probe(train, val, classes, seed=bench.seed)}
     return linear
 
 
