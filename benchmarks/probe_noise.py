@@ -1,16 +1,19 @@
 """How noisy is the kNN probe itself? The shipped student and a random-init encoder of its preset re-scored on
-disjoint draws of validation scenes and memory banks, at 512 and at 8,192 validation scenes, beside the spread
+disjoint draws of validation scenes and memory banks, at 512 and at 2,048 validation scenes, beside the spread
 between seeds of a study's record (the dense ablation's by default).
 
     python benchmarks/probe_noise.py [--checkpoint milan_lab/assets/milan_tiny_offline.safetensors]
-                                     [--preset milan_vit-tiny-p8_offline] [--sizes 512 8192] [--train 1024]
-                                     [--memories 2] [--bootstrap 1000] [--seed 0]
+                                     [--preset milan_vit-tiny-p8_offline] [--sizes 512 2048] [--sets 4]
+                                     [--train 1024] [--memories 2] [--bootstrap 1000] [--seed 0]
                                      [--seed-spread docs/results/ablation_dense.json] [--record FILE]
 
 The kNN probe is the studies' (k = 20, cosine, T = 0.07, ``evaluation.knn``), on the class token and on the mean
-patch token. ``--memories`` disjoint memory banks of ``--train`` training scenes and a pool of the largest size of
-validation scenes are rendered once; the pool is cut into disjoint validation sets of each size, and every (bank,
-validation set) pair is one draw of the probe. Per size and pooling, over draws: each encoder's accuracy and the
+patch token (``evaluation.features.extract_readouts``: one forward per batch, the encoder in eval mode).
+``--memories`` disjoint memory banks of ``--train`` training scenes and a pool of ``--sets`` times the largest size
+of validation scenes are rendered once; the pool is cut into disjoint validation sets of each size (``--sets`` of
+the largest, more of the smaller ones), and every (bank, validation set) pair is one draw of the probe: at every
+size a draw changes both the memory bank and the validation scenes, so the SDs over draws are like quantities.
+Per size and pooling, over draws: each encoder's accuracy and the
 paired difference (student - random init, on the same scenes), with their standard deviation; the bootstrap
 standard deviation over validation scenes (bank 0, ``--bootstrap`` resamples of the size); and the binomial
 standard error. From ``--seed-spread`` (a study record whose rows are per-seed probe scores, ``tools.ablation``'s)
@@ -80,24 +83,6 @@ def scenes_of(split: str, n: int, image_size: int, seed: int):
                          cache_mb=1 + n * image_size ** 2 * 3 // 2 ** 20)
 
 
-def features(encoder, scenes):
-    """((class token, mean patch) features [n, D], L2-normalised, labels [n]) of a dataset of scenes, one
-    forward pass per batch for both poolings (``knn.extract_features`` pools one way per pass; the passes are this
-    measurement's whole cost)."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.data import DataLoader
-    cls, mean, labels = [], [], []
-    encoder.eval()
-    with torch.no_grad():
-        for images, y in DataLoader(scenes, batch_size=256):
-            tokens = encoder.forward_features(images).float()
-            cls.append(F.normalize(tokens[:, 0], dim=-1))
-            mean.append(F.normalize(tokens[:, 1:].mean(1), dim=-1))
-            labels.append(torch.as_tensor(y))
-    return {"cls": torch.cat(cls), "mean": torch.cat(mean)}, torch.cat(labels)
-
-
 def spread(values: list[float]) -> dict:
     """Mean and SD (points; SD None with one value) of accuracies or differences given as fractions."""
     return {"mean": 100 * statistics.fmean(values), "sd": 100 * statistics.stdev(values) if len(values) > 1 else None,
@@ -109,7 +94,7 @@ def at_size(correct: dict, n: int, bootstrap: int, seed: int) -> dict:
     the bootstrap SD on bank 0 and the binomial SE, per encoder and for the paired difference (points)."""
     import torch
     banks, pool = correct[ENCODERS[0]].shape
-    sets = pool // n
+    sets = pool // n  # disjoint validation sets of n scenes; every size has at least run()'s ``sets`` of them
     acc = {e: [float(c[b, k * n:(k + 1) * n].float().mean()) for b in range(banks) for k in range(sets)]
            for e, c in correct.items()}
     diff = [a - r for a, r in zip(acc[ENCODERS[0]], acc[ENCODERS[1]])]
@@ -124,28 +109,30 @@ def at_size(correct: dict, n: int, bootstrap: int, seed: int) -> dict:
     return out
 
 
-def run(checkpoint: str, preset: str, sizes, train: int, memories: int, bootstrap: int, seed: int, spread_of: Path) -> dict:
-    """Every size x pooling; the record's result."""
+def run(checkpoint: str, preset: str, sizes, sets: int, train: int, memories: int, bootstrap: int, seed: int,
+        spread_of: Path) -> dict:
+    """Every size x pooling on a pool of ``sets`` x the largest size of validation scenes; the record's result."""
     import torch
 
     from milan_lab.config import get_config
+    from milan_lab.evaluation.features import extract_readouts
     from milan_lab.evaluation.knn import knn_classify
     from milan_lab.factory.models import load_encoder
     model = get_config("pretrain", preset).model
     encoders = {ENCODERS[0]: load_encoder(checkpoint, model), ENCODERS[1]: load_encoder("random", model, seed=0)}
-    pool = max(sizes)
+    pool = sets * max(sizes)
     correct = {p: {} for p in POOLS}
     accuracy_at_pool = {}
     banks, vals = scenes_of("train", train * memories, model.image_size, seed), scenes_of("val", pool, model.image_size, seed)
     for name, encoder in encoders.items():
-        bank_f, bank_y = features(encoder, banks)
-        val_f, val_y = features(encoder, vals)
+        bank_f, bank_y = extract_readouts(encoder, banks, POOLS, normalize=True)
+        val_f, val_y = extract_readouts(encoder, vals, POOLS, normalize=True)
         for p in POOLS:
             correct[p][name] = torch.stack([knn_classify(bank_f[p][b * train:(b + 1) * train], bank_y[b * train:(b + 1) * train],
                                                          val_f[p]) == val_y for b in range(memories)])
             accuracy_at_pool[f"{name}, {p}"] = float(correct[p][name].float().mean())
     return {"checkpoint": shown(checkpoint), "preset": preset, "image_size": model.image_size, "train_images": train,
-            "memories": memories, "val_pool": pool, "bootstrap": bootstrap, "seed": seed, "pools": list(POOLS),
+            "memories": memories, "sets": sets, "val_pool": pool, "bootstrap": bootstrap, "seed": seed, "pools": list(POOLS),
             "sizes": {str(n): {p: at_size(correct[p], n, bootstrap, seed) for p in POOLS} for n in sizes},
             "seed_spread": {**seed_spread(spread_of), "record": shown(spread_of)}}
 
@@ -163,7 +150,9 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", type=existing_file, default=CHECKOUT / SHIPPED, help="the student (a weights file)")
     p.add_argument("--preset", type=preset_name, default="milan_vit-tiny-p8_offline",
                    help="the student's preset (its architecture is the random-init encoder's)")
-    p.add_argument("--sizes", type=positive_int, nargs="+", default=[512, 8192], help="validation set sizes")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[512, 2048], help="validation set sizes")
+    p.add_argument("--sets", type=positive_int, default=4,
+                   help="disjoint validation sets of the largest size (the pool is this many times the largest size)")
     p.add_argument("--train", type=positive_int, default=1024, help="training scenes per memory bank (the ablation's)")
     p.add_argument("--memories", type=positive_int, default=2, help="disjoint memory banks")
     p.add_argument("--bootstrap", type=positive_int, default=1000)
@@ -183,8 +172,8 @@ def main(argv=None) -> int:
     # fails here rather than after the measurement
     peak = matmul_peak_gflops() if args.record else None
     with Timer() as wall:
-        result = run(str(args.checkpoint), args.preset, sizes, args.train, args.memories, args.bootstrap, args.seed,
-                     args.seed_spread)
+        result = run(str(args.checkpoint), args.preset, sizes, args.sets, args.train, args.memories, args.bootstrap,
+                     args.seed, args.seed_spread)
     print(probe_noise_table(result))
     if args.record:
         print(f"record: {write_record(args.record, 'probe-noise', result, [args.seed], wall.seconds, peak=peak)}")

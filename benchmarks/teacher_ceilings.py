@@ -10,11 +10,11 @@ Per shipped teacher (``milan_lab.config.SHIPPED_TEACHERS``: named by what their 
 
 * ``zero_shot``: per scene kind, the zero-shot accuracy of every caption attribute on ``--zero-shot`` held-out
   scenes (``evaluation.teacher.evaluate_teacher``: shape, colour, size, place, the bare shape prompt);
-* ``probes``: per scene kind, the probes the studies score students with, on the teacher's own targets (every token
-  after ``ln_post`` and ``proj``, what the student regresses; ``evaluation.teacher.TeacherTokens``): kNN (k = 20,
-  cosine, T = 0.07) and the quick linear probe on the class token and on the mean patch token (``--train``
-  training and ``--val`` validation scenes), and the dense probe's mIoU on the patch tokens (the ablation's sizes),
-  each accuracy with its binomial standard error.
+* ``probes``: per scene kind, the probes the studies score students with (``evaluation.suite.score``), on the
+  teacher's own targets (every token after ``ln_post`` and ``proj``, what the student regresses;
+  ``evaluation.teacher.TeacherTokens``): kNN (k = 20, cosine, T = 0.07) and the quick linear probe on the class
+  token and on the mean patch token (``--train`` training and ``--val`` validation scenes), and the dense probe's
+  mIoU on the patch tokens (the ablation's sizes), each accuracy with its binomial standard error.
 
 The same probes on a randomly initialised encoder of ``--preset`` (seed 0) give the floor. Nothing is trained but
 the probes; a run takes minutes on a 2-core CPU.
@@ -42,50 +42,33 @@ def shipped_teacher(text: str) -> str:
     return name
 
 
-def both_pools(encoder, dataset, batch_size: int = 256):
-    """((class token, mean patch) features [N, D], each L2-normalised, labels [N]) from ONE forward pass per batch:
-    ``knn.extract_features`` pools one way per pass, and each pass costs as much as the probes themselves here."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.data import DataLoader
-    cls, mean, labels = [], [], []
-    with torch.no_grad():
-        for images, y in DataLoader(dataset, batch_size=batch_size):
-            tokens = encoder.forward_features(images).float()
-            cls.append(F.normalize(tokens[:, 0], dim=-1))
-            mean.append(F.normalize(tokens[:, 1:].mean(1), dim=-1))
-            labels.append(torch.as_tensor(y))
-    y = torch.cat(labels)
-    return (torch.cat(cls), y), (torch.cat(mean), y)
-
-
 def scored(accuracy: float, n: int) -> dict:
     """An accuracy on ``n`` images with its binomial standard error."""
     return {"mean": accuracy, "se": math.sqrt(accuracy * (1 - accuracy) / n), "n": n}
 
 
 def probe_scores(encoder, variant: str, sizes: dict, seed: int, image_size: int) -> dict:
-    """kNN and linear on both poolings, and (unless ``sizes['dense_steps']`` is 0) the dense probe's mIoU."""
+    """kNN and linear on both poolings, and (unless ``sizes['dense_steps']`` is 0) the dense probe's mIoU: the
+    studies' own probes (``evaluation.suite.score``, the same readouts, head sizes and rules as a student's), on
+    scenes at ``image_size`` handed to the suite (a teacher seen as an encoder has no patch embedding to read it from)."""
     from milan_lab.data.datasets import OfflineScenes
-    from milan_lab.data.scenes import SHAPES
     from milan_lab.data.segmentation import SegScenes
     from milan_lab.data.transforms import eval_transform
-    from milan_lab.evaluation.dense import seg_probe
-    from milan_lab.evaluation.knn import knn_top1
-    from milan_lab.evaluation.probes import quick_linear_probe
-    encoder.eval()
+    from milan_lab.evaluation.suite import score
     tf = eval_transform(image_size, crop_ratio=1.0)
-    train = both_pools(encoder, OfflineScenes("train", sizes["train"], image_size, seed, tf, variant=variant))
-    val = both_pools(encoder, OfflineScenes("val", sizes["val"], image_size, seed, tf, variant=variant))
-    out = {}
-    for k, pool in enumerate(("cls", "mean")):
-        out[f"knn_{pool}"] = scored(knn_top1(train[k], val[k]), sizes["val"])
-        out[f"linear_{pool}"] = scored(quick_linear_probe(train[k], val[k], len(SHAPES), seed=seed), sizes["val"])
+    datasets = {"scenes": tuple(OfflineScenes(split, sizes[split], image_size, seed, tf, variant=variant)
+                                for split in ("train", "val"))}
+    probes = [p for p in PROBES if p != "miou"]
     if sizes["dense_steps"]:
-        seg, _ = seg_probe(encoder, SegScenes("train", sizes["dense_train"], image_size, seed, variant),
-                           SegScenes("val", sizes["dense_val"], image_size, seed, variant), len(SegScenes.classes),
-                           steps=sizes["dense_steps"], seed=seed)
-        out["miou"] = {"mean": seg["miou"], "n": sizes["dense_val"]}
+        probes.append("miou")
+        datasets["seg"] = (SegScenes("train", sizes["dense_train"], image_size, seed, variant),
+                           SegScenes("val", sizes["dense_val"], image_size, seed, variant))
+    row = score(encoder, probes, {"eval_train": sizes["train"], "eval_val": sizes["val"], **(
+        {"seg_train": sizes["dense_train"], "seg_val": sizes["dense_val"], "seg_steps": sizes["dense_steps"]}
+        if sizes["dense_steps"] else {})}, seed=seed, variant=variant, datasets=datasets)
+    out = {p: scored(row[p], sizes["val"]) for p in probes if p != "miou"}
+    if "miou" in row:
+        out["miou"] = {"mean": row["miou"], "n": sizes["dense_val"]}
     return out
 
 

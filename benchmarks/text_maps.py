@@ -1,6 +1,6 @@
 """Do the explorer's text-prompt maps localise? AUROC of a prompt's map against the named object's pixels.
 
-    python benchmarks/text_maps.py [--scenes 256] [--variants dense sparse] [--seeds 0 1 2]
+    python benchmarks/text_maps.py [--scenes 256] [--variants dense sparse mid] [--seeds 0 1 2]
                                    [--forms caption "colour and shape" shape colour] [--record FILE]
 
 On ``--scenes`` labelled validation scenes per scene kind and seed (``make_scene_with_main_object``: the
@@ -19,7 +19,7 @@ teacher and the shipped MILAN model:
 Each map is upsampled to pixels (nearest) and scored by the AUROC of "object pixel" against the cosine:
 0.5 is a map blind to the object, 1 a map brightest on all of it, below 0.5 a map darkest on it. Per kind,
 form and map: the mean over scenes with its 95 % t-interval and the share of scenes above 0.5, per seed and
-over all seeds' scenes. Nothing is trained; a run takes about a minute.
+over all seeds' scenes. Nothing is trained; a run takes a few minutes on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ import sys
 
 # Only light modules here: a refused option answers at once; torch and the models load when the work starts.
 from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int
+from milan_lab.config import SCENE_KINDS
 
-VARIANTS = ("dense", "sparse")
+VARIANTS = tuple(SCENE_KINDS)  # every scene kind the config knows, in display order
 FORMS = ("caption", "colour and shape", "shape", "colour")  # milan_lab.evaluation.text_maps.PROMPT_FORMS
 SAMPLER, RATIO = "semantic", 0.75  # the explorer's Reconstruction defaults
 

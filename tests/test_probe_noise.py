@@ -64,15 +64,16 @@ def test_draws_are_disjoint_validation_sets_of_each_bank():
 
 def test_a_small_run_writes_a_record_and_its_table(tmp_path, capsys):
     rec = tmp_path / "probe_noise.json"
-    assert probe_noise.main(["--sizes", "16", "8", "--train", "16", "--memories", "2", "--bootstrap", "20",
+    assert probe_noise.main(["--sizes", "16", "8", "--sets", "2", "--train", "16", "--memories", "2", "--bootstrap", "20",
                              "--record", str(rec)]) == 0
     record = json.loads(rec.read_text())
     assert record["kind"] == "probe-noise" and record["commit"]
     r = record["result"]
-    assert r["checkpoint"] == "milan_lab/assets/milan_tiny_offline.safetensors" and r["val_pool"] == 16
-    assert list(r["sizes"]) == ["8", "16"] and r["sizes"]["8"]["cls"]["difference"]["draws"] == 4
-    assert r["sizes"]["16"]["mean"]["difference"]["draws"] == 2
+    assert r["checkpoint"] == "milan_lab/assets/milan_tiny_offline.safetensors" and r["val_pool"] == 32
+    # every size, the largest too, has several disjoint validation sets: each draw changes the bank and the scenes
+    assert list(r["sizes"]) == ["8", "16"] and r["sizes"]["8"]["cls"]["difference"]["draws"] == 8
+    assert r["sizes"]["16"]["mean"]["validation_sets"] == 2 and r["sizes"]["16"]["mean"]["difference"]["draws"] == 4
     assert r["seed_spread"]["record"] == "docs/results/ablation_dense.json"
     table = records.TABLES["probe-noise"](tmp_path)
-    assert "| 8 | cls | 4 |" in table and "kNN, class token" in table
+    assert "| 8 | cls | 8 (4 × 2) |" in table and "changes both the bank" in table and "kNN, class token" in table
     assert table.split("\n\n")[0] in capsys.readouterr().out

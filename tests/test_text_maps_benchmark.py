@@ -44,3 +44,8 @@ def test_a_bad_option_is_one_line_before_the_work(monkeypatch, capsys, args, wor
         script.main(args)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith("text_maps: error: argument ") and words in err and err.count("\n") == 1
+
+
+def test_every_scene_kind_is_measured_by_default():
+    from milan_lab.config import SCENE_KINDS
+    assert _script().VARIANTS == tuple(SCENE_KINDS) and "mid" in _script().VARIANTS

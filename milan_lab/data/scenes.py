@@ -40,8 +40,8 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 # smaller still, so that random masking at 75 % often hides it while the teacher's attention can keep it.
 # "mid": a mid-sized main object (MID_SCALE of a dense one's radius: about 7 of the 64 patches at 8 px) that
 # is clearly the largest, among 1-3 small distractors (under half its smallest radius): the label's object is
-# the one a teacher and a mean-pooled probe can pick out, yet at a mask ratio of 0.875 random masking hides
-# all of it in about 40 % of scenes and semantic masking almost never (docs/results.md, the hidden object).
+# the one a teacher and a mean-pooled probe can pick out, yet at a mask ratio of 0.875 random masking often
+# hides all of it and semantic masking almost never (how often: the record docs/results/hidden_object.json).
 VARIANTS = SCENE_KINDS  # the config's list (it validates offline_variant), in display order
 MID_SCALE = 0.7
 # per kind: (main radius scale, distractor count range [low, high), distractor radius range in frame pixels)

@@ -91,9 +91,9 @@ def evaluate_teacher(teacher: Teacher, n: int = 512, seed: int = 0, batch_size: 
 
 class TeacherTokens(torch.nn.Module):
     """A teacher seen as an encoder: ``forward_features(images)`` [N, L+1, D_t] are its targets (every token
-    after ``ln_post`` and ``proj``: what a MILAN student regresses), so the encoders' probes
-    (``knn.extract_features``: class token or mean patch; ``dense.patch_features``) score the teacher on the
-    same features, inputs and rules as a student: its ceilings."""
+    after ``ln_post`` and ``proj``: what a MILAN student regresses), so the studies' probes
+    (``suite.score``: class token or mean patch, ``dense.patch_features``) score the teacher on the same
+    features, inputs and rules as a student: its ceilings."""
 
     def __init__(self, teacher: Teacher):
         super().__init__()

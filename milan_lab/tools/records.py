@@ -394,7 +394,8 @@ def table_probe_noise(folder: Path) -> str:
     return _table([probe_noise_table(r)], rec,
                   f"`{r['checkpoint']}` and a random-init `{r['preset']}` encoder; kNN (k = 20) with {r['memories']} disjoint "
                   f"memory banks of {r['train_images']:,} training scenes, validation sets cut disjointly from "
-                  f"{r['val_pool']:,} validation scenes; a draw is one (bank, validation set) pair; bootstrap: "
+                  f"{r['val_pool']:,} validation scenes; a draw is one (bank, validation set) pair, so at every size a "
+                  f"draw changes both the bank and the validation scenes (draws = sets × banks); bootstrap: "
                   f"{r['bootstrap']:,} resamples of the validation scenes on bank 0. Seed spread: "
                   f"`{r['seed_spread']['record']}` (commit {r['seed_spread']['commit']}), "
                   f"{len(r['seed_spread']['seeds'])} seeds. ")
@@ -406,14 +407,15 @@ def probe_noise_table(result: dict) -> str:
     binomial SE; then the study's spread between seeds, per probe, in points."""
     def sd(v):
         return "-" if v is None else f"{v:.2f}"
-    rows = ["| validation scenes | pooling | draws | student kNN % (SD over draws; binomial SE) | random init kNN % (SD; "
-            "binomial SE) | paired difference, points | its SD over draws | its bootstrap SD |",
+    rows = ["| validation scenes | pooling | draws (sets × banks) | student kNN % (SD over draws; binomial SE) | "
+            "random init kNN % (SD; binomial SE) | paired difference, points | its SD over draws | its bootstrap SD |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n, by_pool in result["sizes"].items():
         for pool, m in by_pool.items():
             s, f = (m["encoders"][e] for e in ("student", "random init"))
             d = m["difference"]
-            rows.append(f"| {int(n):,} | {pool} | {d['draws']} | {s['mean']:.1f} ({sd(s['sd'])}; {s['binomial_se']:.2f}) | "
+            rows.append(f"| {int(n):,} | {pool} | {d['draws']} ({m['validation_sets']} × {m['banks']}) | "
+                    f"{s['mean']:.1f} ({sd(s['sd'])}; {s['binomial_se']:.2f}) | "
                         f"{f['mean']:.1f} ({sd(f['sd'])}; {f['binomial_se']:.2f}) | {d['mean']:+.1f} | {sd(d['sd'])} | "
                         f"{d['bootstrap_sd']:.2f} |")
     spread = result["seed_spread"]
