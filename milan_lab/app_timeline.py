@@ -5,6 +5,7 @@ teacher there; on request, every snapshot's kNN top-1 and attention metrics
 (``evaluation.timeline``) drawn as a curve with the slider's step marked. Layout and wiring only;
 ``app.py`` builds it inside its tabs and calls the returned ``wire(image, checked, demo)``.
 """
+import functools
 from pathlib import Path
 
 from milan_lab.app_blocks import titled_image
@@ -40,7 +41,7 @@ def timeline_tab(explorer, user_error, check_control_values):
     from milan_lab.factory.models import load_encoder
     from milan_lab.viz.timeline import figure_array, snapshot_attention, timeline_figure
     steps = [s for s, _ in found]
-    encoders, scored = {}, {}
+    scored = {}
     gr.Markdown(f"{len(found)} snapshots of `{explorer.model_source}`, steps {steps[0]} to {steps[-1]}.")
     with gr.Row():
         index = gr.Slider(0, len(found) - 1, value=len(found) - 1, step=1, label="snapshot (0 = earliest)",
@@ -52,20 +53,24 @@ def timeline_tab(explorer, user_error, check_control_values):
     note = gr.Markdown(elem_id="timeline-note")
     check_control_values(index)
 
+    @functools.lru_cache(maxsize=2)  # the slider's current and previous snapshot (a ViT-B encoder is 350 MB in fp32)
     def encoder_at(i: int):
-        if i not in encoders:
-            encoders[i] = load_encoder(found[i][1], explorer.model.cfg)
-        return encoders[i]
+        return load_encoder(found[i][1], explorer.model.cfg)
+
+    @functools.lru_cache(maxsize=1)
+    def teacher():  # the run's own, as ``milan-lab timeline`` compares with (not necessarily the app's)
+        from milan_lab.evaluation.timeline import run_teacher
+        return run_teacher(explorer.model_source)
 
     def on_snapshot(image, i):
         if image is None:
             return None, None, ""
         i = int(i)
         try:
-            r = snapshot_attention(encoder_at(i), explorer.teacher, image)
+            r = snapshot_attention(encoder_at(i), teacher(), image)
         except MilanLabError as e:
             raise user_error(str(e)) from None
-        text = f"step {steps[i]}" + (f": agreement with the teacher's map on this image {r['agreement']:+.2f}"
+        text = f"step {steps[i]}" + (f": agreement with the run's teacher's map on this image {r['agreement']:+.2f}"
                                      if r["agreement"] is not None else "")
         fig = figure_array(timeline_figure(scored["result"], highlight=steps[i])) if scored else None
         return maps.to_uint8(r["map"]), fig, text

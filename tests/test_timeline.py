@@ -128,3 +128,11 @@ def test_timeline_command_checks_the_run_and_the_output_first(straight, tmp_path
     with pytest.raises(OutputError, match="--out"):
         timeline_command(straight, tmp_path / "taken")  # a folder where the figure goes: refused before any scoring
     assert default_out(straight) == straight / "timeline.png"
+
+
+def test_the_agreement_compares_with_the_runs_own_teacher(straight, teacher_dir):
+    from milan_lab.evaluation.timeline import run_teacher
+    from milan_lab.factory.teachers import load_teacher
+    own, tiny = run_teacher(straight), load_teacher(str(teacher_dir), None)
+    assert own is not None and own.image_size == tiny.image_size
+    assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), tiny.state_dict().values()))

@@ -1,10 +1,12 @@
 """Watch a run learn: the kNN accuracy and the attention metrics of each snapshot of a run's timeline.
 
 A run with ``keep_every`` keeps its encoder every N steps in ``RUN/timeline`` (``io/timeline.py``).
-Each snapshot is scored as the run's own monitor scores it (``evaluation.knn``: DINO's weighted kNN on
-offline train/val scenes at the run's resolution) and as ``milan-lab attention`` does
-(``evaluation.attention``: the class token's object ratio and its agreement with the teacher), on the
-same scenes for every snapshot, so that a change along the curve is the encoder's, not the data's.
+Each snapshot is scored with the kNN the run's monitor uses (``evaluation.knn``: DINO's weighted kNN on
+offline train/val scenes at the run's resolution and scene kind), on the caller's numbers of scenes and
+seed (not the run's ``knn_train_size`` / ``knn_val_size`` / ``seed``, so its figures need not match
+``metrics.json``'s), and as ``milan-lab attention`` does (``evaluation.attention``: the class token's
+object ratio and its agreement with the run's own teacher, :func:`run_teacher`), on the same scenes for
+every snapshot, so that a change along the curve is the encoder's, not the data's.
 """
 from __future__ import annotations
 
@@ -42,6 +44,15 @@ def run_config(run: str | Path) -> dict:
     return config
 
 
+def run_teacher(run: str | Path):
+    """The teacher the run was trained with (its snapshots' config, loaded as ``teacher="auto"``), or None
+    for a run whose target needs none: what the timeline's agreement compares each snapshot with."""
+    found = snapshots(run)
+    if not model_config_from(run_config(run)).needs_teacher:
+        return None
+    return load_model(found[0][1], task="pretrain", teacher="auto").teacher
+
+
 def timeline_metrics(run: str | Path, knn_train: int = 1024, knn_val: int = 256, attention_scenes: int = 128,
                      seed: int = 0, teacher: bool = True) -> dict:
     """{'run', 'rows': [{'step', 'images_seen', 'knn_acc', 'object_ratio', 'agreement'}], ...}: each snapshot
@@ -58,9 +69,9 @@ def timeline_metrics(run: str | Path, knn_train: int = 1024, knn_val: int = 256,
     images, cover = attention.scenes(attention_scenes, size, seed, variant=variant)
     cover = attention.patch_cover(cover, patch)
     target = None
-    if teacher and cfg.needs_teacher:
-        model = load_model(found[0][1], task="pretrain", teacher="auto")
-        target = attention.teacher_importance(model.teacher, images) if model.teacher is not None else None
+    own = run_teacher(run) if teacher else None
+    if own is not None:
+        target = attention.teacher_importance(own, images)
     batch = int(job.get("batch_size", 0))
     rows = []
     for step, path in found:
