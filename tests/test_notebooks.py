@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from milan_lab.data.scenes import make_scene
-from milan_lab.evaluation.attention import attention_eval
+from milan_lab.evaluation.probes import attention_eval
 from milan_lab.io.checkpoints import resolve_checkpoint
 from milan_lab.tools import ablation
 from milan_lab.viz.panels import SHIPPED_MODEL

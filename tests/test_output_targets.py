@@ -76,7 +76,7 @@ MEASURED = {
     "info": (["info", "milan_vit-tiny-p8_offline"], "milan_lab.tools.info.model_info"),
     "knn": (["knn", "random"], "milan_lab.evaluation.probes.knn_eval"),
     "seg-probe": (["seg-probe", "random"], "milan_lab.evaluation.probes.seg_probe_eval"),
-    "attention": (["attention", "some_run"], "milan_lab.evaluation.attention.attention_eval"),
+    "attention": (["attention", "some_run"], "milan_lab.evaluation.probes.attention_eval"),
     "teacher eval": (["teacher", "eval"], "milan_lab.evaluation.teacher.evaluate_teacher"),
     "bench": (["bench"], "milan_lab.tools.bench.bench"),
 }

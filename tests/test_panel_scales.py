@@ -47,9 +47,9 @@ def test_the_cosine_map_spans_the_range_it_is_given():
 
 
 def test_text_maps_put_each_prompt_over_its_own_column():
-    from milan_lab.viz.plots import text_maps_image
+    from milan_lab.viz.text_maps import text_maps_figure
     sim = torch.rand(3, 64)
-    img = text_maps_image(["a star", "a purple triangle on the left", "a ring"], sim, sim, torch.zeros(64))
+    img = text_maps_figure(["a star", "a purple triangle on the left", "a ring"], sim, sim, sim)
     assert img.ndim == 3 and img.shape[1] > img.shape[0]  # wide and short: prompts side by side
 
 

@@ -95,8 +95,8 @@ def encoder_attention_report(encoder, teacher, n: int = 256, seed: int = 0, rand
 
 
 def __getattr__(name: str):
-    """The attention command's functions live with the other probe commands (``evaluation.probes``);
-    importing them from here still works."""
+    """The attention command's functions live with the other probe commands (``evaluation.probes``),
+    where the package imports them from; this keeps the tour notebook's older import working."""
     if name in ("attention_eval", "format_attention"):
         from milan_lab.evaluation import probes
         return getattr(probes, name)

@@ -10,8 +10,6 @@ if "inline" not in matplotlib.get_backend():  # notebooks keep their inline back
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from milan_lab.viz import maps  # noqa: E402
-
 
 def figure_to_array(fig) -> np.ndarray:
     buf = io.BytesIO()
@@ -20,29 +18,6 @@ def figure_to_array(fig) -> np.ndarray:
     buf.seek(0)
     from PIL import Image
     return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def text_maps_image(prompts, sim_target, sim_pred, mask) -> np.ndarray:
-    """Columns: prompts; rows: similarity to the target features, to the predicted features. Each
-    prompt heads its column (wrapped) and the two rows are named on the left, so no title runs into
-    its neighbour however long the prompt; one colour bar for all maps. Wide and short, to sit
-    under the reconstruction panels."""
-    import textwrap
-    n = len(prompts)
-    fig, axes = plt.subplots(2, n, figsize=(0.9 + 1.75 * n, 3.9), squeeze=False)
-    lo = float(min(sim_target.min(), sim_pred.min()))
-    hi = float(max(sim_target.max(), sim_pred.max()))
-    for j, prompt in enumerate(prompts):
-        for i, (sim, name) in enumerate(((sim_target, "target features"), (sim_pred, "predicted features"))):
-            ax = axes[i, j]
-            im = ax.imshow(maps.patch_grid(sim[j]), vmin=lo, vmax=hi, cmap="magma")
-            ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_title(textwrap.fill(f"'{prompt}'", 18), fontsize=9)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=9)
-    fig.colorbar(im, ax=axes, shrink=0.9, label="cosine similarity\n(bright = closer)")
-    return figure_to_array(fig)
 
 
 def training_curves(history: list[dict], title: str = "pretraining"):
