@@ -36,14 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# how each command takes the local file that replaces a download (DownloadError.option, "pretrained")
-LOCAL_FILE_OPTIONS = {"app": "--teacher-pretrained PATH", "teacher": "--pretrained PATH", "predict": "--pretrained PATH",
-                      "test": "--pretrained PATH", "pretrain": "teacher_pretrained=PATH"}
-# commands that take a checkpoint and build its teacher from the checkpoint's own config: no option names a file
-CHECKPOINT_TEACHER_WORDS = dict.fromkeys(
-    ("attention", "knn", "seg-probe"),
-    "the teacher comes from the checkpoint's config: pass a checkpoint whose teacher is local, "
-    "or point that config's teacher_pretrained to a local file")
+# what each command module says of the local file that replaces a download (DownloadError.option, "pretrained"):
+# the option that takes it (LOCAL_FILE_OPTIONS) or, for commands that build the teacher from a checkpoint's
+# config, the words that say so (CHECKPOINT_TEACHER_WORDS); each keyed by command name
+LOCAL_FILE_OPTIONS = {k: v for m in COMMANDS for k, v in getattr(m, "LOCAL_FILE_OPTIONS", {}).items()}
+CHECKPOINT_TEACHER_WORDS = {k: v for m in COMMANDS for k, v in getattr(m, "CHECKPOINT_TEACHER_WORDS", {}).items()}
 
 
 def _in_cli_words(error: MilanLabError, command: str) -> str:

@@ -1,6 +1,9 @@
 """``milan-lab app [--host 127.0.0.1] [--port 7860]``: the Gradio explorer."""
 from __future__ import annotations
 
+# how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
+LOCAL_FILE_OPTIONS = {"app": "--teacher-pretrained PATH"}
+
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("app", help="launch the Gradio explorer (127.0.0.1 by default)")

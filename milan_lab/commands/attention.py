@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from milan_lab.commands.common import nonnegative_int, positive_int, record_option, save_record
+from milan_lab.commands.common import CHECKPOINT_TEACHER, nonnegative_int, positive_int, record_option, save_record
+
+# the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
+CHECKPOINT_TEACHER_WORDS = {"attention": CHECKPOINT_TEACHER}
 
 
 def add_parsers(sub) -> None:

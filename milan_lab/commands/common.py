@@ -19,6 +19,12 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+# what the checkpoint commands (attention, knn, seg-probe) say to a teacher download: they build the teacher from
+# the checkpoint's own config, so no option of theirs names a local file
+CHECKPOINT_TEACHER = ("the teacher comes from the checkpoint's config: pass a checkpoint whose teacher is local, "
+                      "or point that config's teacher_pretrained to a local file")
+
+
 def _int_at_least(low: int, text: str) -> int:
     try:
         value = int(text)

@@ -10,6 +10,8 @@ import json
 from milan_lab import config as C
 
 JOB_COMMANDS = {"pretrain": "pretrain", "finetune": "finetune", "linear-probe": "linear"}
+# how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
+LOCAL_FILE_OPTIONS = {"pretrain": "teacher_pretrained=PATH"}
 
 
 def options_epilog(job: str, preset: str | None = None) -> str:

@@ -6,7 +6,10 @@ import json
 import time
 
 from milan_lab import config as C
-from milan_lab.commands.common import context_options, positive_int, progress, record_option, save_record
+from milan_lab.commands.common import CHECKPOINT_TEACHER, context_options, positive_int, progress, record_option, save_record
+
+# the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
+CHECKPOINT_TEACHER_WORDS = {"knn": CHECKPOINT_TEACHER}
 
 
 def add_parsers(sub) -> None:

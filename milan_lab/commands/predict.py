@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import sys
 
+# how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
+LOCAL_FILE_OPTIONS = {"predict": "--pretrained PATH"}
+
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("predict", help="top-5 classes for images")

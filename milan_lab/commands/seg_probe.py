@@ -7,9 +7,12 @@ import time
 import warnings
 
 from milan_lab import config as C
-from milan_lab.commands.common import (context_options, nonnegative_int, output_file, positive_int, progress,
-                                       record_option, save_record)
+from milan_lab.commands.common import (CHECKPOINT_TEACHER, context_options, nonnegative_int, output_file, positive_int,
+                                       progress, record_option, save_record)
 from milan_lab.errors import DataWarning
+
+# the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
+CHECKPOINT_TEACHER_WORDS = {"seg-probe": CHECKPOINT_TEACHER}
 
 
 def add_parsers(sub) -> None:

@@ -8,6 +8,9 @@ import time
 from milan_lab import config as C
 from milan_lab.commands.common import positive_int, record_option, save_record
 
+# how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
+LOCAL_FILE_OPTIONS = {"teacher": "--pretrained PATH"}
+
 
 def add_parsers(sub) -> None:
     t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")

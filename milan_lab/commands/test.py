@@ -6,6 +6,9 @@ import sys
 
 from milan_lab.commands.common import positive_int
 
+# how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
+LOCAL_FILE_OPTIONS = {"test": "--pretrained PATH"}
+
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("test", help="top-1/top-5 on an ImageNet-style folder")
