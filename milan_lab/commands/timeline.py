@@ -1,5 +1,6 @@
-"""``milan-lab timeline RUN``: each snapshot a run kept (``keep_every``) scored as its monitor scores it (kNN top-1,
-attention on the object, agreement with the teacher), printed one line each and drawn as a curve."""
+"""``milan-lab timeline RUN``: each snapshot a run kept (``keep_every``) scored with its monitor's kNN top-1 (on
+``--knn-train`` / ``--knn-val`` scenes), attention on the object and agreement with the run's teacher, printed
+one line each and drawn as a curve."""
 from __future__ import annotations
 
 import json
