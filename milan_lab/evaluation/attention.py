@@ -92,12 +92,3 @@ def encoder_attention_report(encoder, teacher, n: int = 256, seed: int = 0, rand
         report["teacher"] = {"object_ratio": summary(object_ratio(target, cover))}
     report["random"] = [attention_metrics(class_attention(r, images), cover, target) for r in random_encoders]
     return report
-
-
-def __getattr__(name: str):
-    """The attention command's functions live with the other probe commands (``evaluation.probes``),
-    where the package imports them from; this keeps the tour notebook's older import working."""
-    if name in ("attention_eval", "format_attention"):
-        from milan_lab.evaluation import probes
-        return getattr(probes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
