@@ -19,6 +19,7 @@ from milan_lab.data.images import load_image
 from milan_lab.app_blocks import titled_image
 from milan_lab.app_paint import paint_tab
 from milan_lab.app_timeline import timeline_tab
+from milan_lab.app_compare import compare_tab, embedding_tab
 from milan_lab.errors import BadImage, MilanLabError
 from milan_lab.models.losses import target_predicts
 from milan_lab.models.masking import SAMPLERS  # the registry, read when the app is built: every registered sampler is offered
@@ -393,6 +394,10 @@ def build_app(explorer: Explorer):
                     wire_paint = paint_tab(explorer, user_error, check_control_values)
                 with gr.Tab("Timeline"):
                     wire_timeline = timeline_tab(explorer, user_error, check_control_values)
+                with gr.Tab("Compare models"):
+                    wire_compare = compare_tab(explorer, user_error, check_control_values)
+                with gr.Tab("Embedding"):
+                    wire_embedding = embedding_tab(explorer, user_error, check_control_values)
                 with gr.Tab("Segmentation"):
                     gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
                                 "each pixel's class among background and the eight shapes.")
@@ -428,6 +433,8 @@ def build_app(explorer: Explorer):
                         api_name=False)  # no panel keeps showing the image before the bad one
         wire_paint(image, checked, demo)
         wire_timeline(image, checked, demo)
+        wire_compare(image, checked, demo)
+        wire_embedding(image, checked, demo)
         stu_head.change(on_student, stu_in, stu_out, api_name="student_attention")
         image.upload(on_segment, [image], seg_out, api_name="segmentation")
         layer.release(on_attention, att_in, att_out, api_name="attention")

@@ -157,14 +157,19 @@ def default_out(label: str, method: str) -> Path:
     return Path("outputs") / "embed" / f"{stem}_{method}.png"
 
 
-def write_embed_figure(result: dict, out: str | Path) -> Path:
-    """The figure (panels titled model · token · method, shape legend, caption) written atomically."""
-    import matplotlib.pyplot as plt
-
+def embed_figure(result: dict):
+    """The figure of an :func:`embed` result: panels titled model · token · method, shape legend, caption."""
     from milan_lab.viz.embedding import embedding_figure
     panels = [(panel_title(p), p["coords"], f"2-D kNN {100 * p['knn_2d']:.1f} %") for p in result["panels"]]
     columns = len({p["token"] for p in result["panels"]})
-    fig = embedding_figure(panels, result["labels"], result["classes"], caption(result), columns=columns)
+    return embedding_figure(panels, result["labels"], result["classes"], caption(result), columns=columns)
+
+
+def write_embed_figure(result: dict, out: str | Path) -> Path:
+    """The figure (:func:`embed_figure`) written atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = embed_figure(result)
     path = atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return path
