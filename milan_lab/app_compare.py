@@ -197,9 +197,9 @@ def compare_tab(explorer: Explorer, user_error, check_control_values):
 def embedding_view(models: Models, name: str, method: str, cache: dict, n: int = EMBED_SCENES) -> tuple[np.ndarray, str]:
     """(figure [H, W, 3] uint8, separability lines) of ``tools.embed.embed`` for model ``name`` beside a
     random encoder, ``method`` 'pca' or 't-SNE'; computed once per (name, method, n) and kept in ``cache``."""
-    from milan_lab.tools.embed import METHODS, embed, embed_figure, format_embed
-    from milan_lab.viz.timeline import figure_array
     import matplotlib.pyplot as plt
+
+    from milan_lab.tools.embed import METHODS, embed, embed_figure, format_embed
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     key = (name, method, n)
@@ -208,9 +208,21 @@ def embedding_view(models: Models, name: str, method: str, cache: dict, n: int =
             raise ConfigError("pick a trained model: the random encoder is drawn beside it")
         result = embed(models.checkpoint(name), n=n, method=method)
         fig = embed_figure(result)
-        cache[key] = (figure_array(fig), format_embed(result).replace("\n", "  \n"))
+        cache[key] = (figure_pixels(fig), format_embed(result).replace("\n", "  \n"))
         plt.close(fig)
     return cache[key]
+
+
+def figure_pixels(fig) -> np.ndarray:
+    """The figure as ``milan-lab embed`` writes it (tight bounding box: the shape legend sits outside the
+    axes, beyond the canvas) -> [H, W, 3] uint8."""
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))
 
 
 def embedding_tab(explorer: Explorer, user_error, check_control_values):
