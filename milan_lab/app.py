@@ -394,10 +394,6 @@ def build_app(explorer: Explorer):
                     wire_paint = paint_tab(explorer, user_error, check_control_values)
                 with gr.Tab("Timeline"):
                     wire_timeline = timeline_tab(explorer, user_error, check_control_values)
-                with gr.Tab("Compare models"):
-                    wire_compare = compare_tab(explorer, user_error, check_control_values)
-                with gr.Tab("Embedding"):
-                    wire_embedding = embedding_tab(explorer, user_error, check_control_values)
                 with gr.Tab("Segmentation"):
                     gr.Markdown("A linear probe on the frozen encoder's patch tokens (the dense-probe protocol): "
                                 "each pixel's class among background and the eight shapes.")
@@ -409,6 +405,11 @@ def build_app(explorer: Explorer):
                     seg_legend = gr.HTML(maps.legend_html(explorer._probe[1]) if explorer.has_probe else "",
                                          elem_id="segmentation-legend")
                     seg_note = gr.Markdown(elem_id="segmentation-note")
+                # after Segmentation: the tabs a narrow page folds into its menu are the last ones
+                with gr.Tab("Compare models"):
+                    wire_compare = compare_tab(explorer, user_error, check_control_values)
+                with gr.Tab("Embedding"):
+                    wire_embedding = embedding_tab(explorer, user_error, check_control_values)
                 with gr.Tab("About"):
                     gr.Markdown(about_text())
 
