@@ -65,3 +65,19 @@ def test_the_embedding_is_computed_once_per_model_and_method(models, monkeypatch
         embedding_view(models, SHIPPED, "umap", cache, n=24)
     with pytest.raises(ConfigError, match="trained model"):
         embedding_view(models, RANDOM, "pca", cache, n=24)
+
+
+def test_the_apps_own_checkpoint_is_offered_and_its_random_init_has_its_architecture(tiny_teacher, tiny_cfg, scene):
+    from milan_lab.app_compare import YOURS
+    from milan_lab.factory.models import create_model
+    own = create_model(tiny_cfg, "pretrain", teacher=tiny_teacher, seed=1).eval()
+    explorer = Explorer(tiny_teacher, own)
+    explorer.model_source = "runs/mine"
+    models = Models(explorer)
+    assert model_choices(explorer) == [SHIPPED, YOURS, RANDOM]
+    assert models.get(YOURS) is own and models.checkpoint(YOURS) == "runs/mine"
+    assert models.get(RANDOM).cfg == tiny_cfg and models.get(RANDOM).num_patches == 16
+    r = compare_models(own, models.get(RANDOM), scene, "random", 0.5, 0)
+    assert r["hidden"] == 8 and r["models"][0]["loss"] != r["models"][1]["loss"]
+    with pytest.raises(ConfigError, match="patch grids"):  # 16 patches against the shipped model's 64
+        compare_models(own, models.get(SHIPPED), scene)
