@@ -28,7 +28,7 @@ from milan_lab.viz import maps, paint, scales
 from milan_lab.viz.panels import SHIPPED_MODEL, Explorer, load_milan
 
 SHIPPED, YOURS, RANDOM = "shipped", "yours", "random init"
-EMBED_SCENES = 256  # validation scenes of the embedding tab: a few seconds per model on CPU
+EMBED_SCENES = 256  # validation scenes of the embedding tab (the encoder and a random one each see all of them)
 CAPTIONS = {
     "compare-masked": "The image with the mask both models get: bright patches are seen, grey ones hidden.",
     "compare-target": "The teacher's feature of each patch, its 3 main directions as RGB: the basis both "
@@ -235,7 +235,8 @@ def embedding_tab(explorer: Explorer, user_error, check_control_values):
     models, cache = Models(explorer), {}
     gr.Markdown(f"The encoder's class-token and mean-patch features of {EMBED_SCENES} offline validation scenes in "
                 "two dimensions, coloured by the main object's shape, beside a random encoder of the same architecture "
-                "(`milan-lab embed`). Computed when you press the button (seconds for PCA; t-SNE takes longer).")
+                "(`milan-lab embed`). Computed when you press the button (up to a minute on a laptop CPU; t-SNE "
+                "takes longer), then kept for this model and method.")
     with gr.Row():
         model = gr.Dropdown(choices, value=YOURS if YOURS in choices else choices[0], label="model", elem_id="embed-model")
         method = gr.Radio([("PCA", "pca"), ("t-SNE", "tsne")], value="pca", label="projection", elem_id="embed-method")
