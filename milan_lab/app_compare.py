@@ -35,7 +35,8 @@ CAPTIONS = {
                       "predictions are drawn on.",
     "compare-pred": "This model's predicted features on that same basis: closer to the target's colours = better.",
     "compare-error": "1 - cosine between prediction and target per hidden patch, on one scale for both models "
-                     "(0 to 1, brighter = worse); visible patches left dark.",
+                     "(0 to 1, values above 1, i.e. pointing away from the target, drawn as 1; brighter = worse); "
+                     "visible patches left dark.",
     "compare-attention": "This model's class-token attention, last block, head mean. Bright: where its encoder looks.",
     "embed-figure": "Each dot a validation scene, coloured by its main object's shape; each panel its own 2-D fit. "
                     "Shapes in separate clouds: the encoder tells them apart.",

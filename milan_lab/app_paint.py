@@ -24,7 +24,7 @@ CAPTIONS = {
     "paint-mask": "Click a patch to hide it (grey) or show it again; the model sees the visible patches only.",
     "paint-pred": "The predicted features of every patch, coloured by the target's first three principal components "
                   "(same colour as the target = same feature).",
-    "paint-error": "1 - cosine between prediction and target on each hidden patch, 0 to 1 (brighter = worse); "
+    "paint-error": "1 - cosine between prediction and target on each hidden patch, 0 to 1 (above 1 drawn as 1; brighter = worse); "
                    "visible patches are left dark.",
     "paint-importance": "The teacher's class-token attention: what the semantic sampler keeps visible first.",
     "paint-filled-pred": "Each hidden patch replaced by the real patch of a validation scene whose teacher feature "

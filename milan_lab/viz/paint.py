@@ -172,7 +172,8 @@ def paint_panels(report: dict) -> dict:
 
 
 def error_map(shown: np.ndarray, error: torch.Tensor, alpha: float = 0.6) -> np.ndarray:
-    """Per-patch error [L] on a fixed scale (0 to 1 of 1 - cos), so that two masks' maps compare."""
+    """Per-patch error [L] on a fixed scale (0 to 1 of 1 - cos; 1 - cos lies in [0, 2], values above 1 are drawn
+    as 1), so that two masks' maps compare."""
     from matplotlib import colormaps
     grid = np.clip(maps.patch_grid(error), 0, 1)
     colour = colormaps["magma"](maps.upsample(grid, shown.shape[0]))[..., :3]
