@@ -16,11 +16,11 @@ import numpy as np
 
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.images import load_image
-from milan_lab.app_blocks import titled_image
+from milan_lab.app_blocks import guard_image, titled_image
 from milan_lab.app_paint import paint_tab
 from milan_lab.app_timeline import timeline_tab
 from milan_lab.app_compare import compare_tab, embedding_tab
-from milan_lab.errors import BadImage, MilanLabError
+from milan_lab.errors import BadImage
 from milan_lab.models.losses import target_predicts
 from milan_lab.models.masking import SAMPLERS  # the registry, read when the app is built: every registered sampler is offered
 from milan_lab.viz import maps, scales
@@ -236,19 +236,8 @@ def build_app(explorer: Explorer):
     import gradio as gr
 
     def guard(*empty):
-        """Handlers: a user's bad input becomes one clear message; no image (the image was cleared)
-        gives ``empty`` outputs quietly, the page's one hint says what to do."""
-        def wrap(fn):
-            def wrapped(image, *args):
-                if image is None:
-                    return empty if len(empty) > 1 else empty[0]
-                try:
-                    return fn(image, *args)
-                except MilanLabError as e:
-                    raise user_error(str(e)) from None
-            wrapped.__name__ = fn.__name__
-            return wrapped
-        return wrap
+        """Handlers: see :func:`milan_lab.app_blocks.guard_image`."""
+        return guard_image(empty, user_error)
 
     n_layers = explorer.num_layers
     n_heads = explorer.teacher.num_heads

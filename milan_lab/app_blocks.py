@@ -5,6 +5,24 @@ floating label is hidden, since at 1280 px and narrower it covered the picture a
 ("your mask: click a patc..."). ``app.py``'s ``APP_CSS`` styles the ``panel-title`` and ``panel-caption``
 classes.
 """
+from milan_lab.errors import MilanLabError
+
+
+def guard_image(empty: tuple, user_error):
+    """Decorator for a handler whose first input is the image: a user's bad input (a ``MilanLabError``)
+    becomes one clear message through ``user_error``; no image (the image was cleared) gives the ``empty``
+    outputs quietly (one value when there is one output), and the page's one hint says what to do."""
+    def wrap(fn):
+        def wrapped(image, *args):
+            if image is None:
+                return empty if len(empty) > 1 else empty[0]
+            try:
+                return fn(image, *args)
+            except MilanLabError as e:
+                raise user_error(str(e)) from None
+        wrapped.__name__ = fn.__name__
+        return wrapped
+    return wrap
 
 
 def titled_image(title: str, elem_id: str, caption: str, min_width: int = 200, buttons=("download", "fullscreen")):

@@ -13,9 +13,8 @@ checked, demo)`` once its image input and its checked-image event exist.
 # no __future__ annotations: Gradio finds the click (SelectData) by the annotation object itself
 import numpy as np
 
-from milan_lab.app_blocks import titled_image
+from milan_lab.app_blocks import guard_image, titled_image
 from milan_lab.data.scenes import COLOURS, SHAPES
-from milan_lab.errors import MilanLabError
 from milan_lab.viz import maps, paint
 
 BANK_SCENES = 64  # validation scenes in the patch bank: 4,096 patches at 64 px / 8
@@ -117,16 +116,7 @@ def paint_tab(explorer, user_error, check_control_values):
     outputs = [state, painted, pred, error, importance, loss, from_pred, from_target, filled]
     check_control_values(preset, ratio, seed)
 
-    def guarded(fn):
-        def wrapped(image, *args):
-            if image is None:
-                return [None] * len(outputs)
-            try:
-                return fn(image, *args)
-            except MilanLabError as e:
-                raise user_error(str(e)) from None
-        wrapped.__name__ = fn.__name__
-        return wrapped
+    guarded = guard_image((None,) * len(outputs), user_error)
 
     @guarded
     def on_preset(image, preset_name, ratio_value, seed_value):
