@@ -107,7 +107,7 @@ def test_pretraining_runs_registered_sampler_and_target_without_a_teacher(toy_ch
 
 
 # The toy probe of the same check (a probe registered in test code, run by the probe suite) lives beside the
-# suite: tests/test_probe_suite.py, which registers one with milan_lab.evaluation.suite.register_probe.
+# suite: tests/evaluation/test_probe_suite.py, which registers one with milan_lab.evaluation.suite.register_probe.
 
 
 # -- the built-in choices, parametrised over the registries --------------------------------------------------

@@ -34,7 +34,7 @@ class DecodeCrop:
     output side (a large photo) is decoded at a reduced DCT scale (1/2, 1/4, 1/8: PIL's ``draft``),
     the largest that keeps 4x the output's pixels per side in the decoded crop: closer to the output
     size, the DCT's downscaling of detailed photos differs from an antialiased resize of the full
-    decode by more than the 35 dB PSNR this pipeline is held to (tests/test_data_pipeline.py).
+    decode by more than the 35 dB PSNR this pipeline is held to (tests/data/test_data_pipeline.py).
     With ``after`` (fine-tuning's RandAugment, normalisation and random erasing, which work on PIL
     images) the crop is handed to ``after`` as a PIL image, under a torch seed drawn from ``rng``."""
 
@@ -80,7 +80,7 @@ class DecodeView(DecodeCrop):
     side truncated; then ``CenterCrop(size)`` with its rounding), but a JPEG decoded by libjpeg-turbo straight
     into numpy (at a reduced DCT scale when the image has 8x the output side), resized by torch's uint8
     antialiased bicubic kernel, and left uint8 [3, S, S] to be normalised on the device. Within the resize
-    kernels' and decoders' differences of the PIL chain (above 35 dB PSNR, tests/test_teacher_cache_files.py).
+    kernels' and decoders' differences of the PIL chain (above 35 dB PSNR, tests/jobs/test_teacher_cache_files.py).
     The fixed views of ``teacher_cache`` / ``fixed_views`` on image folders."""
 
     def __init__(self, size: int):

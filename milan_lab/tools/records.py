@@ -96,7 +96,7 @@ class Timer:
 # A table in a document sits between "<!-- table: NAME -->" and "<!-- /table -->"; NAME is a function
 # below, reading records from the folder it is given (the checkout's docs/results/, which
 # scripts/results_tables.py names: the package never looks for a repository's docs itself).
-# `python scripts/results_tables.py` rewrites every table; tests/test_records.py fails when a
+# `python scripts/results_tables.py` rewrites every table; tests/tools/test_records.py fails when a
 # document and its records disagree.
 _BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 

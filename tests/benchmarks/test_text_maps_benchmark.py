@@ -7,7 +7,7 @@ import pytest
 
 from milan_lab.tools import records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script():

@@ -7,7 +7,7 @@ import pytest
 
 from milan_lab.cli import main
 
-SHIPPED = str(Path(__file__).resolve().parents[1] / "milan_lab" / "assets" / "milan_tiny_offline.safetensors")
+SHIPPED = str(Path(__file__).resolve().parents[2] / "milan_lab" / "assets" / "milan_tiny_offline.safetensors")
 SMALL = ["--size", "eval_train=48", "--size", "eval_val=24"]
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from milan_lab.errors import CheckpointError
 from tests.helpers import run_cli
 
-ASSETS = Path(__file__).resolve().parents[1] / "milan_lab" / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "milan_lab" / "assets"
 SHIPPED_FT = "vit-tiny-p8_milan-pre_offline-ft"
 PRESET = "milan_vit-tiny-p8_offline"
 # file name -> words its message must hold (random files: only "not a checkpoint" or "truncated")

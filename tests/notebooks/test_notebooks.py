@@ -19,7 +19,7 @@ from milan_lab.io.timeline import list_snapshots
 from milan_lab.tools import ablation
 from milan_lab.viz.panels import SHIPPED_MODEL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 MICRO = "milan_vit-micro-p8_offline"
 RATIO = 0.6  # the run's mask ratio, from its config file: not the preset's 0.75
