@@ -18,13 +18,19 @@ import difflib
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
 from milan_lab.data.datasets import OfflineScenes
+from milan_lab.data.scenes import random_spec, render_scene, scene_rng
 from milan_lab.data.segmentation import SegScenes
 from milan_lab.data.transforms import eval_transform
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation import attention
 from milan_lab.evaluation.dense import evaluate_probe, patch_features, train_probe
-from milan_lab.evaluation.features import POOL_NAMES, device_of, extract_readouts
+from milan_lab.evaluation.features import POOL_NAMES, device_of, extract_readouts, object_pool, patch_cover, run_frozen
 from milan_lab.evaluation.knn import knn_top1
 from milan_lab.evaluation.linear import quick_linear_probe
 from milan_lab.io.weights import atomic_write
@@ -194,6 +200,62 @@ for _pool in ("cls", "mean"):
 for _pool in ("cls", "mean"):
     register_probe(f"linear_{_pool}", f"quick linear probe top-1 (300 full-batch steps) on the {POOL_NAMES[_pool]}",
                    sizes=("eval_train", "eval_val"))(_linear(_pool))
+
+
+class _ObjectScenes:
+    """The scenes of an :class:`OfflineScenes` with their main object's coverage per patch: item ->
+    (image, label) as the scenes give it, rendered once, its coverage [L] kept in ``cover[index]``
+    (the object-pooled readout needs the two together, and rendering twice would double the cost)."""
+
+    def __init__(self, data: OfflineScenes, patch: int):
+        self.data, self.patch, self.cover = data, patch, {}
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        d = self.data
+        rng = scene_rng(d.seed, d.split, index)
+        spec = random_spec(rng)  # as make_scene draws it: the same pixels as the other probes' scenes
+        image, main = render_scene(rng, spec, d.image_size, return_main=True, variant=d.variant)
+        self.cover[index] = patch_cover(main[None], self.patch)[0]
+        return d.transform(Image.fromarray(image), index), spec.label
+
+
+def object_features(bench: Bench) -> tuple:
+    """((features [N, D], labels [N]) of the train scenes, of the val scenes): patch tokens averaged over
+    the main object's ground-truth coverage (``features.object_pool``), L2-normalised, once per scoring.
+    The readout that favours no arm's supervision and looks where the label is (a masking study's probe)."""
+    if "object" not in bench._features:
+        pairs = []
+        for split, data in zip(("train", "val"), bench.sets("scenes")):
+            if not isinstance(data, OfflineScenes):
+                raise ConfigError("the object-pooled probes read the main object's coverage of the offline scenes; "
+                                  f"the {split} scenes given are a {type(data).__name__}")
+            scenes, seen = _ObjectScenes(data, bench.patch_size), [0]
+
+            def pooled(images, scenes=scenes, seen=seen):  # batches come in index order: their covers are stored
+                n, start = len(images), seen[0]
+                seen[0] += n
+                cover = torch.as_tensor(np.stack([scenes.cover[i] for i in range(start, start + n)]), device=images.device)
+                tokens = bench.encoder.forward_features(images).float()
+                return F.normalize(object_pool(tokens[:, 1:], cover.float()), dim=-1)
+            pairs.append(run_frozen(bench.encoder, pooled, scenes, bench.device, progress=bench.label(f"{split} object features")))
+        bench._features["object"] = tuple(pairs)
+    return bench._features["object"]
+
+
+@register_probe("knn_object", "kNN top-1 (k=20, cosine, T=0.07) on the patch tokens pooled over the main object",
+                sizes=("eval_train", "eval_val"))
+def knn_object(bench: Bench) -> dict:
+    return {"knn_object": knn_top1(*object_features(bench))}
+
+
+@register_probe("linear_object", "quick linear probe top-1 (300 full-batch steps) on the patch tokens pooled over the main object",
+                sizes=("eval_train", "eval_val"))
+def linear_object(bench: Bench) -> dict:
+    train, val = object_features(bench)
+    return {"linear_object": quick_linear_probe(train, val, len(bench.sets("scenes")[0].classes), seed=bench.seed)}
 
 
 @register_probe("miou", "dense probe: mean IoU of a linear per-patch classifier on label-map scenes",
