@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import torch
 
-from milan_lab.config import TrainerConfig
+from milan_lab.config import TeacherTrainConfig
 from milan_lab.data.scenes import ATTRIBUTES, SHAPES, random_spec, render_scene
 from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
@@ -35,51 +35,20 @@ from milan_lab.factory.teachers import register_configs
 from milan_lab.io.weights import save_weights
 
 
-@dataclass
-class TeacherTrainConfig(TrainerConfig):
-    """The loop's options (:class:`TrainerConfig`) and the teacher's recipe: one pass of ``steps``
-    generated batches."""
-    model: str = "milan-clip-tiny"  # an open_clip config name (ours is registered on import)
-    steps: int = 1500
-    batch_size: int = 128
-    group_size: int = 8             # scenes per hard-negative group (<= number of shapes)
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    caption_drop: float = 0.3       # probability of leaving out each of colour / size / place
-    image_size: int = 64
-    device: str = "cpu"
-    output_dir: str = "outputs/teacher"
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 1
-    threads: int = 0                # torch CPU threads; 0 keeps torch's default
-    captions: str = "all"           # "all": captions name the shape; "no-shape": no caption names it (CAPTIONS)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.accum_steps != 1:  # the contrastive loss compares every pair in the whole batch
-            raise ConfigError(f"bad value for 'accum_steps': teacher training needs the whole batch at once, got "
-                              f"{self.accum_steps}")
-        for name in ("steps", "lr", "image_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"bad value for {name!r}: must be positive, got {getattr(self, name)}")
-        for name in ("warmup_steps", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"bad value for {name!r}: must be at least 0, got {getattr(self, name)}")
-        if not 0 <= self.caption_drop <= 1:
-            raise ConfigError(f"bad value for 'caption_drop': must be in [0, 1], got {self.caption_drop}")
-        if self.captions not in CAPTIONS:
-            raise ConfigError(f"bad value for 'captions': expected one of {', '.join(CAPTIONS)}, got {self.captions!r}")
-        varied = min(len(ATTRIBUTES[a]) for a in _VARIED[self.captions])
-        if not 1 <= self.group_size <= varied or self.batch_size % self.group_size:
-            raise ConfigError(f"group_size ({self.group_size}) must divide batch_size ({self.batch_size}) "
-                              f"and be at most {varied} (the values of {' or '.join(_VARIED[self.captions])}, "
-                              f"which the members of a hard-negative group differ in)")
-
-
-# What the captions name, and the attributes a hard-negative group differs in (one per group).
-CAPTIONS = {"all": "colour, size, shape and place", "no-shape": "colour, size and place, never the shape"}
+# The attributes a hard-negative group differs in (one per group), by what the captions name (CAPTIONS).
 _VARIED = {"all": ("shape",), "no-shape": ("colour", "place")}
+
+
+def check_groups(cfg: TeacherTrainConfig) -> None:
+    """A hard-negative group no larger than the values of the attribute its members differ in (the config
+    checks that it divides the batch; the bound needs the scenes' attributes, which the config cannot import)."""
+    varied = min(len(ATTRIBUTES[a]) for a in _VARIED[cfg.captions])
+    if cfg.group_size > varied:
+        raise ConfigError(f"group_size ({cfg.group_size}) must be at most {varied} (the values of "
+                          f"{' or '.join(_VARIED[cfg.captions])}, which the members of a hard-negative group differ in)")
+
+
+TeacherTrainConfig.SCENE_CHECKS["group_size"] = check_groups
 
 
 def hard_negative_batch(cfg: TeacherTrainConfig, step: int) -> tuple[np.ndarray, list[str]]:
@@ -138,7 +107,7 @@ def no_shape_groups(cfg: TeacherTrainConfig, step: int) -> list[list[tuple]]:
 
 def build_clip(cfg: TeacherTrainConfig, tokenizer: WordTokenizer) -> torch.nn.Module:
     register_configs()
-    return open_clip.create_model(cfg.model, pretrained=None, force_context_length=tokenizer.context_length)
+    return open_clip.create_model(cfg.clip_model, pretrained=None, force_context_length=tokenizer.context_length)
 
 
 def lr_at(cfg: TeacherTrainConfig, step: int) -> float:
@@ -161,8 +130,19 @@ class _HandSchedule:
             group["lr"] = lr_at(self.cfg, step)
 
 
-def train_teacher(cfg: TeacherTrainConfig, progress: bool | None = None) -> Path:
-    """Train (or resume) and export an open_clip ``local-dir:`` folder; returns its path."""
+class ExportedTeacher(type(Path())):
+    """What :func:`train_teacher` returns: the exported ``local-dir:`` folder, a ``Path`` as any other (so
+    ``load_teacher(folder)`` and ``folder / "open_clip_config.json"`` work), with the run beside it:
+    ``summary`` (as in metrics.json), ``history`` (the logged rows) and ``model`` (the trained open_clip CLIP,
+    in memory, on the CPU). Paths derived from it (``folder / name``) carry none of them."""
+    summary: dict | None = None
+    history: list[dict] | None = None
+    model: torch.nn.Module | None = None
+
+
+def train_teacher(cfg: TeacherTrainConfig, progress: bool | None = None) -> ExportedTeacher | None:
+    """Train (or resume) and export an open_clip ``local-dir:`` folder; returns its path (an
+    :class:`ExportedTeacher`, carrying the run's history and model) on rank 0, None on the other ranks."""
     if progress is not None:
         cfg = replace(cfg, progress=progress)
     if cfg.threads:
@@ -181,7 +161,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool | None = None) -> Path
             images, captions = hard_negative_batch(cfg, step)
             yield to_normalized_tensor(images[trainer.rank::trainer.world]), captions[trainer.rank::trainer.world]
 
-    def loss_fn(net, batch):
+    def loss_fn(net, batch, ctx):  # the batch itself is drawn from (seed, step): no randomness here
         images, captions = batch
         return clip_loss(*net(images.to(trainer.device), tokenizer(captions).to(trainer.device)))
 
@@ -195,10 +175,14 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool | None = None) -> Path
     extra = {"train_config": asdict(cfg), "final_loss": float(np.mean(losses[-5:])) if losses else None}
     folder = None
     if trainer.main:
-        folder = export_teacher(model.cpu(), tokenizer, open_clip.get_model_config(cfg.model), Path(cfg.output_dir) / "export",
+        folder = export_teacher(model.cpu(), tokenizer, open_clip.get_model_config(cfg.clip_model), Path(cfg.output_dir) / "export",
                                 extra, cfg.image_size)
-    trainer.finish({"steps": history[-1]["step"] if history else 0, "final_loss": extra["final_loss"]},
-                   history=history)
+    result = trainer.finish({"steps": history[-1]["step"] if history else 0, "final_loss": extra["final_loss"]},
+                            model, history=history)
+    if folder is None:
+        return None
+    folder = ExportedTeacher(folder)
+    folder.summary, folder.history, folder.model = result.summary, result.history, result.model
     return folder
 
 
