@@ -17,11 +17,14 @@ LOCAL_FILE_OPTIONS = {"pretrain": "teacher_pretrained=PATH"}
 def options_epilog(job: str, preset: str | None = None) -> str:
     """Every option of ``job`` with the value a run gets from ``preset`` (the job's default preset if None)."""
     preset = preset or C.JOBS[job].preset
-    rows = C.describe(C.JOBS[job], preset)
-    width = max(len(k) for k, _, _ in rows)
+    rows = C.describe(C.JOBS[job], preset, details=True)
+    width = max(len(k) for k, *_ in rows)
     lines = [f"options (key=value; model.* keys may drop the prefix unless a job option has the same name), "
-             f"with their defaults at --preset {preset}:"]
-    lines += [f"  {k:<{width}}  {t:<12} default: {d!r}" for k, t, d in rows]
+             f"with their defaults at --preset {preset}, ranges and help:"]
+    for k, t, d, r, h in rows:  # the default ends its line; the range and the help go on the next
+        lines.append(f"  {k:<{width}}  {t:<12} default: {d!r}")
+        if r or h:
+            lines.append(f"  {'':<{width}}    {r + '; ' if r and h else r}{h}")
     lines.append(f"presets: {', '.join(C.PRESETS)}")
     return "\n".join(lines)
 
