@@ -11,7 +11,7 @@ one), bad values, values out of range and options that contradict each other fai
 """
 from milan_lab.config.devices import check_device
 from milan_lab.config.files import MAX_YAML_CHARS, MAX_YAML_DEPTH, load_yaml, parse_yaml
-from milan_lab.config.overrides import apply_overrides
+from milan_lab.config.overrides import apply_overrides, field_of
 from milan_lab.config.presets import JOBS, PRESET_DIR, PRESETS, SECTIONS, describe, get_config
 from milan_lab.config.schema import (
     CAPTIONS, LOGGERS, PRETRAIN_ONLY, REGISTERED_CHOICES, SCENE_KINDS, SHIPPED_TEACHERS, TEACHER_ALIASES, VIEW_CONFLICTS,
@@ -25,6 +25,6 @@ __all__ = [
     "REGISTERED_CHOICES", "SCENE_KINDS", "SECTIONS", "SHIPPED_TEACHERS", "TEACHER_ALIASES", "VIEW_CONFLICTS",
     "ClassifierJobConfig", "EncoderConfig", "FinetuneConfig", "JobConfig", "LinearProbeConfig", "ModelConfig", "Option",
     "Options", "PretrainConfig", "TeacherTrainConfig", "TrainerConfig", "apply_overrides", "check_device", "check_fields",
-    "check_shipped_teacher", "check_views", "describe", "get_config", "load_yaml", "model_config_from", "option",
+    "check_shipped_teacher", "check_views", "describe", "field_of", "get_config", "load_yaml", "model_config_from", "option",
     "option_of", "parse_yaml",
 ]

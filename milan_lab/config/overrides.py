@@ -40,6 +40,13 @@ def apply_overrides(cfg, overrides):
     return cfg
 
 
+def field_of(cls, key: str) -> tuple[type, str]:
+    """(the config class that holds it, the field's name) for option ``key`` of config class ``cls``, resolved as
+    ``apply_overrides`` resolves it (``mask_ratio`` -> (ModelConfig, "mask_ratio")); an unknown key is one line."""
+    target, name = _resolve(cls(), key)
+    return type(target), name
+
+
 def _naming(where: str, fn, *args):
     """``fn(*args)``, its ConfigError prefixed with ``where`` (the file and section the options came from)."""
     try:

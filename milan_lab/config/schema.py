@@ -73,19 +73,26 @@ class Option:
         """The choices' names now (a registry's include the choices registered since the field was declared)."""
         return list(self.choices) if self.choices is not None else []
 
-    def check(self, key: str, value, optional: bool = False) -> None:
-        """Refuse ``value`` for ``key`` in one line if outside the bounds or the choices (each item of a list)."""
+    def problem(self, value, optional: bool = False) -> str | None:
+        """What is wrong with ``value`` ("'x'; expected one of (...)", "must be positive, got 0"), None if it is
+        admitted: outside the choices (each item of a list) or the bounds. ``optional``: the field also takes None."""
         if value is None:
-            return
+            return None
         if self.choices is not None:
             for item in value if isinstance(value, list) else [value]:
-                if isinstance(self.choices, Registry):
-                    self.choices.lookup(item, key)  # its error names the key and the registered names
-                elif item not in self.choices:
-                    raise ConfigError(f"bad value for {key!r}: {item!r}; expected one of {tuple(self.names())}")
+                if item not in self.choices:
+                    return f"{item!r}; expected one of {tuple(self.names())}"
         if self.bounded and not self.admits(value):
-            raise ConfigError(f"bad value for {key!r}: must be {self.range_text()}{' (or none)' if optional else ''}, "
-                              f"got {value}")
+            return f"must be {self.range_text()}{' (or none)' if optional else ''}, got {value}"
+        return None
+
+    def check(self, key: str, value, optional: bool = False) -> None:
+        """Refuse ``value`` for ``key`` in one line (see :meth:`problem`); a registry's own error adds the closest name."""
+        if isinstance(self.choices, Registry) and value is not None:
+            self.choices.lookup(value, key)
+        problem = self.problem(value, optional)
+        if problem:
+            raise ConfigError(f"bad value for {key!r}: {problem}")
 
 
 def option(default=dataclasses.MISSING, *, factory=dataclasses.MISSING, help: str = "", **admits):

@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from milan_lab.config import PRESETS, SCENE_KINDS
+from milan_lab.config import PRESETS, SCENE_KINDS, FinetuneConfig, LinearProbeConfig, PretrainConfig, field_of, option_of
+from milan_lab.config.schema import field_types, is_optional
 from milan_lab.data.images import load_image
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.transforms import to_normalized_tensor
@@ -20,9 +22,7 @@ from milan_lab.errors import BadImage, CheckpointError, ConfigError, DataError
 from milan_lab.factory.models import read_checkpoint, saved_config
 from milan_lab.io.checkpoints import resolve_checkpoint
 from milan_lab.io.weights import atomic_write
-from milan_lab.models.decoders import DECODERS
-from milan_lab.models.losses import TARGETS, target_predicts
-from milan_lab.models.masking import SAMPLERS
+from milan_lab.models.losses import target_predicts
 from milan_lab.tools.ablation import ARMS, PROBES
 from milan_lab.viz import maps
 from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES, SHIPPED_MODEL, example_scene_labels, load_milan, square
@@ -235,14 +235,38 @@ def _int(low: int, optional: bool = False):
     return check
 
 
-def _float(low: float, high: float, optional: bool = False):
+def _job_option(job, key: str):
+    """Notebook parameter ``key`` that is option ``key`` of config class ``job``: None keeps the preset's
+    value; anything else has the type and the range or choices declared in the config's field (its
+    ``option``, read when the parameter is checked), so the notebook refuses, before any work, what
+    ``get_config`` would refuse after it."""
     def check(name, v):
-        if v is None and optional:
+        if v is None:
             return
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v < high:
-            raise ConfigError(f"parameter {name!r}: expected a number in [{low:g}, {high:g}){' or None' if optional else ''}, "
-                              f"got {v!r}")
+        owner, field_name = field_of(job, key)
+        tp = field_types(owner)[field_name]
+        if is_optional(tp):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        if not _has_type(v, tp):
+            raise ConfigError(f"parameter {name!r}: expected {_TYPE_WORDS.get(tp, getattr(tp, '__name__', tp))} or None "
+                              f"(the preset's value), got {v!r}")
+        spec = option_of(owner, field_name)
+        problem = spec.problem(v, optional=True) if spec is not None else None
+        if problem:
+            raise ConfigError(f"parameter {name!r}: {problem.replace('(or none)', 'or None')}")
     return check
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "True or False", str: "text"}
+
+
+def _has_type(v, tp) -> bool:
+    """Whether a notebook value is of a config field's type (an int is a number; a bool is no int)."""
+    if tp is bool:
+        return isinstance(v, bool)
+    if tp in (int, float):
+        return isinstance(v, int if tp is int else (int, float)) and not isinstance(v, bool)
+    return isinstance(v, tp) if isinstance(tp, type) else True
 
 
 def _of_type(*types, optional: bool = False):
@@ -294,26 +318,25 @@ def _image(name, v):
 def _spec() -> dict:
     text, flag = _of_type(str), _of_type(bool)
     text_or_none, count, count_or_none = _of_type(str, optional=True), _int(1), _int(1, optional=True)
-    preset, flag_or_none = _choice(list(PRESETS)), _of_type(bool, optional=True)
-    # job options (epochs, lr, ...) are checked again by get_config, with their ranges; None keeps the preset's value
-    job = dict(preset=preset, data=text_or_none, epochs=count_or_none, batch_size=count_or_none, lr=_float(0, 1e3, True),
-               seed=_int(0, optional=True), device=text_or_none, output_dir=text, max_steps=count_or_none,
-               offline_size=count_or_none)
+    preset = _choice(list(PRESETS))
+
+    def job(cls, *keys):  # job options: the config's types and ranges; None keeps the preset's value
+        return {key: _job_option(cls, key) for key in ("data", "epochs", "batch_size", "lr", "seed", "device", "max_steps",
+                                                        "offline_size", *keys)}
     return {
-        "pretrain": dict(job, config=text_or_none, teacher=text_or_none, teacher_pretrained=text_or_none,
-                         sampler=_choice(SAMPLERS, True), mask_ratio=_float(0, 1, True), decoder=_choice(DECODERS, True),
-                         target=_choice(TARGETS, True), resume=flag_or_none, teacher_cache=flag_or_none),
-        "finetune": dict(job, checkpoint=text, eval_size=count_or_none),
-        "linear_probe": dict(job, checkpoint=text, eval_size=count_or_none, compare_random=flag, knn_train=count,
-                             knn_val=count),
+        "pretrain": dict(job(PretrainConfig, "teacher", "teacher_pretrained", "sampler", "mask_ratio", "decoder", "target",
+                             "resume", "teacher_cache"), preset=preset, output_dir=text, config=text_or_none),
+        "finetune": dict(job(FinetuneConfig, "eval_size"), preset=preset, output_dir=text, checkpoint=text),
+        "linear_probe": dict(job(LinearProbeConfig, "eval_size"), preset=preset, output_dir=text, checkpoint=text,
+                             compare_random=flag, knn_train=count, knn_val=count),
         "segmentation": dict(checkpoint=_checkpoint, image=_image, preset=_choice(list(PRESETS), True), data=text,
                              train_size=count, val_size=count, steps=count, n_show=count, output_dir=text),
         "teacher": dict(train=flag, steps=count, teacher=text_or_none, output_dir=text, n_eval=count),
         "explore": dict(teacher=text_or_none, teacher_pretrained=text_or_none, checkpoint=_checkpoint, image=_image,
                         output_dir=text, paint_preset=_choice(PAINT_PRESETS), bank_scenes=count, timeline_knn_train=count,
                         timeline_knn_val=count, timeline_scenes=count),
-        "tour": dict(checkpoint=_checkpoint, image=_image, output_dir=text, mask_ratio=_float(0, 1, True), seed=_int(0),
-                     attention_scenes=count),
+        "tour": dict(checkpoint=_checkpoint, image=_image, output_dir=text, mask_ratio=_job_option(PretrainConfig, "mask_ratio"),
+                     seed=_int(0), attention_scenes=count),
         "ablation": dict(preset=preset, variant=_choice(SCENE_KINDS), seeds=_list_of(_int(0)),
                          arms=_list_of(text, known=list(ARMS)), primary=_choice(PROBES),
                          epochs=count, offline_size=count, batch_size=count, max_steps=count_or_none, eval_train=count,
