@@ -240,15 +240,23 @@ def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: i
 
 
 def format_attention(r: dict) -> str:
+    """One line per map (encoder, teacher, random inits, pixel saliency): each metric's mean [interval];
+    a metric a report lacks (an older record's mass and AUROC) is left out."""
+    def cell(label, m, fmt):
+        if m is None or m["mean"] is None:
+            return ""
+        return f"   {label} {m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
+
     def row(name, m):
-        ratio, agree = m["object_ratio"], m.get("agreement")
-        text = f"  {name:<22} object ratio {ratio['mean']:5.2f} [{ratio['ci95'][0]:.2f}, {ratio['ci95'][1]:.2f}]"
-        if agree is not None:
-            text += f"   agreement {agree['mean']:+.2f} [{agree['ci95'][0]:+.2f}, {agree['ci95'][1]:+.2f}]"
-        return text
-    lines = [f"{r['checkpoint']}: last-block class-token attention (head mean) on {r['scenes']} scenes at "
-             f"{r['image_size']} px, mean [bootstrap 95 % interval]", row("encoder", r["encoder"])]
+        return (f"  {name:<24}" + cell("object ratio", m.get("object_ratio"), ".2f") + cell("mass", m.get("object_mass"), ".3f")
+                + cell("AUROC", m.get("object_auroc"), ".3f") + cell("agreement", m.get("agreement"), "+.2f"))
+    lines = [f"{r['checkpoint']}: last-block class-token attention (head mean) on {r['scenes']} {r.get('variant', 'dense')} "
+             f"scenes at {r['image_size']} px, mean [bootstrap 95 % interval over scenes]",
+             "  (mass: share of the attention on the main object; AUROC: the map against the object, 0.5 = blind; "
+             "agreement: Pearson r with the teacher's map)", row("encoder", r["encoder"])]
     if "teacher" in r:
         lines.append(row("teacher", r["teacher"]))
     lines += [row(f"random init {k}", m) for k, m in enumerate(r["random"])]
+    if "saliency" in r:
+        lines.append(row("pixel saliency (colour)", r["saliency"]))
     return "\n".join(lines)

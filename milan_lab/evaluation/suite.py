@@ -272,12 +272,15 @@ def dense_probe(bench: Bench) -> dict:
     return {"miou": scores["miou"]}
 
 
-@register_probe("attention", "where the class token looks: object ratio, and agreement with the teacher's map",
-                metrics=("object_ratio", "agreement"), sizes=("attention_scenes",))
+@register_probe("attention", "where the class token looks: object ratio, share of attention on the object and "
+                "its AUROC, and agreement with the teacher's map",
+                metrics=("object_ratio", "agreement", "object_mass", "object_auroc"), sizes=("attention_scenes",))
 def attention_probe(bench: Bench) -> dict:
-    """Head-mean object ratio and agreement (None without a teacher) on native scenes with their main object."""
+    """Head-mean object ratio, agreement (None without a teacher), object mass and object AUROC
+    (``evaluation.attention``) on native scenes with their main object."""
     images, cover = attention.scenes(bench.sizes["attention_scenes"], bench.image_size, bench.seed, variant=bench.variant)
     cover = attention.patch_cover(cover, bench.patch_size)
     target = attention.teacher_importance(bench.teacher, images) if bench.teacher is not None else None
     m = attention.attention_metrics(attention.class_attention(bench.encoder, images), cover, target)
-    return {"object_ratio": m["object_ratio"]["mean"], "agreement": m["agreement"]["mean"] if "agreement" in m else None}
+    return {"object_ratio": m["object_ratio"]["mean"], "agreement": m["agreement"]["mean"] if "agreement" in m else None,
+            "object_mass": m["object_mass"]["mean"], "object_auroc": m["object_auroc"]["mean"]}

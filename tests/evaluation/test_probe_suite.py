@@ -129,7 +129,7 @@ def test_a_registered_probe_is_scored_with_the_builtin_ones_at_the_declared_size
     assert 0 <= row["knn_cls"] <= 1 and 0 <= row["linear_mean"] <= 1
     (call,) = toy_probe
     assert call["encoder"] is encoder and call["seed"] == 1 and call["sizes"]["eval_train"] == 16
-    assert suite.metrics_of(["toy", "attention"]) == ("toy", "object_ratio", "agreement")
+    assert suite.metrics_of(["toy", "attention"]) == ("toy", "object_ratio", "agreement", "object_mass", "object_auroc")
 
 
 def test_unknown_probes_and_sizes_are_refused_before_any_work(encoder, toy_probe):
