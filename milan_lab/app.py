@@ -16,7 +16,7 @@ import numpy as np
 
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.images import load_image
-from milan_lab.app_blocks import guard_image, titled_image
+from milan_lab.app_blocks import MASK_RATIOS, guard_image, titled_image
 from milan_lab.app_paint import paint_tab
 from milan_lab.app_timeline import timeline_tab
 from milan_lab.app_compare import compare_tab, embedding_tab
@@ -352,7 +352,7 @@ def build_app(explorer: Explorer):
                     with gr.Row():
                         sampler_a = gr.Dropdown(SAMPLERS, value="semantic", label="sampler A", elem_id="sampler-a")
                         sampler_b = gr.Dropdown(SAMPLERS, value="random", label="sampler B", elem_id="sampler-b")
-                        ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
+                        ratio = gr.Slider(*MASK_RATIOS, value=0.75, step=0.05, label="mask ratio", elem_id="ratio")
                         seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed")
                     with gr.Row():
                         mask_a, mask_a_title = panel(mask_title("semantic"), "mask-a", CAPTIONS["mask"])
@@ -361,7 +361,7 @@ def build_app(explorer: Explorer):
                 with gr.Tab("Reconstruction"):
                     with gr.Row():
                         rec_sampler = gr.Dropdown(SAMPLERS, value="semantic", label="sampler")
-                        rec_ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="rec-ratio")
+                        rec_ratio = gr.Slider(*MASK_RATIOS, value=0.75, step=0.05, label="mask ratio", elem_id="rec-ratio")
                         rec_seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed",
                                              elem_id="rec-seed")
                     # the teacher whose text tower reads the prompts: the model's, else the explorer's

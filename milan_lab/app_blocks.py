@@ -5,7 +5,11 @@ floating label is hidden, since at 1280 px and narrower it covered the picture a
 ("your mask: click a patc..."). ``app.py``'s ``APP_CSS`` styles the ``panel-title`` and ``panel-caption``
 classes.
 """
+from milan_lab.config import ModelConfig, option_of
 from milan_lab.errors import MilanLabError
+
+# the mask-ratio sliders' ends: the config's range for mask_ratio, in the sliders' steps of 0.05
+MASK_RATIOS = option_of(ModelConfig, "mask_ratio").span(0.05)
 
 
 def guard_image(empty: tuple, user_error):

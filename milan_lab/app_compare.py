@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from milan_lab.app_blocks import titled_image
+from milan_lab.app_blocks import MASK_RATIOS, titled_image
 from milan_lab.errors import ConfigError, MilanLabError
 from milan_lab.models.masking import SAMPLERS, sample_mask
 from milan_lab.viz import maps, paint, scales
@@ -149,7 +149,7 @@ def compare_tab(explorer: Explorer, user_error, check_control_values):
         model_a = gr.Dropdown(choices, value=YOURS if YOURS in choices else choices[0], label="model A", elem_id="compare-a")
         model_b = gr.Dropdown(choices, value=RANDOM, label="model B", elem_id="compare-b")
         sampler = gr.Dropdown(list(SAMPLERS), value=next(iter(SAMPLERS)), label="sampler", elem_id="compare-sampler")
-        ratio = gr.Slider(0.05, 0.95, value=0.75, step=0.05, label="mask ratio", elem_id="compare-ratio")
+        ratio = gr.Slider(0.05, MASK_RATIOS[1], value=0.75, step=0.05, label="mask ratio", elem_id="compare-ratio")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed", elem_id="compare-seed")
     with gr.Row():
         masked, _ = titled_image("masked input (both models)", "compare-masked", CAPTIONS["compare-masked"])

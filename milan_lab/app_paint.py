@@ -13,7 +13,7 @@ checked, demo)`` once its image input and its checked-image event exist.
 # no __future__ annotations: Gradio finds the click (SelectData) by the annotation object itself
 import numpy as np
 
-from milan_lab.app_blocks import guard_image, titled_image
+from milan_lab.app_blocks import MASK_RATIOS, guard_image, titled_image
 from milan_lab.data.scenes import COLOURS, SHAPES
 from milan_lab.viz import maps, paint
 
@@ -98,7 +98,7 @@ def paint_tab(explorer, user_error, check_control_values):
                 "samplers' at the same number of hidden patches.")
     with gr.Row():
         preset = gr.Dropdown(list(paint.PRESETS), value=paint.PRESETS[0], label="preset", elem_id="paint-preset")
-        ratio = gr.Slider(0.05, 0.95, value=0.75, step=0.05, label="mask ratio (sampler presets)", elem_id="paint-ratio")
+        ratio = gr.Slider(0.05, MASK_RATIOS[1], value=0.75, step=0.05, label="mask ratio (sampler presets)", elem_id="paint-ratio")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="seed (sampler presets)")
     state = gr.State(None)
     with gr.Row():

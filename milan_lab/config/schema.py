@@ -69,6 +69,13 @@ class Option:
             return f"below {_bound(high)}" if self.lt is not None else f"at most {_bound(high)}"
         return ""
 
+    def span(self, step: float) -> tuple[float | None, float | None]:
+        """(lowest, highest) value a control moving in ``step``s may offer: an open end moves one step inside
+        (``ge=0, lt=1`` at step 0.05 spans 0.0 .. 0.95); an absent bound is None."""
+        low = self.ge if self.ge is not None else None if self.gt is None else self.gt + step
+        high = self.le if self.le is not None else None if self.lt is None else self.lt - step
+        return tuple(None if b is None else round(b, 10) for b in (low, high))
+
     def names(self) -> list[str]:
         """The choices' names now (a registry's include the choices registered since the field was declared)."""
         return list(self.choices) if self.choices is not None else []
