@@ -30,6 +30,15 @@ def timed(fn, repeats: int = 5) -> dict:
     return {"median_ms": 1e3 * statistics.median(times), "max_ms": 1e3 * max(times), "repeats": repeats}
 
 
+def table(result: dict) -> str:
+    """The table of a result: the script prints it, and the document's table (scripts/tables.py) is the same."""
+    rows = ["| explorer interaction (the app's tabs) | median | worst |", "| --- | --- | --- |",
+            f"| load the teacher and the shipped model (once per app start) | {result['load_s']:.2f} s | - |"]
+    rows += [f"| {name}, {result['image_size']} px scene | {r['median_ms']:.0f} ms | {r['max_ms']:.0f} ms |"
+             for name, r in result["interactions"].items()]
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     p = OneLineParser(prog="app_latency", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=positive_int, default=5)
@@ -38,7 +47,7 @@ def main(argv=None) -> int:
                    help="where the JSON record goes (checked before the measurement)")
     args = p.parse_args(argv)
     from milan_lab.data.scenes import make_scene
-    from milan_lab.tools.records import Timer, app_latency_table, write_record
+    from milan_lab.tools.records import Timer, write_record
     from milan_lab.viz.panels import Explorer
     with Timer() as wall:
         with Timer() as load:
@@ -52,7 +61,7 @@ def main(argv=None) -> int:
         result = {"load_s": load.seconds, "image_size": args.size,
                   "interactions": {name: timed(fn, args.repeats) for name, fn in cases.items()}}
     path = write_record(args.record, "app-latency", result, wall_s=wall.seconds)
-    print(app_latency_table(result))
+    print(table(result))
     print(f"record: {path}")
     return 0
 

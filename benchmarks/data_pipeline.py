@@ -85,6 +85,16 @@ def with_workers(dataset, n: int, workers: int, batch: int = 32) -> float:
     return seen / (time.perf_counter() - t)
 
 
+def table(record: dict) -> str:
+    """The table of a record: the script prints it, and the document's table (scripts/tables.py) is the same."""
+    lines = ["| pipeline | img/s per core | vs timm | 1 worker | 2 workers | bytes per image to the device |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in record["results"].items():
+        lines.append(f"| {name} | {r['per_core_img_s']:.0f} | {r['per_core_vs_timm']:.2f}x | {r['workers_1_img_s']:.0f} | "
+                     f"{r['workers_2_img_s']:.0f} | {r['bytes_to_device_per_image']:,} ({r['dtype']}) |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = OneLineParser(prog="data_pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=positive_int, default=256, help="images in the corpus and per measurement")
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
 
     from milan_lab.data.jpeg_corpus import make_jpeg_corpus
     from milan_lab.io.weights import atomic_write
-    from milan_lab.tools.records import data_pipeline_table, provenance
+    from milan_lab.tools.records import provenance
     root = make_jpeg_corpus(out / "corpus", n=args.images, seed=0)
     sides = [min(Image.open(f).size) for f in sorted(root.rglob("*.jpg"))]
     t0 = time.perf_counter()
@@ -126,7 +136,7 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"{name:<12} {r['per_core_img_s']:>10.0f} {r['per_core_vs_timm']:>7.2f}x {r['workers_1_img_s']:>9.0f} "
               f"{r['workers_2_img_s']:>10.0f} {r['bytes_to_device_per_image']:>10,}")
-    print(data_pipeline_table(record))
+    print(table(record))
     atomic_write(out / "record.json", lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     print(f"record: {out / 'record.json'}")
     return 0

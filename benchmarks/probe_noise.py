@@ -145,6 +145,35 @@ def shown(path) -> str:
         return str(path)
 
 
+def table(result: dict) -> str:
+    """The tables of a result (the script prints them; the document's table, scripts/tables.py, is the same): per
+    validation size and pooling, each encoder's kNN and the paired difference with their spread over draws, the
+    bootstrap SD and the binomial SE; then the study's spread between seeds, per probe, in points."""
+    from milan_lab.tools.ablation import NAMES  # the probes' names as the studies' tables write them
+
+    def sd(v):
+        return "-" if v is None else f"{v:.2f}"
+    rows = ["| validation scenes | pooling | draws (sets × banks) | student kNN % (SD over draws; binomial SE) | "
+            "random init kNN % (SD; binomial SE) | paired difference, points | its SD over draws | its bootstrap SD |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for n, by_pool in result["sizes"].items():
+        for pool, m in by_pool.items():
+            s, f = (m["encoders"][e] for e in ("student", "random init"))
+            d = m["difference"]
+            rows.append(f"| {int(n):,} | {pool} | {d['draws']} ({m['validation_sets']} × {m['banks']}) | "
+                    f"{s['mean']:.1f} ({sd(s['sd'])}; {s['binomial_se']:.2f}) | "
+                        f"{f['mean']:.1f} ({sd(f['sd'])}; {f['binomial_se']:.2f}) | {d['mean']:+.1f} | {sd(d['sd'])} | "
+                        f"{d['bootstrap_sd']:.2f} |")
+    spread = result["seed_spread"]
+    rows += ["", f"| spread between seeds ({spread['val_images']} validation scenes) | SD of an arm, median (range) | SD of a "
+                 f"paired difference to {spread['baseline']}, median (range) |", "| --- | --- | --- |"]
+    for probe, v in spread["probes"].items():
+        arm, diff = list(v["arm_sd"].values()), list(v["diff_sd"].values())
+        rows.append(f"| {NAMES[probe]} | {v['median_arm_sd']:.2f} ({min(arm):.2f}-{max(arm):.2f}) | "
+                    f"{v['median_diff_sd']:.2f} ({min(diff):.2f}-{max(diff):.2f}) |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     p = OneLineParser(prog="probe_noise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=existing_file, default=CHECKOUT / SHIPPED, help="the student (a weights file)")
@@ -162,7 +191,7 @@ def main(argv=None) -> int:
     p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
     from milan_lab.errors import MilanLabError
-    from milan_lab.tools.records import Timer, matmul_peak_gflops, probe_noise_table, write_record
+    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
     sizes = sorted(set(args.sizes))
     try:
         seed_spread(args.seed_spread)  # a record without per-seed rows is refused before the work
@@ -174,7 +203,7 @@ def main(argv=None) -> int:
     with Timer() as wall:
         result = run(str(args.checkpoint), args.preset, sizes, args.sets, args.train, args.memories, args.bootstrap,
                      args.seed, args.seed_spread)
-    print(probe_noise_table(result))
+    print(table(result))
     if args.record:
         print(f"record: {write_record(args.record, 'probe-noise', result, [args.seed], wall.seconds, peak=peak)}")
     return 0

@@ -96,6 +96,34 @@ def run(teachers, zero_shot_variants, probe_variants, sizes: dict, zero_shot: in
     return out
 
 
+def table(result: dict) -> str:
+    """The tables of a result (the script prints them; the document's table, scripts/tables.py, is the same):
+    zero-shot shape per teacher and scene kind (and colour and size on the first kind), then each probe per teacher
+    and the floor."""
+    from milan_lab.tools.ablation import NAMES  # the probes' names as the studies' tables write them
+    teachers = result["teachers"]
+    kinds = list(next(iter(teachers.values()))["zero_shot"])
+    rows = ["| teacher (what its captions named) | " + " | ".join(f"zero-shot shape, {k} %" for k in kinds)
+            + f" | zero-shot colour, {kinds[0]} % | zero-shot size, {kinds[0]} % |",
+            "| --- | " + " | ".join("---" for _ in kinds) + " | --- | --- |"]
+    for name, t in teachers.items():
+        zs = t["zero_shot"]
+        rows.append(f"| `{name}` ({t['knows']}) | " + " | ".join(f"{100 * zs[k]['shape']:.1f}" for k in kinds)
+                    + f" | {100 * zs[kinds[0]]['colour']:.1f} | {100 * zs[kinds[0]]['size']:.1f} |")
+    encoders = {f"`{n}`": t["probes"] for n, t in teachers.items()}
+    encoders |= {f"{n} (`{result['preset']}`, the floor)": f["probes"] for n, f in result["floor"].items()}
+    first = next(iter(next(iter(encoders.values())).values()))
+    probes = [p for p in result["probes"] if p in first]
+    rows += ["", "| encoder | scenes | " + " | ".join(f"{NAMES[p]} %" for p in probes) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in probes) + " |"]
+    for label, by_kind in encoders.items():
+        for kind, scores in by_kind.items():
+            rows.append(f"| {label} | {kind} | " + " | ".join(
+                f"{100 * scores[p]['mean']:.1f}" + (f" ± {100 * scores[p]['se']:.1f}" if "se" in scores[p] else "")
+                for p in probes) + " |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     p = OneLineParser(prog="teacher_ceilings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teachers", type=shipped_teacher, nargs="+", default=list(TEACHERS))
@@ -113,7 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
-    from milan_lab.tools.records import Timer, matmul_peak_gflops, teacher_ceilings_table, write_record
+    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
     sizes = {"train": args.train, "val": args.val, "dense_train": args.dense_train, "dense_val": args.dense_val,
              "dense_steps": 0 if args.no_dense else args.dense_steps}
     # the machine's matmul peak now, before the work: it goes into the record, and a record that cannot be written
@@ -122,7 +150,7 @@ def main(argv=None) -> int:
     with Timer() as wall:
         result = run(list(dict.fromkeys(args.teachers)), args.zero_shot_variants, args.probe_variants, sizes,
                      args.zero_shot, args.preset, args.seed)
-    print(teacher_ceilings_table(result))
+    print(table(result))
     if args.record:
         print(f"record: {write_record(args.record, 'teacher-ceilings', result, [args.seed], wall.seconds, peak=peak)}")
     return 0

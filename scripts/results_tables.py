@@ -8,14 +8,24 @@ exit 1 when a document differs from its records. A missing or damaged record is 
 the file (exit 2).
 """
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
 from milan_lab.errors import MilanLabError
 from milan_lab.io.weights import atomic_write
-from milan_lab.tools.records import render_tables
 
 CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def _renderers():
+    """scripts/tables.py beside this script, loaded by its path: scripts/ is a folder of scripts, not a
+    package, and a copy of this script in another checkout renders with that checkout's own tables."""
+    spec = importlib.util.spec_from_file_location(f"tables_{abs(hash(str(CHECKOUT)))}", Path(__file__).with_name("tables.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None) -> int:
@@ -27,6 +37,7 @@ def main(argv=None) -> int:
     if not docs.is_dir():
         print(f"results_tables: error: {docs}: no such folder (--root names a checkout holding docs/)", file=sys.stderr)
         return 2
+    render_tables = _renderers().render_tables
     stale = []
     try:
         for doc in sorted(docs.glob("*.md")):

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from milan_lab.config import SCENE_KINDS
-from milan_lab.tools import records
 from tests.helpers import ROOT, env
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import hidden_object  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 
 def test_object_pixels_are_counted_in_the_vits_patch_order(monkeypatch):
@@ -63,10 +65,10 @@ def test_a_small_run_writes_a_record_and_its_table(tmp_path):
             # the teacher looks at the object: semantic masking keeps more of it than random masking
             assert by["semantic"]["visible_share"]["mean"] > by["random"]["visible_share"]["mean"]
         assert v["by_ratio"]["0.9"]["random"]["kept_patches"] == 6  # int(64 * 0.1)
-    assert records.hidden_object_table(r) in res.stdout
+    assert hidden_object.table(r) in res.stdout
     (tmp_path / "results").mkdir()
     rec.rename(tmp_path / "results" / "hidden_object.json")
-    table = records.table_hidden_object(tmp_path / "results")
+    table = tables.table_hidden_object(tmp_path / "results")
     assert "| sparse (object" in table and "24 validation scenes per kind" in table
 
 
@@ -77,3 +79,4 @@ def test_bad_arguments_are_one_line_before_any_work(args, word):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and word in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) <= 2  # argparse's usage line and the error
+

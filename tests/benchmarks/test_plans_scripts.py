@@ -14,6 +14,8 @@ from milan_lab.tools import plans, records
 from tests.helpers import ROOT, env
 
 PLANS = ROOT / "benchmarks" / "plans"
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 
 def _script(name: str):
@@ -87,7 +89,7 @@ def test_each_grid_run_carries_the_commit_it_started_from_and_the_record_lists_t
     folder = tmp_path / "results"  # the record's table: its plan, the deviation (fewer seeds), the runs' commits
     folder.mkdir()
     shutil.copy(out / "record.json", folder / "views_grid.json")
-    text = records.table_views_grid(folder)
+    text = tables.table_views_grid(folder)
     assert f"Plan `grid_small` ({plan.hash[:12]})" in text and "fixed views, all tokens: 2 of 3 planned seeds (missing 2)" in text
     assert "runs started from commits beef002, c0ffee1, cafe003, dead004" in text
 

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from milan_lab.errors import DataError
-from milan_lab.tools import records
 from tests.helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import probe_noise  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 
 @pytest.mark.parametrize("argv, names", [
@@ -74,6 +76,6 @@ def test_a_small_run_writes_a_record_and_its_table(tmp_path, capsys):
     assert list(r["sizes"]) == ["8", "16"] and r["sizes"]["8"]["cls"]["difference"]["draws"] == 8
     assert r["sizes"]["16"]["mean"]["validation_sets"] == 2 and r["sizes"]["16"]["mean"]["difference"]["draws"] == 4
     assert r["seed_spread"]["record"] == "docs/results/ablation_dense.json"
-    table = records.TABLES["probe-noise"](tmp_path)
+    table = tables.TABLES["probe-noise"](tmp_path)
     assert "| 8 | cls | 8 (4 × 2) |" in table and "changes both the bank" in table and "kNN, class token" in table
     assert table.split("\n\n")[0] in capsys.readouterr().out

@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from milan_lab.tools import records
 from tests.helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import teacher_ceilings  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 
 @pytest.mark.parametrize("argv, names", [
@@ -56,6 +58,6 @@ def test_a_small_run_writes_a_record_and_its_table(tmp_path, capsys):
     for probes in (shape["probes"]["dense"], r["floor"]["random init"]["probes"]["dense"]):
         assert set(probes) == set(teacher_ceilings.PROBES)
         assert all(0 <= v["mean"] <= 1 for v in probes.values()) and probes["knn_cls"]["n"] == 16
-    table = records.TABLES["teacher-ceilings"](tmp_path)
+    table = tables.TABLES["teacher-ceilings"](tmp_path)
     assert "`offline-shape`" in table and "random init" in table and "zero-shot shape, mid %" in table
     assert table.split("\n\n")[0] in capsys.readouterr().out  # the script prints the table the docs show

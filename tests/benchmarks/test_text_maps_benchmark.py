@@ -1,13 +1,14 @@
 """benchmarks/text_maps.py: the localisation record of the text-prompt maps, its table, and its options."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from milan_lab.tools import records
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 
 def _script():
@@ -20,8 +21,9 @@ def _script():
 def test_a_tiny_run_prints_its_table_and_writes_a_record_the_docs_table_reads(tmp_path, capsys):
     rec = tmp_path / "results" / "text_maps.json"
     rec.parent.mkdir()
-    assert _script().main(["--scenes", "4", "--seeds", "0", "1", "--variants", "sparse", "--forms", "caption", "colour",
-                           "--record", str(rec)]) == 0
+    script = _script()
+    assert script.main(["--scenes", "4", "--seeds", "0", "1", "--variants", "sparse", "--forms", "caption", "colour",
+                        "--record", str(rec)]) == 0
     out = capsys.readouterr().out
     record = json.loads(rec.read_text())
     assert record["kind"] == "text-maps" and record["seeds"] == [0, 1] and record["matmul_peak_gflops"] > 0
@@ -30,8 +32,8 @@ def test_a_tiny_run_prints_its_table_and_writes_a_record_the_docs_table_reads(tm
     cell = r["variants"]["sparse"]["all_seeds"]["colour"]["maskclip"]
     assert cell["n"] == 8 and 0 <= cell["mean"] <= 1 and 0 <= cell["above_half"] <= 1
     assert set(r["variants"]["sparse"]["all_seeds"]["caption"]) == {"target tokens", "maskclip", "predicted tokens"}
-    assert records.text_maps_table(r) in out
-    table = records.render_tables("<!-- table: text-maps -->\n<!-- /table -->", rec.parent)
+    assert script.table(r) in out
+    table = tables.render_tables("<!-- table: text-maps -->\n<!-- /table -->", rec.parent)
     assert "| sparse | colour |" in table and "4 validation scenes per kind and seed (seeds 0, 1)" in table
 
 

@@ -3,6 +3,7 @@ that refuses to mix runs made under another plan."""
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -12,6 +13,8 @@ from milan_lab.tools import ablation, plans, records
 from tests.helpers import ROOT
 
 PLANS = ROOT / "benchmarks" / "plans"
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 
 def _fake_score(calls):
@@ -126,7 +129,7 @@ def test_arguments_outside_the_plan_are_refused_and_fewer_seeds_are_a_footer_lin
     assert result["plan"]["hash"] == plan.hash and [r["reused"] for r in result["runs"]] == [False] * 4
     folder = tmp_path / "results"
     records.write_record(folder / "ablation_small.json", "ablation", result, seeds=[0, 1], wall_s=60.0, peak=1.0)
-    text = records.table_ablation(folder, "ablation_small")
+    text = tables.table_ablation(folder, "ablation_small")
     assert "Plan `small`" in text and "MILAN: 2 of 3 planned seeds (missing 2)" in text
     assert "random masking: 2 of 3 planned seeds (missing 2)" in text
     assert plans.runs_table(rows, "2999-01-01T00:00:00+00:00")[0]["reused"] is True
