@@ -9,7 +9,11 @@ patches and the class token}, all without the teacher cache so that only the vie
 differ, plus the K-view teacher cache (4 fixed random crops per scene with their cached targets, one
 drawn per epoch) with the loss on all tokens. Each run is scored by the attention metric (object
 ratio, agreement with the teacher; ``milan-lab attention``), kNN and the quick linear probe on the
-class token and on mean-pooled patch tokens, and the dense probe. Runs are reused from their
+class token and on mean-pooled patch tokens, and the dense probe. Each row also carries the attention probe's
+object mass and AUROC (``evaluation.attention``), which the summary does not compare: its metrics are the plan's.
+Arms are compared by their paired differences over seeds (``tools.ablation.summarise``: the t-interval and
+paired test of ``evaluation.stats``), the recipe-level spread; the bootstrap interval ``milan-lab attention``
+prints is over scenes for one model and says nothing about seeds. Runs are reused from their
 ``result.json``; a JSON record of every run and the summary goes to ``--out``/record.json, rewritten
 (atomically) after every finished run (``complete``: false until the last, which adds the summary).
 Every option, each run's config and the record's place are checked before the first run.
