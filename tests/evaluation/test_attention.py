@@ -56,6 +56,10 @@ def test_attention_command_reports_the_shipped_model_against_random_encoders(tmp
     # the pretrained student looks at the object more than any random initialisation does
     assert enc["object_ratio"]["mean"] > max(r["object_ratio"]["mean"] for r in out["random"])
     assert out["teacher"]["object_ratio"]["mean"] > 1
+    # the pixel-saliency floor is scored on the same scenes, by the same metrics (it has no heads)
+    sal = out["saliency"]
+    assert set(sal) == {"object_ratio", "object_mass", "object_auroc", "agreement"} and sal["object_auroc"]["mean"] > 0.5
+    assert 0 < enc["object_mass"]["mean"] < 1 and len(enc["object_auroc_per_head"]) == 3
     saved = json.loads(record.read_text())
     assert saved["kind"] == "attention" and saved["seeds"] == [0] and saved["matmul_peak_gflops"] > 0
     assert saved["result"]["random_init_seeds"] == [0, 1]  # the floor's seeds; the scenes' seed is the record's
