@@ -163,7 +163,7 @@ BAD = {"batch_size": 0, "accum_steps": 0, "clip_grad": 0, "seed": -1, "device": 
        "min_lr": -1, "weight_decay": -1, "beta1": 1, "beta2": -0.5, "min_crop_scale": 0, "cache_views": 0,
        "knn_every": -1, "knn_every_steps": -1, "keep_every": -2, "knn_train_size": 0, "knn_val_size": 0, "num_classes": -1,
        "eval_size": 0, "layer_decay": 0, "mixup": -1, "cutmix": -1, "label_smoothing": 1, "random_erasing": 1.5,
-       "momentum": 1}
+       "momentum": 1, "eval_every": 0}
 FREE_TEXT = {"rand_augment", "checkpoint"}  # a timm policy string; a checkpoint path ("" = random init)
 
 
