@@ -1,4 +1,5 @@
-"""The seed's API (get_model, inference_model, list_models) and checkpoint interop."""
+"""The seed's API (get_model, inference_model, list_models, evaluate_folder) and checkpoint interop."""
+import numpy as np
 import pytest
 import timm
 import torch
@@ -6,10 +7,12 @@ import torch
 from milan_lab import get_model, inference_model, list_models
 from milan_lab.config import ModelConfig
 from milan_lab.convert import from_mmpretrain, from_timm, to_mmpretrain
+from milan_lab.errors import DataError
 from milan_lab.factory.models import export_timm
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.milan import MILAN
 from tests.conftest import replace
+from tests.helpers import SHIPPED_FT, scene_folder
 
 SEED_NAMES = ["milan_vit-base-p16_16xb256-amp-coslr-400e_in1k", "vit-base-p16_milan-pre_8xb128-coslr-100e_in1k",
               "vit-base-p16_milan-pre_8xb2048-linear-coslr-100e_in1k"]
@@ -198,3 +201,24 @@ def test_seed_linear_probe_snippet_runs_verbatim(monkeypatch, tmp_path):
     src.eval()
     torch.testing.assert_close(out, src.half().float()(inputs), atol=1e-2, rtol=1e-2)
     assert predict["pred_class"] in model.class_names
+
+
+def test_test_command_maps_labels_by_class_name(tmp_path):
+    from PIL import Image
+
+    from milan_lab.zoo import evaluate_folder
+    model = get_model(SHIPPED_FT, pretrained=True)
+    data = scene_folder(tmp_path / "data", ["star", "circle", "triangle"])  # sorted order is not the model's
+    expected = np.mean([inference_model(model, str(p))["pred_class"] == p.parent.name for p in data.rglob("*.png")])
+    result = evaluate_folder(model, str(data))
+    assert result["label_mapping"] == "by class name" and result["images"] == 18
+    assert result["top1"] == pytest.approx(expected) and expected > 0.5
+    (tmp_path / "data" / "blob").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "data" / "blob" / "x.png")
+    with pytest.raises(DataError, match="'blob'"):  # the folder that matches no class
+        evaluate_folder(model, str(data))
+    renamed = scene_folder(tmp_path / "other", ["star", "circle"])
+    for i, d in enumerate(sorted(renamed.iterdir())):
+        d.rename(renamed / f"class_{i}")
+    with pytest.raises(DataError, match=r"\b2\b.*\b8\b"):  # the folder's and the model's class counts
+        evaluate_folder(model, str(renamed))

@@ -1,8 +1,12 @@
 import json
+import subprocess
+import sys
 
 import pytest
+import torch
 
-from tests.helpers import run_cli
+from milan_lab.cli import main
+from tests.helpers import MICRO, ROOT, run_cli, tiny_overrides
 
 
 def test_info_vit_b16_reports_the_runnable_count():
@@ -61,3 +65,22 @@ def test_teacher_eval_and_knn_commands():
     assert result["zero_shot"]["shape"] > 0.8 and result["attention_on_objects"] > 2
     res = run_cli("knn", "random", "--train-size", "128", "--val-size", "64", "--json")
     assert res.returncode == 0 and 0 <= json.loads(res.stdout)["knn_top1"] <= 1
+
+
+def test_a_value_error_inside_torch_is_a_traceback_not_a_user_error(teacher_dir, tmp_path, monkeypatch, capsys):
+    """The CLI turns only MilanLabError into one line; a ValueError from deep inside a run is a bug
+    and must reach the user with its traceback (here: it propagates out of main)."""
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside torch")
+    monkeypatch.setattr(torch.nn.functional, "layer_norm", broken)
+    with pytest.raises(ValueError, match="a bug deep inside torch"):
+        main(["pretrain", "--preset", MICRO, *tiny_overrides(teacher_dir, tmp_path / "run", max_steps=1)])
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_the_subprocess_cli_prints_that_traceback():
+    code = ("import sys, torch; from milan_lab.cli import main\n"
+            "torch.nn.functional.layer_norm = lambda *a, **k: (_ for _ in ()).throw(ValueError('a bug'))\n"
+            f"sys.exit(main(['info', '{MICRO}']))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" in done.stderr and "ValueError: a bug" in done.stderr

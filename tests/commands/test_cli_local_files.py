@@ -2,6 +2,8 @@
 or why none does (CHECKPOINT_TEACHER_WORDS); the CLI reads them from the modules, keyed by real command names."""
 import argparse
 
+import pytest
+
 from milan_lab import cli
 from milan_lab.commands import COMMANDS, app, jobs, knn, predict, seg_probe, teacher, test
 from milan_lab.errors import DownloadError
@@ -30,3 +32,14 @@ def test_a_download_error_names_the_commands_own_option():
     error = DownloadError("no network: the weights of ViT-B-16 are not in the local cache", option="pretrained")
     assert cli._in_cli_words(error, "predict").endswith("--pretrained PATH")
     assert cli._in_cli_words(error, "app").endswith("--teacher-pretrained PATH")
+
+
+@pytest.mark.parametrize("command", ["attention", "knn", "seg-probe"])
+def test_checkpoint_commands_name_no_option_they_lack(command):
+    """A teacher download from a checkpoint's config, in the words of the command: these commands take no
+    --pretrained, so the message points at the checkpoint's teacher_pretrained instead."""
+    error = DownloadError("no network (huggingface.co: refused): the weights of ViT-B-16 are not in the local cache",
+                          option="pretrained")
+    words = cli._in_cli_words(error, command)
+    assert "no network" in words and "checkpoint" in words and "teacher_pretrained" in words
+    assert "pretrained=PATH" not in words and "--pretrained" not in words and "--teacher-pretrained" not in words

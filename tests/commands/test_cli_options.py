@@ -61,3 +61,11 @@ def test_a_bad_config_file_is_one_line_naming_file_and_section(capsys, tmp_path)
         err = capsys.readouterr().err.strip()
         assert err.startswith("milan-lab pretrain: error: ") and str(path) in err and expected in err
         assert len(err.splitlines()) == 1
+
+
+def test_job_help_lists_only_the_options_the_job_uses():
+    from milan_lab.cli import build_parser
+    text = build_parser()._subparsers._group_actions[0].choices["linear-probe"].format_help()
+    assert "model.embed_dim" in text and "model.sampler" not in text and "model.drop_path" not in text
+    text = build_parser()._subparsers._group_actions[0].choices["finetune"].format_help()
+    assert "model.drop_path" in text and "model.decoder" not in text

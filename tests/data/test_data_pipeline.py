@@ -15,17 +15,12 @@ from milan_lab.data.images import ORIENTATION, decode_image, open_image, upright
 from milan_lab.data.jpeg_corpus import make_jpeg_corpus
 from milan_lab.data.transforms import DecodeCrop, crop_resize
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
-from tests.helpers import ROOT, env, tiny_overrides, tiny_teacher_folder
+from tests.helpers import ROOT, env, tiny_overrides
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return make_jpeg_corpus(tmp_path_factory.mktemp("jpeg") / "corpus", n=48, classes=3, seed=1)
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -151,3 +146,16 @@ def test_the_benchmark_writes_its_record(tmp_path):
 def test_the_claimed_speed_up_is_in_the_record():
     record = json.loads((ROOT / "docs" / "results" / "data_pipeline.json").read_text())
     assert record["results"]["decode-crop"]["per_core_vs_timm"] >= 2  # the figure the docs claim, as recorded
+
+
+def test_fixed_view_of_an_image_over_the_upload_cap(tmp_path):
+    """DecodeView takes a dataset's file of any size (the upload cap is the explorer's, not the datasets')."""
+    from milan_lab.data.images import MAX_PIXELS
+    from milan_lab.data.transforms import DecodeView
+    width, height = 8000, 5100  # 40.8 MP, one grey value: fast to write and to decode at 1/8 scale
+    assert width * height > MAX_PIXELS
+    path = tmp_path / "big.jpg"
+    Image.new("L", (width, height), 128).save(path, quality=50)
+    view = DecodeView(64)(path)
+    assert view.shape == (3, 64, 64) and view.dtype == torch.uint8
+    assert abs(float(view.float().mean()) - 128) < 3

@@ -101,3 +101,15 @@ def test_the_ablation_summary_names_the_test_and_adds_tost_with_a_declared_margi
     assert tested["linear_mean_equivalent"] is False and "knn_cls_p_tost" not in tested
     text = ablation.markdown_tables(ablation.summarise(rows, family=["linear_mean"], margin=0.02))
     assert f"p 0.250 ({st.SIGN_FLIP})" in text and "TOST p" in text
+
+
+def test_equal_differences_over_few_seeds_detect_nothing():
+    from milan_lab.evaluation.stats import min_detectable_effect, paired_test
+    from milan_lab.tools.ablation import BASELINE, markdown_tables, summarise
+    assert math.isinf(min_detectable_effect([0.02] * 3))  # the exact test's p is at least 2 / 8
+    assert paired_test([0.02] * 6)["p"] < 0.05 and min_detectable_effect([0.02] * 6) == 0.0
+    rows = [{"arm": arm, "seed": s, "knn_cls": 0.5 + (0.02 if arm == BASELINE else 0), "ms_per_step": None}
+            for arm in (BASELINE, "random") for s in range(3)]
+    table = markdown_tables(summarise(rows, metrics=("knn_cls",)), metrics=("knn_cls",), primary="knn_cls")
+    mde_rows = table.split("minimum detectable effect")[1].splitlines()
+    assert any(line.startswith("| random |") and "not resolvable" in line for line in mde_rows), table

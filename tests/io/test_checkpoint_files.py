@@ -4,6 +4,8 @@ CheckpointError naming the file and what it looks like, through every reader and
 The unpicklers fail differently on different bytes, so the corpus holds many random files with
 fixed seeds, not one: a single random file passes by luck about nine times in ten."""
 import io
+import os
+import pickle
 import random
 from pathlib import Path
 
@@ -13,10 +15,8 @@ import torch
 from PIL import Image
 
 from milan_lab.errors import CheckpointError
-from tests.helpers import run_cli
+from tests.helpers import ASSETS, SHIPPED_FT, call_cli, run_cli
 
-ASSETS = Path(__file__).resolve().parents[2] / "milan_lab" / "assets"
-SHIPPED_FT = "vit-tiny-p8_milan-pre_offline-ft"
 PRESET = "milan_vit-tiny-p8_offline"
 # file name -> words its message must hold (random files: only "not a checkpoint" or "truncated")
 DESCRIBED = {"metrics.csv": "a CSV text file", "notes.txt": "a text file", "config.json": "a JSON text file",
@@ -117,3 +117,52 @@ def test_cli_refuses_a_csv_and_random_bytes_in_one_line(corpus):
         assert r.returncode == 2, (argv, r.stderr[-2000:])
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"milan-lab {argv[0]}: error:") and name in lines[0], r.stderr
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    """One of each kind of bad checkpoint file, with the words its message must contain."""
+    d = tmp_path_factory.mktemp("bad")
+    (d / "empty.pt").write_bytes(b"")
+    good = d / "good.pt"
+    torch.save({"model": {"encoder.cls_token": torch.zeros(1, 1, 4)}}, good)
+    (d / "truncated.pt").write_bytes(good.read_bytes()[:300])
+    (d / "random.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    with open(d / "evil.pt", "wb") as f:
+        pickle.dump({"model": _RunsCode()}, f)
+    torch.save({"model": _RunsCode()}, d / "evil_zip.pt")
+    return {"empty.pt": "empty", "truncated.pt": "truncated or not a checkpoint",
+            "random.pt": "not a checkpoint", "evil.pt": "refused for safety", "evil_zip.pt": "refused for safety"}, d
+
+
+def test_bad_checkpoint_files_through_every_command(bad_files, capsys, tmp_path):
+    cases, d = bad_files
+    for name, words in cases.items():
+        path = str(d / name)
+        commands = [["knn", path], ["export", path, "--timm", str(tmp_path / "x.safetensors")],
+                    ["predict", SHIPPED_FT, "img.png", "--pretrained", path],
+                    ["test", SHIPPED_FT, "--data", str(tmp_path), "--pretrained", path],
+                    ["finetune", f"checkpoint={path}", f"output_dir={tmp_path / 'ft'}", "progress=false"],
+                    ["linear-probe", f"checkpoint={path}", f"output_dir={tmp_path / 'lp'}", "progress=false"],
+                    ["app", "--checkpoint", path]]
+        for argv in commands:
+            code, _, err = call_cli(argv, capsys)
+            assert code == 2, (argv, err)
+            assert words in err and name in err and "Traceback" not in err, (argv, err)
+            assert "weights_only=False" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "ft" / "checkpoints").exists()  # refused before any training
+
+
+def test_bad_checkpoint_files_through_the_api(bad_files):
+    from milan_lab import get_model, load_teacher
+    cases, d = bad_files
+    for name, words in cases.items():
+        with pytest.raises(CheckpointError, match=words):
+            get_model(SHIPPED_FT, pretrained=str(d / name))
+        with pytest.raises(CheckpointError, match=words):
+            load_teacher(pretrained=str(d / name))

@@ -3,7 +3,11 @@ default, the samplers and decoders read from their registries, uploads saved, pa
 import ast
 import datetime
 import io
+import json
 import os
+import re
+import subprocess
+import sys
 
 import nbformat
 import numpy as np
@@ -15,7 +19,7 @@ from milan_lab.errors import BadImage, CheckpointError, ConfigError
 from milan_lab.models.masking import SAMPLERS
 from milan_lab.tools import notebook
 from milan_lab.viz.panels import SHIPPED_MODEL
-from tests.helpers import ROOT
+from tests.helpers import MICRO, ROOT, env
 
 NOTEBOOKS = ROOT / "notebooks"
 OWN_RUN = ("tour", "explore", "segmentation")
@@ -133,3 +137,48 @@ def test_relative_paths_mean_the_project_folder_in_jupyterlab_too(tmp_path, monk
     monkeypatch.chdir(tmp_path / "notebooks")  # where JupyterLab starts the kernel
     assert notebook.work_in_project_folder("tour") == tmp_path and os.getcwd() == str(tmp_path)
     assert notebook.work_in_project_folder("tour") == tmp_path  # papermill's (and a second call): unchanged
+
+
+@pytest.mark.parametrize("bad, named", [  # named: the parameter, and what the message must point at
+    ({"arms": ["MILANN"]}, "parameter 'arms'.*'MILANN'"),
+    ({"seeds": []}, "parameter 'seeds'"),
+    ({"seeds": "[0]"}, "parameter 'seeds'.*-y"),  # a list given as text: the message names papermill's -y
+    ({"seg_steps": -1}, "parameter 'seg_steps'"),
+    ({"variant": "crowded"}, "parameter 'variant'.*'crowded'"),
+    ({"primary": "accuracy"}, "parameter 'primary'.*'accuracy'"),
+])
+def test_ablation_parameters_are_checked_naming_the_parameter(bad, named):
+    good = dict(preset=MICRO, variant="dense", seeds=[0], arms=["MILAN"], primary="linear_mean", epochs=1,
+                offline_size=64, batch_size=32, max_steps=None, eval_train=8, eval_val=8, seg_train=8, seg_val=8,
+                seg_steps=1, output_dir="x")
+    notebook.check_parameters("ablation", **good)
+    with pytest.raises(ConfigError, match=named):
+        notebook.check_parameters("ablation", **{**good, **bad})
+
+
+@pytest.mark.parametrize("name, bad, named", [
+    ("segmentation", {"steps": 0}, "parameter 'steps'"),
+    ("tour", {"mask_ratio": 1.5}, "parameter 'mask_ratio'"),
+    ("teacher", {"n_eval": "many"}, "parameter 'n_eval'"),
+    ("pretrain", {"sampler": "smart"}, "parameter 'sampler'"),
+    ("linear_probe", {"knn_train": -5}, "parameter 'knn_train'"),
+])
+def test_every_notebook_checks_its_parameters(name, bad, named):
+    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in (c["metadata"].get("tags") or []))
+    params = {}
+    exec("".join(cell["source"]), params)  # noqa: S102 -- the notebook's own defaults
+    defaults = {k: v for k, v in params.items() if not k.startswith("__")}
+    notebook.check_parameters(name, **defaults)  # the defaults pass
+    assert re.search(r"check_parameters\(", "".join("".join(c["source"]) for c in nb["cells"]))
+    with pytest.raises(ConfigError, match=named):
+        notebook.check_parameters(name, **{**defaults, **bad})
+
+
+def test_a_bad_notebook_parameter_stops_papermill_with_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "papermill", "notebooks/ablation.ipynb", str(tmp_path / "o.ipynb"),
+                           "-y", "{arms: [MILANN], seeds: [0]}"], cwd=ROOT, env=env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "ConfigError: parameter 'arms'" in done.stderr
+    assert "Traceback (most recent call last)" not in done.stderr.split("Exception encountered at")[-1]
