@@ -16,15 +16,15 @@ from milan_lab.config.presets import JOBS, PRESET_DIR, PRESETS, SECTIONS, descri
 from milan_lab.config.schema import (
     CAPTIONS, LOGGERS, PRETRAIN_ONLY, REGISTERED_CHOICES, SCENE_KINDS, SHIPPED_TEACHERS, TEACHER_ALIASES, VIEW_CONFLICTS,
     ClassifierJobConfig, EncoderConfig, FinetuneConfig, JobConfig, LinearProbeConfig, ModelConfig, Option, Options,
-    PretrainConfig, TeacherTrainConfig, TrainerConfig, check_fields, check_shipped_teacher, check_views, model_config_from,
-    option, option_of,
+    PretrainConfig, TeacherTrainConfig, TrainerConfig, check_fields, check_shipped_teacher, check_views, field_types,
+    is_optional, model_config_from, option, option_of,
 )
 
 __all__ = [
     "CAPTIONS", "JOBS", "LOGGERS", "MAX_YAML_CHARS", "MAX_YAML_DEPTH", "PRESETS", "PRESET_DIR", "PRETRAIN_ONLY",
     "REGISTERED_CHOICES", "SCENE_KINDS", "SECTIONS", "SHIPPED_TEACHERS", "TEACHER_ALIASES", "VIEW_CONFLICTS",
     "ClassifierJobConfig", "EncoderConfig", "FinetuneConfig", "JobConfig", "LinearProbeConfig", "ModelConfig", "Option",
-    "Options", "PretrainConfig", "TeacherTrainConfig", "TrainerConfig", "apply_overrides", "check_device", "check_fields",
-    "check_shipped_teacher", "check_views", "describe", "field_of", "get_config", "load_yaml", "model_config_from", "option",
-    "option_of", "parse_yaml",
+    "Options", "PretrainConfig", "TeacherTrainConfig", "TrainerConfig", "apply_overrides", "check_device",
+    "check_fields", "check_shipped_teacher", "check_views", "describe", "field_of", "field_types", "get_config",
+    "is_optional", "load_yaml", "model_config_from", "option", "option_of", "parse_yaml",
 ]

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from milan_lab.config import PRESETS, SCENE_KINDS, FinetuneConfig, LinearProbeConfig, PretrainConfig, field_of, option_of
-from milan_lab.config.schema import field_types, is_optional
+from milan_lab.config import (
+    PRESETS, SCENE_KINDS, FinetuneConfig, LinearProbeConfig, PretrainConfig, field_of, field_types, is_optional, option_of,
+)
 from milan_lab.data.images import load_image
 from milan_lab.data.scenes import make_scene
 from milan_lab.data.transforms import to_normalized_tensor
