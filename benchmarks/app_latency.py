@@ -39,6 +39,23 @@ def table(result: dict) -> str:
     return "\n".join(rows)
 
 
+def measure(size: int, repeats: int) -> dict:
+    """Load the explorer's default models, then time each interaction on one ``size``-px scene."""
+    from milan_lab.data.scenes import make_scene
+    from milan_lab.tools.records import Timer
+    from milan_lab.viz.panels import Explorer
+    with Timer() as load:
+        ex = Explorer.from_defaults()
+    image = make_scene(0, "test", 0, size)[0]
+    cases = {
+        "attention (+rollout)": lambda: ex.attention(image, -1, None, rollout=True),
+        "masks (two samplers)": lambda: (ex.masks(image, "semantic", 0.75, 0), ex.masks(image, "random", 0.75, 0)),
+        "reconstruction (+3 prompts)": lambda: ex.reconstruction(image, "semantic", 0.75, 0, PROMPTS),
+    }
+    return {"load_s": load.seconds, "image_size": size,
+            "interactions": {name: timed(fn, repeats) for name, fn in cases.items()}}
+
+
 def main(argv=None) -> int:
     p = OneLineParser(prog="app_latency", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=positive_int, default=5)
@@ -46,23 +63,8 @@ def main(argv=None) -> int:
     p.add_argument("--record", type=output_file, default="outputs/bench/app_latency.json",
                    help="where the JSON record goes (checked before the measurement)")
     args = p.parse_args(argv)
-    from milan_lab.data.scenes import make_scene
-    from milan_lab.tools.records import Timer, write_record
-    from milan_lab.viz.panels import Explorer
-    with Timer() as wall:
-        with Timer() as load:
-            ex = Explorer.from_defaults()
-        image = make_scene(0, "test", 0, args.size)[0]
-        cases = {
-            "attention (+rollout)": lambda: ex.attention(image, -1, None, rollout=True),
-            "masks (two samplers)": lambda: (ex.masks(image, "semantic", 0.75, 0), ex.masks(image, "random", 0.75, 0)),
-            "reconstruction (+3 prompts)": lambda: ex.reconstruction(image, "semantic", 0.75, 0, PROMPTS),
-        }
-        result = {"load_s": load.seconds, "image_size": args.size,
-                  "interactions": {name: timed(fn, args.repeats) for name, fn in cases.items()}}
-    path = write_record(args.record, "app-latency", result, wall_s=wall.seconds)
-    print(table(result))
-    print(f"record: {path}")
+    from milan_lab.tools.records import measure_and_record
+    measure_and_record(args.record, "app-latency", lambda: measure(args.size, args.repeats), table)
     return 0
 
 

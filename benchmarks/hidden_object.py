@@ -26,7 +26,8 @@ import sys
 
 # Only light modules here: a refused option answers at once; torch and the teacher load when the work starts.
 from milan_lab import config as C
-from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int, preset_name
+from milan_lab.cli import OneLineParser, nonnegative_int, positive_int, preset_name
+from milan_lab.commands.common import record_option
 
 SAMPLERS = ("random", "semantic")
 RATIOS = (0.75, 0.875, 0.9)
@@ -162,14 +163,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--preset", type=shipped_teacher_preset, default="milan_vit-tiny-p8_offline",
                    help="a preset whose teacher is the shipped one (its image and patch size are used)")
-    p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    record_option(p)
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
-    from milan_lab.tools.records import Timer, write_record
-    with Timer() as wall:
-        result = run(args.scenes, args.ratios, args.variants, args.seed, args.preset)
-    print(table(result))
-    if args.record:
-        print(f"record: {write_record(args.record, 'hidden-object', result, [args.seed], wall.seconds)}")
+    from milan_lab.tools.records import measure_and_record
+    measure_and_record(args.record, "hidden-object", lambda: run(args.scenes, args.ratios, args.variants, args.seed, args.preset),
+                       table, [args.seed])
     return 0
 
 

@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 # Only light modules here: a refused option answers at once; torch and the encoders load when the work starts.
-from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int, preset_name
+from milan_lab.cli import OneLineParser, nonnegative_int, positive_int, preset_name
+from milan_lab.commands.common import record_option
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SHIPPED = "milan_lab/assets/milan_tiny_offline.safetensors"
@@ -188,24 +189,18 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--seed-spread", type=existing_file, default=CHECKOUT / "docs" / "results" / "ablation_dense.json",
                    help="a study record whose per-seed rows give the spread between seeds")
-    p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    record_option(p)
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
     from milan_lab.errors import MilanLabError
-    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
+    from milan_lab.tools.records import measure_and_record
     sizes = sorted(set(args.sizes))
     try:
         seed_spread(args.seed_spread)  # a record without per-seed rows is refused before the work
     except MilanLabError as e:
         p.error(str(e))
-    # the machine's matmul peak now, before the work: it goes into the record, and a record that cannot be written
-    # fails here rather than after the measurement
-    peak = matmul_peak_gflops() if args.record else None
-    with Timer() as wall:
-        result = run(str(args.checkpoint), args.preset, sizes, args.sets, args.train, args.memories, args.bootstrap,
-                     args.seed, args.seed_spread)
-    print(table(result))
-    if args.record:
-        print(f"record: {write_record(args.record, 'probe-noise', result, [args.seed], wall.seconds, peak=peak)}")
+    measure_and_record(args.record, "probe-noise",
+                       lambda: run(str(args.checkpoint), args.preset, sizes, args.sets, args.train, args.memories,
+                                   args.bootstrap, args.seed, args.seed_spread), table, [args.seed])
     return 0
 
 

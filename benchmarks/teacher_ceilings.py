@@ -27,7 +27,8 @@ import sys
 
 # Only light modules here: a refused option answers at once; torch and the teachers load when the work starts.
 from milan_lab import config as C
-from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int, preset_name
+from milan_lab.cli import OneLineParser, nonnegative_int, positive_int, preset_name
+from milan_lab.commands.common import record_option
 
 TEACHERS = tuple(C.SHIPPED_TEACHERS)
 PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
@@ -139,20 +140,14 @@ def main(argv=None) -> int:
     p.add_argument("--preset", type=preset_name, default="milan_vit-tiny-p8_offline",
                    help="the preset whose random-init encoder is the floor (and whose image size the teachers must see)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    record_option(p)
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
-    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
+    from milan_lab.tools.records import measure_and_record
     sizes = {"train": args.train, "val": args.val, "dense_train": args.dense_train, "dense_val": args.dense_val,
              "dense_steps": 0 if args.no_dense else args.dense_steps}
-    # the machine's matmul peak now, before the work: it goes into the record, and a record that cannot be written
-    # fails here rather than after the measurement
-    peak = matmul_peak_gflops() if args.record else None
-    with Timer() as wall:
-        result = run(list(dict.fromkeys(args.teachers)), args.zero_shot_variants, args.probe_variants, sizes,
-                     args.zero_shot, args.preset, args.seed)
-    print(table(result))
-    if args.record:
-        print(f"record: {write_record(args.record, 'teacher-ceilings', result, [args.seed], wall.seconds, peak=peak)}")
+    measure_and_record(args.record, "teacher-ceilings",
+                       lambda: run(list(dict.fromkeys(args.teachers)), args.zero_shot_variants, args.probe_variants, sizes,
+                                   args.zero_shot, args.preset, args.seed), table, [args.seed])
     return 0
 
 

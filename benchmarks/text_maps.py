@@ -27,7 +27,8 @@ import argparse
 import sys
 
 # Only light modules here: a refused option answers at once; torch and the models load when the work starts.
-from milan_lab.cli import OneLineParser, nonnegative_int, output_file, positive_int
+from milan_lab.cli import OneLineParser, nonnegative_int, positive_int
+from milan_lab.commands.common import record_option
 from milan_lab.config import SCENE_KINDS
 
 VARIANTS = tuple(SCENE_KINDS)  # every scene kind the config knows, in display order
@@ -83,15 +84,12 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
                    help="scene sets (the validation scenes of each seed) and the prediction's mask seeds")
     p.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS, help="how a prompt names the main object")
-    p.add_argument("--record", type=output_file, default=None, help="write a JSON record (milan_lab.tools.records) to this file")
+    record_option(p)
     args = p.parse_args(argv)  # every option and the record's place checked here, before the work
     seeds, forms = list(dict.fromkeys(args.seeds)), list(dict.fromkeys(args.forms))
-    from milan_lab.tools.records import Timer, write_record
-    with Timer() as wall:
-        result = run(args.scenes, list(dict.fromkeys(args.variants)), seeds, forms)
-    print(table(result))
-    if args.record:
-        print(f"record: {write_record(args.record, 'text-maps', result, seeds, wall.seconds)}")
+    from milan_lab.tools.records import measure_and_record
+    measure_and_record(args.record, "text-maps", lambda: run(args.scenes, list(dict.fromkeys(args.variants)), seeds, forms),
+                       table, seeds)
     return 0
 
 

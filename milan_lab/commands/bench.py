@@ -1,11 +1,8 @@
 """``milan-lab bench [PRESET] [--json]``: time the pretraining step (img/s, split by stage, MFU)."""
 from __future__ import annotations
 
-import json
-import time
-
 from milan_lab import config as C
-from milan_lab.commands.common import device_name, positive_int, record_option, save_record
+from milan_lab.commands.common import device_name, measuring_options, positive_int, report
 
 
 def add_parsers(sub) -> None:
@@ -14,14 +11,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--batch-size", type=positive_int, default=None)
     s.add_argument("--steps", type=positive_int, default=10)
     s.add_argument("--device", type=device_name, default="auto")
-    s.add_argument("--json", action="store_true")
-    record_option(s)
-    s.set_defaults(run=run)
+    measuring_options(s, run)
 
 
 def run(args) -> None:
     from milan_lab.tools.bench import bench, format_bench
-    t = time.perf_counter()
-    result = bench(args.preset, args.batch_size, args.steps, args.device)
-    print(json.dumps(result, indent=1) if args.json else format_bench(result))
-    save_record(args, "bench", result, time.perf_counter() - t, seeds=())
+    report(args, "bench", lambda: bench(args.preset, args.batch_size, args.steps, args.device), format_bench, seeds=())

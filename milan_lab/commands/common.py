@@ -1,10 +1,13 @@
 """What the commands share: the one-line-error parser, argparse types checked before any work, the options
-several commands take (``--record``, ``--no-baseline``/``--quiet``) and the record writer behind ``--record``.
+several commands take (``--json``, ``--record``, ``--no-baseline``/``--quiet``), a measuring command's run
+(:func:`report`) and the record writer behind ``--record``.
 The benchmark scripts use the parser and the types too."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 
 from milan_lab import config as C
 from milan_lab.errors import MilanLabError
@@ -96,6 +99,23 @@ def context_options(parser) -> None:
 
 def progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
+
+
+def measuring_options(parser, run) -> None:
+    """The options a measuring command ends with (``--json``, ``--record``) and the function it runs."""
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    record_option(parser)
+    parser.set_defaults(run=run)
+
+
+def report(args, kind: str, measure, text, seeds=(0,)) -> dict:
+    """A measuring command's run: ``measure()`` timed, its result printed (JSON with ``--json``, else
+    ``text(result)``), then written to ``--record`` with its provenance, the seconds and ``seeds``."""
+    t = time.perf_counter()
+    result = measure()
+    print(json.dumps(result, indent=1) if args.json else text(result))
+    save_record(args, kind, result, time.perf_counter() - t, seeds)
+    return result
 
 
 def save_record(args, kind: str, result: dict, seconds: float, seeds=(0,)) -> None:

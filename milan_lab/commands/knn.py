@@ -2,11 +2,8 @@
 random-init encoder's and chance."""
 from __future__ import annotations
 
-import json
-import time
-
 from milan_lab import config as C
-from milan_lab.commands.common import CHECKPOINT_TEACHER, context_options, positive_int, progress, record_option, save_record
+from milan_lab.commands.common import CHECKPOINT_TEACHER, context_options, measuring_options, positive_int, progress, report
 
 # the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
 CHECKPOINT_TEACHER_WORDS = {"knn": CHECKPOINT_TEACHER}
@@ -19,15 +16,10 @@ def add_parsers(sub) -> None:
     s.add_argument("--train-size", type=positive_int, default=2048)
     s.add_argument("--val-size", type=positive_int, default=1024)
     context_options(s)
-    s.add_argument("--json", action="store_true")
-    record_option(s)
-    s.set_defaults(run=run)
+    measuring_options(s, run)
 
 
 def run(args) -> None:
     from milan_lab.evaluation.probes import format_knn, knn_eval
-    t = time.perf_counter()
-    result = knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size, baseline=not args.no_baseline,
-                      progress=progress(args))
-    print(json.dumps(result, indent=1) if args.json else format_knn(result))
-    save_record(args, "knn", result, time.perf_counter() - t)
+    report(args, "knn", lambda: knn_eval(args.checkpoint, args.preset, args.train_size, args.val_size,
+                                         baseline=not args.no_baseline, progress=progress(args)), format_knn)

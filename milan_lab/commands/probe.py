@@ -3,11 +3,9 @@ all) of a frozen encoder at declared sizes, beside a random-init encoder's."""
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
 from milan_lab import config as C
-from milan_lab.commands.common import context_options, nonnegative_int, positive_int, progress, record_option, save_record
+from milan_lab.commands.common import context_options, measuring_options, nonnegative_int, positive_int, progress, report
 
 
 def size_item(text: str) -> tuple[str, int]:
@@ -35,15 +33,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--variant", default="dense", choices=["dense", "sparse"], help="offline scene kind")
     s.add_argument("--seed", type=nonnegative_int, default=0, help="draws the scenes and the random-init encoder")
     context_options(s)
-    s.add_argument("--json", action="store_true")
-    record_option(s)
-    s.set_defaults(run=run)
+    measuring_options(s, run)
 
 
 def run(args) -> None:
     from milan_lab.evaluation.probes import format_probes, probe_eval
-    t = time.perf_counter()
-    result = probe_eval(args.checkpoint, args.preset, args.probes, dict(args.size), seed=args.seed,
-                        variant=args.variant, baseline=not args.no_baseline, progress=progress(args))
-    print(json.dumps(result, indent=1) if args.json else format_probes(result))
-    save_record(args, "probe", result, time.perf_counter() - t, seeds=(args.seed,))
+    report(args, "probe", lambda: probe_eval(args.checkpoint, args.preset, args.probes, dict(args.size), seed=args.seed,
+                                             variant=args.variant, baseline=not args.no_baseline, progress=progress(args)),
+           format_probes, seeds=(args.seed,))

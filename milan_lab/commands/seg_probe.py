@@ -1,14 +1,12 @@
 """``milan-lab seg-probe CHECKPOINT``: a linear dense (segmentation) probe of a frozen encoder, its mIoU."""
 from __future__ import annotations
 
-import json
 import sys
-import time
 import warnings
 
 from milan_lab import config as C
-from milan_lab.commands.common import (CHECKPOINT_TEACHER, context_options, nonnegative_int, output_file, positive_int,
-                                       progress, record_option, save_record)
+from milan_lab.commands.common import (CHECKPOINT_TEACHER, context_options, measuring_options, nonnegative_int, output_file,
+                                       positive_int, progress, report)
 from milan_lab.errors import DataWarning
 
 # the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
@@ -29,14 +27,17 @@ def add_parsers(sub) -> None:
                    help="where the probe goes (default: beside the checkpoint; outputs/probes/NAME/ for a shipped or zoo "
                         "model, whose files are never written; the app looks there)")
     context_options(s)
-    s.add_argument("--json", action="store_true")
-    record_option(s)
-    s.set_defaults(run=run)
+    measuring_options(s, run)
 
 
 def run(args) -> None:
-    from milan_lab.evaluation.probes import format_seg_probe, seg_probe_eval
-    t = time.perf_counter()
+    from milan_lab.evaluation.probes import format_seg_probe
+    report(args, "seg-probe", lambda: _probe(args), format_seg_probe, seeds=(args.seed,))
+
+
+def _probe(args) -> dict:
+    """seg_probe_eval with its data warnings as one line each (``milan-lab seg-probe: warning: ...``)."""
+    from milan_lab.evaluation.probes import seg_probe_eval
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         r = seg_probe_eval(args.checkpoint, args.preset, args.data, args.train_size, args.val_size, args.steps,
@@ -47,5 +48,4 @@ def run(args) -> None:
             print(f"milan-lab seg-probe: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    print(json.dumps(r, indent=1) if args.json else format_seg_probe(r))
-    save_record(args, "seg-probe", r, time.perf_counter() - t, seeds=(args.seed,))
+    return r

@@ -2,11 +2,8 @@
 small CLIP teacher."""
 from __future__ import annotations
 
-import json
-import time
-
 from milan_lab import config as C
-from milan_lab.commands.common import positive_int, record_option, save_record
+from milan_lab.commands.common import measuring_options, positive_int, report
 
 # how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
 LOCAL_FILE_OPTIONS = {"teacher": "--pretrained PATH"}
@@ -23,9 +20,7 @@ def add_parsers(sub) -> None:
                    "open_clip name, or nothing for the shipped shape-aware teacher")
     s.add_argument("--pretrained", default=None)
     s.add_argument("-n", type=positive_int, default=512)
-    s.add_argument("--json", action="store_true")
-    record_option(s)
-    s.set_defaults(run=evaluate)
+    measuring_options(s, evaluate)
 
 
 def train(args) -> None:
@@ -45,7 +40,5 @@ def format_teacher_eval(result: dict) -> str:
 def evaluate(args) -> None:
     from milan_lab.evaluation.teacher import evaluate_teacher
     from milan_lab.factory.teachers import load_teacher
-    t = time.perf_counter()
-    result = evaluate_teacher(load_teacher(args.teacher, args.pretrained), n=args.n)
-    print(json.dumps(result, indent=1) if args.json else format_teacher_eval(result))
-    save_record(args, "teacher-eval", result, time.perf_counter() - t)
+    report(args, "teacher-eval", lambda: evaluate_teacher(load_teacher(args.teacher, args.pretrained), n=args.n),
+           format_teacher_eval)

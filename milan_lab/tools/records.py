@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -78,6 +79,24 @@ def matmul_peak_gflops() -> float:
     from milan_lab.tools.bench import measure_peak  # the step benchmark's own peak measurement
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return measure_peak(device, torch.bfloat16 if device.type == "cuda" else torch.float32) / 1e9
+
+
+def measure_and_record(record: str | Path | None, kind: str, work: Callable[[], dict], table: Callable[[dict], str],
+                       seeds=(0,)) -> dict:
+    """A benchmark script's measurement once its options are checked: ``work()`` timed, ``table(result)``
+    printed, and with ``record`` (``--record FILE``) the result written there with its provenance (``record:
+    PATH`` printed). The record's place is checked and the machine's matmul peak measured before the work,
+    so that an unwritable record fails at once rather than after the measurement. Returns the result."""
+    peak = False
+    if record:
+        record = check_writable(record, "record")
+        peak = matmul_peak_gflops()
+    with Timer() as wall:
+        result = work()
+    print(table(result))
+    if record:
+        print(f"record: {write_record(record, kind, result, seeds, wall.seconds, peak=peak)}")
+    return result
 
 
 class Timer:

@@ -1,6 +1,8 @@
 """A record holds its provenance (the documents' tables built from records: tests/scripts/test_results_tables.py)."""
 import json
 
+import pytest
+
 from milan_lab.tools.records import write_record
 
 
@@ -9,3 +11,35 @@ def test_write_record_holds_the_provenance(tmp_path):
     record = json.loads(path.read_text())
     assert record["command"] == "milan-lab demo" and record["seeds"] == [0, 1] and record["result"] == {"x": 1.5}
     assert record["matmul_peak_gflops"] > 0 and record["torch"] and record["cpu"] and "date" in record
+
+
+def test_measure_and_record_refuses_an_unwritable_record_before_the_peak_and_the_work(tmp_path, monkeypatch):
+    from milan_lab.errors import OutputError
+    from milan_lab.tools import records
+
+    def boom():
+        raise AssertionError("measured before the record's place was checked")
+    monkeypatch.setattr(records, "matmul_peak_gflops", boom)
+    with pytest.raises(OutputError, match="record .*: is a folder"):
+        records.measure_and_record(tmp_path, "demo", boom, str)
+
+
+def test_measure_and_record_measures_the_peak_first_then_prints_the_table_and_writes_the_record(tmp_path, monkeypatch,
+                                                                                                capsys):
+    from milan_lab.tools import records
+    calls = []
+    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: calls.append("peak") or 12.5)
+
+    def work():
+        calls.append("work")
+        return {"x": 1.5}
+    result = records.measure_and_record(tmp_path / "r.json", "demo", work, lambda r: f"| x | {r['x']} |", seeds=[3])
+    out = capsys.readouterr().out
+    assert result == {"x": 1.5} and calls == ["peak", "work"]
+    assert out.splitlines() == ["| x | 1.5 |", f"record: {tmp_path / 'r.json'}"]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["kind"] == "demo" and record["seeds"] == [3] and record["matmul_peak_gflops"] == 12.5
+    assert record["result"] == result and record["wall_s"] >= 0
+    calls.clear()  # without a record: the table only, no peak
+    records.measure_and_record(None, "demo", work, lambda r: "table")
+    assert calls == ["work"] and capsys.readouterr().out == "table\n"
