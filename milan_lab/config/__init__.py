@@ -14,7 +14,7 @@ from milan_lab.config.files import MAX_YAML_CHARS, MAX_YAML_DEPTH, load_yaml, pa
 from milan_lab.config.overrides import apply_overrides, field_of
 from milan_lab.config.presets import JOBS, PRESET_DIR, PRESETS, SECTIONS, describe, get_config
 from milan_lab.config.schema import (
-    CAPTIONS, LOGGERS, PRETRAIN_ONLY, REGISTERED_CHOICES, SCENE_KINDS, SHIPPED_TEACHERS, TEACHER_ALIASES, VIEW_CONFLICTS,
+    CAPTIONS, LOGGERS, PRETRAIN_ONLY, SCENE_KINDS, SHIPPED_TEACHERS, TEACHER_ALIASES, VIEW_CONFLICTS,
     ClassifierJobConfig, EncoderConfig, FinetuneConfig, JobConfig, LinearProbeConfig, ModelConfig, Option, Options,
     PretrainConfig, TeacherTrainConfig, TrainerConfig, check_fields, check_shipped_teacher, check_views, field_types,
     is_optional, model_config_from, option, option_of,
@@ -22,7 +22,7 @@ from milan_lab.config.schema import (
 
 __all__ = [
     "CAPTIONS", "JOBS", "LOGGERS", "MAX_YAML_CHARS", "MAX_YAML_DEPTH", "PRESETS", "PRESET_DIR", "PRETRAIN_ONLY",
-    "REGISTERED_CHOICES", "SCENE_KINDS", "SECTIONS", "SHIPPED_TEACHERS", "TEACHER_ALIASES", "VIEW_CONFLICTS",
+    "SCENE_KINDS", "SECTIONS", "SHIPPED_TEACHERS", "TEACHER_ALIASES", "VIEW_CONFLICTS",
     "ClassifierJobConfig", "EncoderConfig", "FinetuneConfig", "JobConfig", "LinearProbeConfig", "ModelConfig", "Option",
     "Options", "PretrainConfig", "TeacherTrainConfig", "TrainerConfig", "apply_overrides", "check_device",
     "check_fields", "check_shipped_teacher", "check_views", "describe", "field_of", "field_types", "get_config",

@@ -209,11 +209,6 @@ class ModelConfig(EncoderConfig):
                 or SAMPLERS.lookup(self.sampler, "sampler").needs_teacher)
 
 
-# ModelConfig fields whose values are the names of registered choices (read from their declarations).
-REGISTERED_CHOICES = {f.name: option_of(ModelConfig, f.name).choices for f in dataclasses.fields(ModelConfig)
-                      if isinstance(getattr(option_of(ModelConfig, f.name), "choices", None), Registry)}
-
-
 # Model fields that only pretraining reads, and what a classifier job lacks that would use them.
 PRETRAIN_ONLY = {
     **dict.fromkeys(("sampler", "mask_ratio", "masks_per_image"), "has no masking"),
