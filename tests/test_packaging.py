@@ -1,10 +1,9 @@
 import re
 import tomllib
-from pathlib import Path
-
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 CONDA_NAMES = {"torch": "pytorch", "open_clip_torch": "open-clip-torch"}
 
 

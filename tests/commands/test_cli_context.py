@@ -18,10 +18,8 @@ from PIL import Image
 
 from milan_lab.cli import main
 from milan_lab.errors import DownloadError
-from tests.helpers import ROOT, env, run_cli
+from tests.helpers import ROOT, SHIPPED, SHIPPED_FT, env, run_cli
 
-SHIPPED = str(ROOT / "milan_lab" / "assets" / "milan_tiny_offline.safetensors")
-SHIPPED_FT = "vit-tiny-p8_milan-pre_offline-ft"
 PRESET = "milan_vit-tiny-p8_offline"  # the shipped model's architecture
 TINY = ["--train-size", "64", "--val-size", "64"]
 

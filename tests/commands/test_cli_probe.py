@@ -1,13 +1,12 @@
 """``milan-lab probe CHECKPOINT``: the registered probes of the shipped model at small sizes, beside a random-init
 encoder's; unknown probes and sizes are one line (with the closest known name) before the checkpoint is read."""
 import json
-from pathlib import Path
 
 import pytest
 
 from milan_lab.cli import main
+from tests.helpers import SHIPPED
 
-SHIPPED = str(Path(__file__).resolve().parents[2] / "milan_lab" / "assets" / "milan_tiny_offline.safetensors")
 SMALL = ["--size", "eval_train=48", "--size", "eval_val=24"]
 
 

@@ -20,9 +20,8 @@ from milan_lab.data.images import load_image
 from milan_lab.data.transforms import DecodeCrop, eval_transform
 from milan_lab.engine.common import user_errors_from_workers
 from milan_lab.errors import BadImage, ConfigError, DataError
-from tests.helpers import ROOT, env, tiny_overrides, tiny_teacher_folder
+from tests.helpers import MICRO, ROOT, env, tiny_overrides, tiny_teacher_folder
 
-MICRO = "milan_vit-micro-p8_offline"
 
 
 def class_folder(root: Path, classes=("cat", "dog"), n: int = 2, size: int = 20, ext: str = "png") -> Path:

@@ -1,15 +1,13 @@
 """A measurement never writes into the installed package: the dense probe trained for the shipped
 model goes under outputs/probes/ (or --out), and the app finds it there, else the shipped probe."""
 import hashlib
-from pathlib import Path
 
 import torch
 
-import milan_lab
 from milan_lab.evaluation.probes import probe_path_for, seg_probe_eval
 from milan_lab.viz.panels import SHIPPED_MODEL, load_probe
+from tests.helpers import ASSETS
 
-ASSETS = Path(milan_lab.__file__).resolve().parent / "assets"
 TINY = dict(preset="milan_vit-tiny-p8_offline", train_size=4, val_size=2, steps=2)
 
 

@@ -10,14 +10,9 @@ from milan_lab.factory.models import load_encoder
 from milan_lab.io import timeline
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
 from milan_lab.jobs.pretrain import pretrain
-from tests.helpers import tiny_overrides, tiny_teacher_folder
+from tests.helpers import tiny_overrides
 
 PRESET = "milan_vit-micro-p8_offline"
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
 
 
 def run(teacher_dir, out, **extra):

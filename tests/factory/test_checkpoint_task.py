@@ -11,8 +11,8 @@ from milan_lab.factory.models import checkpoint_task, create_model, load_model, 
 from milan_lab.io.weights import read_weights, save_weights
 from milan_lab.models.classifier import MILANClassifier
 from milan_lab.models.milan import MILAN
+from tests.helpers import MICRO
 
-MICRO = "milan_vit-micro-p8_offline"
 
 
 @pytest.fixture(scope="module")

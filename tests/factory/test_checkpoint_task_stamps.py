@@ -9,8 +9,8 @@ from milan_lab.errors import CheckpointError
 from milan_lab.factory.models import checkpoint_task, create_model, load_encoder, load_model
 from milan_lab.io import timeline
 from milan_lab.io.weights import read_weights
+from tests.helpers import MICRO
 
-MICRO = "milan_vit-micro-p8_offline"
 
 
 def test_a_timeline_snapshot_stores_the_task_pretrain(tmp_path):

@@ -8,12 +8,7 @@ import pytest
 import torch
 
 from milan_lab.config import get_config
-from tests.helpers import ROOT, env, tiny_overrides, tiny_teacher_folder
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+from tests.helpers import ROOT, env, tiny_overrides
 
 
 def test_no_cpp_compiler_runs_eagerly_after_one_warning(teacher_dir, tmp_path):

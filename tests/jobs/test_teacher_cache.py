@@ -12,12 +12,7 @@ from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.errors import ConfigError
 from milan_lab.models.milan import MILAN
-from tests.helpers import tiny_overrides, tiny_teacher_folder
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+from tests.helpers import tiny_overrides
 
 
 def test_cached_targets_are_the_teachers_outputs_for_each_index(tiny_teacher):

@@ -12,7 +12,7 @@ from milan_lab.data.transforms import DecodeView, denormalize, eval_transform, n
 from milan_lab.factory.teachers import load_teacher
 from milan_lab.jobs.pretrain import train_view
 from milan_lab.jobs.teacher_cache import TeacherCache, WithIndex
-from tests.helpers import tiny_overrides, tiny_teacher_folder
+from tests.helpers import tiny_overrides
 
 SIZE = 32
 
@@ -20,11 +20,6 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return make_jpeg_corpus(tmp_path_factory.mktemp("jpegs") / "corpus", n=32, classes=2, seed=0)
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,10 +18,9 @@ from milan_lab.io.checkpoints import resolve_checkpoint
 from milan_lab.io.timeline import list_snapshots
 from milan_lab.tools import ablation
 from milan_lab.viz.panels import SHIPPED_MODEL
+from tests.helpers import MICRO, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-MICRO = "milan_vit-micro-p8_offline"
 RATIO = 0.6  # the run's mask ratio, from its config file: not the preset's 0.75
 
 

@@ -14,12 +14,7 @@ from milan_lab.config import get_config
 from milan_lab.errors import ConfigError
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
 from milan_lab.tools.submit import ClusterOptions, TrainingTask, parse_time, submit
-from tests.helpers import ROOT, tiny_overrides, tiny_teacher_folder
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+from tests.helpers import ROOT, tiny_overrides
 
 
 def tiny(teacher_dir, out):
