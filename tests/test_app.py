@@ -1,7 +1,4 @@
 """The explorer: handlers directly, the launched app through gradio_client, and a real browser."""
-import os
-import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -12,11 +9,7 @@ from PIL import Image
 from milan_lab.data.images import load_image
 from milan_lab.errors import BadImage
 from milan_lab.viz.panels import Explorer
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "outputs" / "test-artifacts"
-# Debian's package (scripts/setup.sh --dev installs it); CHROMIUM overrides, e.g. on other systems
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.helpers import ARTIFACTS, ROOT, app_server, browser_page
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +76,10 @@ def test_unusual_but_valid_images_are_converted(tmp_path):
     assert np.asarray(load_image(str(tmp_path / "deep.png"))).max() == 255  # 16-bit rescaled
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def running_app():
-    from milan_lab.app import launch
-    port = _free_port()
-    demo = launch(port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with app_server() as url:
+        yield url
 
 
 def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scene_png):
@@ -128,16 +112,7 @@ def test_app_binds_localhost_and_answers_through_gradio_client(running_app, scen
 
 
 def test_real_browser_upload_slider_and_panels(running_app, scene_png):
-    from playwright.sync_api import sync_playwright
-    assert CHROMIUM, "no chromium found: scripts/setup.sh --dev installs Debian's package (or set CHROMIUM)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)  # a shared 2-core machine can be slow to render the page
-        page.goto(running_app, wait_until="load")
+    with browser_page(running_app, width=1400, height=1000) as page:
         page.locator("#input-image input[type=file]").set_input_files(str(scene_png))
 
         def panel_has_image(elem_id: str, timeout: float = 30) -> bool:
@@ -163,7 +138,6 @@ def test_real_browser_upload_slider_and_panels(running_app, scene_png):
         page.get_by_role("tab", name="Segmentation").click()
         assert panel_has_image("segmentation")
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
-        browser.close()
     assert (ARTIFACTS / "app.png").stat().st_size > 10_000
 
 

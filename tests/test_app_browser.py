@@ -4,13 +4,8 @@ What each panel shows is read back from the page (the image files it displays, i
 
 Screenshots of each tab go to outputs/test-artifacts/ (git-ignored); with MILAN_LAB_SCREENSHOT=1 the
 README's picture, docs/figures/app.png, is written too (a tracked file: never by default)."""
-import io
 import os
-import shutil
-import socket
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,11 +14,9 @@ from PIL import Image
 from milan_lab.data.scenes import SEG_CLASSES, make_labelled_scene, make_scene
 from milan_lab.viz.maps import class_colours, to_uint8
 from milan_lab.viz.panels import DISPLAY, EXAMPLE_SCENES
+from tests.helpers import ARTIFACTS, CLIPPED_JS, ROOT, app_server, browser_page, fetch_image
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "outputs" / "test-artifacts"
 README_SHOT = ROOT / "docs" / "figures" / "app.png"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 PANELS = {"Attention": ["attention-map", "attention-rollout", "student-attention", "random-attention"],
           "Masks": ["mask-a", "mask-b"],
           "Reconstruction": ["rec-masked", "rec-target", "rec-pred", "rec-cos", "rec-text"],
@@ -34,43 +27,14 @@ HINT = "No image."
 # each panel's state in the page: [image src or null, busy]
 STATE_JS = """ids => ids.map(id => { const el = document.getElementById(id); if (!el) return [null, true];
   const img = el.querySelector('img'); return [img ? img.src : null, /processing|queue/i.test(el.innerText)]; })"""
-# titles and captions whose text does not fit their box, and whether the page scrolls sideways
-CLIPPED_JS = """() => ({clipped: [...document.querySelectorAll('.panel-title, .panel-caption')]
-  .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText),
-  sideways: document.documentElement.scrollWidth > window.innerWidth + 1})"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    from milan_lab.app import launch
-    port = _free_port()
-    demo = launch(port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def page(app_url):
-    from playwright.sync_api import sync_playwright
-    assert CHROMIUM, "no chromium found: scripts/setup.sh --dev installs Debian's package (or set CHROMIUM)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pw = sync_playwright().start()
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"])
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.set_default_timeout(60_000)  # a shared 2-core machine can be slow to render the page
-    page.goto(app_url, wait_until="load")
-    page.locator("#image-info").wait_for()
-    yield page
-    browser.close()
-    pw.stop()
+def page():
+    """One app and one page for the module, at 1280 x 720, once the image info is shown."""
+    with app_server() as url, browser_page(url) as page:
+        page.locator("#image-info").wait_for()
+        yield page
 
 
 def open_tab(page, name: str) -> None:
@@ -93,11 +57,6 @@ def wait_for_panels(page, ids: list[str], before: dict, empty=(), timeout: float
 
 def shoot(page, tab: str, width: int) -> None:
     page.screenshot(path=str(ARTIFACTS / f"app-{tab.lower().replace(' ', '-')}-{width}.png"), full_page=True)
-
-
-def fetch_image(src: str) -> np.ndarray:
-    with urllib.request.urlopen(src, timeout=30) as r:
-        return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
 
 
 def assert_no_error_shown(page) -> None:

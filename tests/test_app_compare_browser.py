@@ -1,15 +1,12 @@
 """The "Compare models" and "Embedding" tabs in a real browser: the shipped model and a random init of its
 architecture get one mask and show different losses; the embedding figure is drawn when the button is pressed."""
 import re
-import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.test_app_browser import CHROMIUM, CLIPPED_JS
+from tests.helpers import ARTIFACTS, CLIPPED_JS, app_server, browser_page
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
 LOSSES = re.compile(r"loss on the (\d+) hidden patches, same mask for both: shipped ([\d.]+), random init ([\d.]+)")
 PANELS = ("compare-masked", "compare-target", "compare-a-pred", "compare-a-error", "compare-a-attention",
           "compare-b-pred", "compare-b-error", "compare-b-attention")
@@ -19,15 +16,12 @@ PANELS = ("compare-masked", "compare-target", "compare-a-pred", "compare-a-error
 def app_url():
     """The app on the shipped model, its embedding tab on 32 scenes (the tab's own 256 take longer than a test should)."""
     import milan_lab.app_compare as app_compare
-    from milan_lab.app import launch
     scenes, app_compare.EMBED_SCENES = app_compare.EMBED_SCENES, 32
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = launch(port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    app_compare.EMBED_SCENES = scenes
+    try:
+        with app_server() as url:
+            yield url
+    finally:
+        app_compare.EMBED_SCENES = scenes
 
 
 def wait_for(page, read, timeout: float = 90):
@@ -42,16 +36,7 @@ def wait_for(page, read, timeout: float = 90):
 
 
 def test_compare_shows_both_losses_and_embedding_draws_on_the_button(app_url):
-    from playwright.sync_api import sync_playwright
-    assert CHROMIUM, "no chromium found: scripts/setup.sh --dev installs Debian's package (or set CHROMIUM)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.set_default_timeout(60_000)
-        page.goto(app_url, wait_until="load", timeout=120_000)
+    with browser_page(app_url) as page:
         page.get_by_role("tab", name="Compare models").click(timeout=120_000)
         found = wait_for(page, lambda pg: LOSSES.search(pg.locator("#compare-loss").inner_text()))
         hidden, shipped, random_init = int(found[1]), float(found[2]), float(found[3])
@@ -74,4 +59,3 @@ def test_compare_shows_both_losses_and_embedding_draws_on_the_button(app_url):
         note = wait_for(page, lambda pg: pg.locator("#embed-note").inner_text() or None, 30)
         assert "shipped · class token · PCA: 2-D kNN" in note and "random init · mean patch" in note
         page.screenshot(path=str(ARTIFACTS / "app_embedding.png"), full_page=True)
-        browser.close()

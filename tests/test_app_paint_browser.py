@@ -1,18 +1,11 @@
 """The "Paint a mask" tab in a real browser: hide the main object of an example scene, read the loss beside the samplers'."""
-import os
 import re
-import shutil
-import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.test_app_browser import CLIPPED_JS
+from tests.helpers import ARTIFACTS, CLIPPED_JS, app_server, browser_page
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "outputs" / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 LOSSES = re.compile(r"loss on the (\d+) hidden patches .*this mask ([\d.]+); at the same budget: "
                     r"semantic sampler ([\d.]+), random sampler ([\d.]+)")
 PANELS = ("paint-mask", "paint-pred", "paint-error", "paint-importance", "paint-filled-pred", "paint-filled-target")
@@ -20,22 +13,13 @@ PANELS = ("paint-mask", "paint-pred", "paint-error", "paint-importance", "paint-
 
 @pytest.fixture(scope="module")
 def app_url():
-    from milan_lab.app import launch
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = launch(port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with app_server() as url:
+        yield url
 
 
 def test_hide_the_main_object_and_read_its_loss_beside_the_samplers(app_url):
-    from playwright.sync_api import sync_playwright
-
     from milan_lab.data.scenes import make_scene_with_main_object
     from milan_lab.viz.paint import object_patches
-    assert CHROMIUM, "no chromium found: scripts/setup.sh --dev installs Debian's package (or set CHROMIUM)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     on_object = int(object_patches(make_scene_with_main_object(0, "test", 0, 64)[1] >= 0.5, 8).sum())
 
     def losses(page, timeout: float = 90):
@@ -48,12 +32,7 @@ def test_hide_the_main_object_and_read_its_loss_beside_the_samplers(app_url):
             page.wait_for_timeout(250)
         return None
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(app_url, wait_until="load", timeout=120_000)  # not networkidle: the panels' first answers stream in
+    with browser_page(app_url) as page:
         page.get_by_role("tab", name="Paint a mask").click(timeout=120_000)
         # the first example scene is shown at start, with the default preset: hide the main object
         first = losses(page)
@@ -80,4 +59,3 @@ def test_hide_the_main_object_and_read_its_loss_beside_the_samplers(app_url):
         while time.time() < deadline and (losses(page, 5) or (hidden,))[0] == hidden:
             page.wait_for_timeout(250)
         assert losses(page)[0] == hidden + 1
-        browser.close()

@@ -1,35 +1,25 @@
 """The "Timeline" tab in a real browser (``milan-lab app --checkpoint RUN`` on a tiny run that kept snapshots):
 the slider moves to an earlier step and the panel shows that snapshot's attention; titles and captions fit."""
-import socket
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.test_app_browser import CHROMIUM, CLIPPED_JS, fetch_image
+from tests.helpers import ARTIFACTS, CLIPPED_JS, app_server, browser_page, fetch_image, tiny_overrides
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
 ATTENTION = "#timeline-attention img"
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(teacher_dir, tmp_path_factory):
     """The app on a 4-step run (64 scenes, batch 16, 1 epoch) of a 32-px model, a snapshot every 2 steps."""
-    from milan_lab.app import launch
     from milan_lab.config import get_config
     from milan_lab.jobs.pretrain import pretrain
-    from tests.helpers import tiny_overrides, tiny_teacher_folder
-    teacher = tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
     run = tmp_path_factory.mktemp("run")
     pretrain(get_config("pretrain", "milan_vit-micro-p8_offline",
-                        tiny_overrides(teacher, run, offline_size=64, epochs=1, keep_every=2, checkpoint_every=4)))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = launch(port=port, checkpoint=str(run), block=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+                        tiny_overrides(teacher_dir, run, offline_size=64, epochs=1, keep_every=2, checkpoint_every=4)))
+    with app_server(checkpoint=str(run)) as url:
+        yield url
 
 
 def shown(page, step: int, before: str | None = None, timeout: float = 90) -> str:
@@ -45,16 +35,7 @@ def shown(page, step: int, before: str | None = None, timeout: float = 90) -> st
 
 
 def test_the_slider_shows_each_snapshots_attention(app_url):
-    from playwright.sync_api import sync_playwright
-    assert CHROMIUM, "no chromium found: scripts/setup.sh --dev installs Debian's package (or set CHROMIUM)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.set_default_timeout(60_000)
-        page.goto(app_url, wait_until="load", timeout=120_000)
+    with browser_page(app_url) as page:
         page.get_by_role("tab", name="Timeline").click(timeout=120_000)
         last = shown(page, 4)  # the slider starts at the last snapshot
         slider = page.locator("#timeline-slider input[type=range]")
@@ -72,4 +53,3 @@ def test_the_slider_shows_each_snapshots_attention(app_url):
             for panel in ("timeline-attention", "timeline-curve"):
                 assert page.locator(f"#{panel}-title").is_visible() and page.locator(f"#{panel}-caption").is_visible(), panel
         page.screenshot(path=str(ARTIFACTS / "app-timeline-900.png"), full_page=True)
-        browser.close()
