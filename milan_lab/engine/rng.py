@@ -22,6 +22,22 @@ def rng_state() -> dict:
     return state
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch's, numpy's and Python's global generators: what a fresh run draws from them (drop path, timm's
+    Mixup and RandAugment) then follows from the seed, not from whatever ran before in the process."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded from (run seed, step, rank) alone, so that what a step draws
+    from it depends on nothing that ran before: paired runs (ablations) and resumed runs draw the same.
+    numpy's SeedSequence mixes the three into 32 bits (torch's CPU generator ignores higher seed bits)."""
+    mixed = int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+    return torch.Generator(device).manual_seed(mixed)
+
+
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]

@@ -1,13 +1,33 @@
 """The one training loop every job uses (pretraining, fine-tuning, linear probing, the teacher).
 
-A job builds its model, optimizer, schedule and data, then hands the trainer a
-``loss_fn(net, batch) -> loss`` and, optionally, an ``evaluate(step, epoch_end, last) -> row``.
+The contract with a job. The job builds its model, optimizer, lr schedule and data, then calls
+:meth:`Trainer.fit` with
+
+* ``loss_fn(net, batch, ctx) -> loss`` for one (micro-)batch, where ``ctx`` is a frozen
+  :class:`StepContext`: ``step`` (from 0; a resumed run goes on from its checkpoint's), ``epoch``,
+  ``rank``, ``world_size`` and ``generator``, a ``torch.Generator`` on the device seeded from
+  (seed, step, rank) alone, for the job's per-step randomness (pretraining draws its mask noise from
+  it, so paired and resumed runs draw the same noise whatever the global RNG went through);
+* optionally ``evaluate(ctx) -> row | None`` (``ctx``: an :class:`EvalContext`: steps done, epochs
+  done, whether this is the last step) and ``eval_every``, the schedule it runs on (an
+  :class:`EvalSchedule`: every N steps or at the end of every N-th epoch; the classifier jobs'
+  ``eval_every`` option, pretraining's ``knn_every`` / ``knn_every_steps``). The trainer decides when it
+  is due: on rank 0, at the scheduled steps and always after the run's last step (the schedule's end or
+  ``max_steps``), never when the schedule is 0; the row it returns is logged beside the losses;
+* optionally ``after_step(step)``, run after every step (pretraining keeps encoder snapshots in it).
+
+``fit`` trains the model in place and returns the history (the logged rows); the trained model stays in
+memory. :meth:`Trainer.finish` writes ``metrics.json`` and returns the job's summary as a
+:class:`RunResult`: a dict (what the CLI prints as JSON) carrying ``.history`` and ``.model``, which a
+job function hands back to its caller (a notebook, a study).
+
 The trainer owns the rest, as timm's train.py and nanoGPT's train.py do in one place:
 
 * device and DDP set-up and teardown (torchrun: NCCL on GPU, gloo on CPU);
 * precision: bf16 autocast on CUDA, fp16 autocast with a GradScaler, fp32 on CPU;
 * gradient accumulation (DDP's no_sync on all but the last micro-step) and clipping;
-* seeding: identical initial weights on every rank, then one RNG stream per rank;
+* seeding: identical initial weights on every rank, then one stream per rank of torch's, numpy's and
+  Python's global generators (drop path, Mixup, augmentation), seeded from (seed, rank);
 * exact resume from the newest atomic checkpoint (every rank's RNG state is saved), after
   checking that the checkpoint fits the model;
 * metrics: CSV + TensorBoard on rank 0, a progress bar; the loss stays on the device and is
@@ -18,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -38,7 +59,7 @@ from milan_lab.engine.common import (
     write_json,
 )
 from milan_lab.engine.loggers import check_loggers, finish_loggers, open_loggers
-from milan_lab.engine.rng import rng_state, set_rng_state
+from milan_lab.engine.rng import rng_state, seed_everything, set_rng_state, step_generator
 from milan_lab.errors import ConfigError, DataError, TrainingDiverged
 from milan_lab.factory.models import check_resumable, task_of_model
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -46,6 +67,79 @@ from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import remove_stale_temporaries
 
 Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a job's ``loss_fn(net, batch, ctx)`` knows of the step it computes.
+
+    ``step``: the step being taken, from 0 (a resumed run goes on from its checkpoint's); ``epoch``: the
+    epoch it belongs to (``step // steps_per_epoch``); ``rank`` / ``world_size``: this process and how many
+    train together; ``generator``: a ``torch.Generator`` on the training device seeded from (run seed, step,
+    rank) alone (:func:`~milan_lab.engine.rng.step_generator`), so a job that draws its random numbers from
+    it draws the same in an unbroken, a resumed and a paired run, whatever the global RNG went through.
+    Each micro-batch of an accumulated step gets a generator of its own, seeded alike."""
+    step: int
+    epoch: int
+    rank: int
+    world_size: int
+    generator: torch.Generator
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What a job's ``evaluate(ctx)`` knows: ``step`` steps are done (``epoch`` epochs, a float), and whether
+    this is the run's last step (``last``: the schedule's end or ``max_steps``)."""
+    step: int
+    epoch: float
+    last: bool
+
+
+@dataclass(frozen=True)
+class EvalSchedule:
+    """When the trainer calls a job's ``evaluate``: after every ``steps`` steps, or at the end of every
+    ``epochs``-th epoch (``steps`` wins when both are set), and always after the run's last step; never when
+    both are 0. Jobs hand their option to :meth:`Trainer.fit` (``eval_every``); :meth:`parse` reads it."""
+    steps: int = 0
+    epochs: int = 0
+
+    @classmethod
+    def parse(cls, value, option: str = "eval_every") -> "EvalSchedule":
+        """An option's value: a number of steps (0: never) or ``"epoch"`` (each epoch's end); a schedule as it is."""
+        if isinstance(value, cls):
+            return value
+        if value == "epoch":
+            return cls(epochs=1)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return cls(steps=value)
+        raise ConfigError(f"bad value for {option!r}: expected a number of steps (0: never) or 'epoch', got {value!r}")
+
+    def due(self, done: int, steps_per_epoch: int, last: bool) -> bool:
+        """Whether to evaluate once ``done`` steps are taken (``last``: the run stops here)."""
+        if not (self.steps or self.epochs):
+            return False
+        if last:
+            return True
+        if self.steps:
+            return done % self.steps == 0
+        return done % steps_per_epoch == 0 and (done // steps_per_epoch) % self.epochs == 0
+
+
+class RunResult(dict):
+    """What a job returns: its summary (this dict, as written to ``metrics.json``; printable as JSON) with the
+    run's logged rows (``history``) and its trained model, in memory (``model``), beside it; neither is an item,
+    so ``json.dumps(result)`` and ``dict(result)`` give the summary alone."""
+
+    def __init__(self, summary: dict, history: list[dict], model: torch.nn.Module | None):
+        super().__init__(summary)
+        self.history, self.model = history, model
+
+    @property
+    def summary(self) -> dict:
+        return dict(self)
+
+    def __reduce__(self):  # pickled (submitit sends a task's result back) as the summary alone: no model on the wire
+        return dict, (dict(self),)
 
 
 def compiled(module: torch.nn.Module, device: torch.device | None = None) -> torch.nn.Module:
@@ -102,7 +196,6 @@ class Trainer:
         self.checkpoint_path: Path | None = None
         self.elapsed = 0.0  # seconds of training so far, this run and the runs it resumed
         self.eval_elapsed = 0.0  # of which spent in ``evaluate`` (rows report ``train_s`` without it)
-        self.step = 0       # the step being taken (jobs may derive per-step randomness from it)
         torch.manual_seed(cfg.seed)  # the job builds its model next: identical initial weights on every rank
 
     def autocast(self):
@@ -127,13 +220,19 @@ class Trainer:
 
     # -----------------------------------------------------------------------------------------
     def fit(self, model, optimizer, scheduler, batches: Batches, steps_per_epoch: int, loss_fn,
-            evaluate=None, after_step=None, state_dict=None, load_state_dict=None, *, epochs: int) -> list[dict]:
-        """Train to ``epochs * steps_per_epoch`` steps (or ``max_steps``), resuming from
-        ``output_dir`` when it holds a checkpoint; returns the history of logged rows.
+            evaluate=None, after_step=None, state_dict=None, load_state_dict=None, *, epochs: int,
+            eval_every="epoch") -> list[dict]:
+        """Train ``model`` in place to ``epochs * steps_per_epoch`` steps (or ``max_steps``), resuming from
+        ``output_dir`` when it holds a checkpoint; returns the history of logged rows (also ``self.history``).
 
-        ``scheduler.step_update(step)`` sets the lr before each step; ``state_dict()`` /
-        ``load_state_dict(sd)`` default to the model's own (MILAN leaves its frozen teacher out)."""
+        ``loss_fn(net, batch, ctx)`` returns the loss of one (micro-)batch (``ctx``: a :class:`StepContext`);
+        ``evaluate(ctx)`` (``ctx``: an :class:`EvalContext`) runs on rank 0 when ``eval_every`` (an
+        :class:`EvalSchedule` or the value :meth:`EvalSchedule.parse` reads) says so and returns a row to log, or
+        None; ``after_step(step)`` runs after each step (``step`` from 0). ``scheduler.step_update(step)`` sets the
+        lr before each step; ``state_dict()`` / ``load_state_dict(sd)`` default to the model's own (MILAN leaves
+        its frozen teacher out)."""
         cfg, device = self.cfg, self.device
+        schedule = EvalSchedule.parse(eval_every)
         if steps_per_epoch <= 0:
             raise DataError(f"the training data holds fewer images than one batch of {cfg.batch_size}")
         state_dict = state_dict or model.state_dict
@@ -163,13 +262,12 @@ class Trainer:
         while step < last:
             epoch = step // steps_per_epoch
             for batch in batches(epoch, step % steps_per_epoch):
-                self.step = step
                 scheduler.step_update(step)
                 if compile_pending:
-                    loss, net = self._first_compiled_step(net, eager, model, optimizer, batch, loss_fn)
+                    loss, net = self._first_compiled_step(net, eager, model, optimizer, batch, loss_fn, step, epoch)
                     compile_pending = False
                 else:
-                    loss = self._step(net, model, optimizer, batch, loss_fn)
+                    loss = self._step(net, model, optimizer, batch, loss_fn, step, epoch)
                 bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), step + 1, bad_step)
                 if device.type == "cpu":  # no sync to avoid on CPU: stop at the step itself
                     self._check_finite(bad_step)
@@ -179,7 +277,7 @@ class Trainer:
                 step, steps_since = step + 1, steps_since + 1
                 images_since += cfg.batch_size
                 bar.update(1)
-                epoch_end, is_last = step % steps_per_epoch == 0, step >= last
+                is_last = step >= last
                 if step % cfg.log_every == 0 or is_last:
                     self._check_finite(bad_step)
                     now = time.time()
@@ -193,9 +291,9 @@ class Trainer:
                     history.append(row)
                     log.log(row)
                     bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['img_per_s']:.0f}")
-                if evaluate is not None:  # asked after every step; it answers None when it has nothing to do
+                if evaluate is not None and self.main and schedule.due(step, steps_per_epoch, is_last):
                     t_eval = time.time()
-                    row = evaluate(step, epoch_end, is_last) if self.main else None
+                    row = evaluate(EvalContext(step, step / steps_per_epoch, is_last))
                     if row:
                         now = time.time()
                         self.eval_elapsed += now - t_eval
@@ -215,8 +313,9 @@ class Trainer:
         self.history = history
         return history
 
-    def finish(self, summary: dict, **extra) -> dict:
-        """Write ``metrics.json`` (rank 0), wait for every rank, tear DDP down; returns ``summary``."""
+    def finish(self, summary: dict, model: torch.nn.Module | None = None, **extra) -> RunResult:
+        """Write ``metrics.json`` (``summary`` and ``extra``, rank 0), wait for every rank, tear DDP down; returns
+        ``summary`` as a :class:`RunResult` carrying the history of :meth:`fit` and ``model`` (the trained one)."""
         if self.main:
             config = dataclasses.asdict(self.cfg)
             write_json(self.out / "metrics.json", {"summary": summary, **extra, "config": config})
@@ -225,17 +324,23 @@ class Trainer:
             self.loggers = []
         dist_utils.barrier()
         dist_utils.cleanup()
-        return summary
+        return RunResult(summary, self.history, model)
 
     # -----------------------------------------------------------------------------------------
-    def _step(self, net, model, optimizer, batch, loss_fn) -> torch.Tensor:
-        """One optimiser step over ``accum_steps`` micro-batches; returns the (detached) loss."""
+    def context(self, step: int, epoch: int) -> StepContext:
+        """The :class:`StepContext` of step ``step`` (of epoch ``epoch``) on this rank, with a fresh generator."""
+        return StepContext(step, epoch, self.rank, self.world,
+                           step_generator(self.cfg.seed, step, self.rank, self.device))
+
+    def _step(self, net, model, optimizer, batch, loss_fn, step: int, epoch: int) -> torch.Tensor:
+        """One optimiser step (step ``step`` of epoch ``epoch``) over ``accum_steps`` micro-batches; returns the
+        (detached) loss."""
         cfg = self.cfg
         micro = split_batch(batch, cfg.accum_steps)
         total = torch.zeros((), device=self.device)
         for i, chunk in enumerate(micro):
             with dist_utils.no_sync(net, i < len(micro) - 1), self.autocast():
-                loss = loss_fn(net, chunk) / len(micro)
+                loss = loss_fn(net, chunk, self.context(step, epoch)) / len(micro)
             self.scaler.scale(loss).backward()
             total += loss.detach().float()
         if cfg.clip_grad:
@@ -246,7 +351,8 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         return total
 
-    def _first_compiled_step(self, net, eager, model, optimizer, batch, loss_fn) -> tuple[torch.Tensor, torch.nn.Module]:
+    def _first_compiled_step(self, net, eager, model, optimizer, batch, loss_fn, step: int,
+                             epoch: int) -> tuple[torch.Tensor, torch.nn.Module]:
         """The first step of a compiled model, in which dynamo traces it and inductor compiles the forward
         and backward graphs. If that fails, for any reason (no C or C++ compiler, an unsupported op, a
         compiler bug), one warning, and the same step is taken eagerly from the same RNG state with the
@@ -258,7 +364,7 @@ class Trainer:
         Returns (loss, the module the run goes on with)."""
         state = rng_state()
         try:
-            return self._step(net, model, optimizer, batch, loss_fn), net
+            return self._step(net, model, optimizer, batch, loss_fn, step, epoch), net
         except Exception as e:  # noqa: BLE001 -- see above: the eager step below raises any error of the step itself
             if self.world > 1:
                 first = (str(e).strip().splitlines() or [""])[0][:200]
@@ -268,7 +374,7 @@ class Trainer:
             _eager_warning("compiling the model failed", e)
         optimizer.zero_grad(set_to_none=True)
         set_rng_state(state)
-        return self._step(eager, model, optimizer, batch, loss_fn), eager
+        return self._step(eager, model, optimizer, batch, loss_fn, step, epoch), eager
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         bad = int(bad_step.item())
@@ -284,7 +390,7 @@ class Trainer:
             remove_stale_temporaries(folder)  # partial writes of a killed run
         ckpt = latest_checkpoint(folder) if self.cfg.resume else None
         if ckpt is None:
-            torch.manual_seed(self.cfg.seed + self.rank)  # per-rank stream for masks, drop-path, augmentation
+            seed_everything(self.cfg.seed + self.rank)  # per-rank streams for drop path, Mixup, augmentation
             return 0, [], (0.0, 0)
         state = load_checkpoint(ckpt)
         check_resumable(model, state["model"], ckpt, self.out, state.get("config"), self.arch)

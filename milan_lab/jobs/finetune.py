@@ -13,7 +13,7 @@ from torchvision import transforms as T
 
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.transforms import DecodeCrop
-from milan_lab.engine.trainer import Trainer
+from milan_lab.engine.trainer import RunResult, Trainer
 from milan_lab.factory.models import create_model, load_encoder_weights
 from milan_lab.jobs.supervised import classifier_datasets, train_classifier
 
@@ -46,7 +46,8 @@ def build_finetune(cfg: FinetuneConfig):
     return model, optimizer, train_set, val_set, mixup
 
 
-def finetune(cfg: FinetuneConfig) -> dict:
+def finetune(cfg: FinetuneConfig) -> RunResult:
+    """Run (or resume) fine-tuning; returns the summary (also in metrics.json) with ``.history`` and ``.model``."""
     trainer = Trainer(cfg, "finetune", arch=cfg.model)
     model, optimizer, train_set, val_set, mixup = build_finetune(cfg)
     # Mixup applies the label smoothing itself; without it, timm's smoothed cross-entropy does

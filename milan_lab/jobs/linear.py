@@ -10,7 +10,7 @@ from timm.optim import create_optimizer_v2
 from torchvision import transforms as T
 
 from milan_lab.config import LinearProbeConfig
-from milan_lab.engine.trainer import Trainer
+from milan_lab.engine.trainer import RunResult, Trainer
 from milan_lab.factory.models import create_model, load_encoder_weights
 from milan_lab.jobs.supervised import classifier_datasets, train_classifier
 
@@ -30,7 +30,8 @@ def build_linear(cfg: LinearProbeConfig):
     return model, optimizer, train_set, val_set
 
 
-def linear_probe(cfg: LinearProbeConfig) -> dict:
+def linear_probe(cfg: LinearProbeConfig) -> RunResult:
+    """Run (or resume) linear probing; returns the summary (also in metrics.json) with ``.history`` and ``.model``."""
     trainer = Trainer(cfg, "linear-probe", arch=cfg.model)
     model, optimizer, train_set, val_set = build_linear(cfg)
     return train_classifier(trainer, model, optimizer, train_set, val_set)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
 
@@ -17,7 +16,7 @@ from milan_lab.config import PretrainConfig
 from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import DecodeCrop, DecodeView, eval_transform, normalize_uint8, pretrain_transform
 from milan_lab.engine.common import build_scheduler
-from milan_lab.engine.trainer import Trainer
+from milan_lab.engine.trainer import EvalSchedule, RunResult, Trainer
 from milan_lab.evaluation.suite import score
 from milan_lab.factory.models import create_model
 from milan_lab.io import timeline
@@ -53,8 +52,15 @@ def train_view(cfg: PretrainConfig):
     return eval_transform(size, crop_ratio=1.0) if fixed else pretrain_transform(size, cfg.min_crop_scale)
 
 
-def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
-    """Run (or resume) pretraining; returns a summary dict (also written to metrics.json)."""
+def knn_schedule(cfg: PretrainConfig) -> EvalSchedule:
+    """When pretraining's kNN monitor runs: every ``knn_every_steps`` steps if set, else at the end of every
+    ``knn_every``-th epoch (0: never); the trainer adds the run's last step."""
+    return EvalSchedule(steps=cfg.knn_every_steps, epochs=0 if cfg.knn_every_steps else cfg.knn_every)
+
+
+def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> RunResult:
+    """Run (or resume) pretraining; returns the summary (also written to metrics.json) as a
+    :class:`~milan_lab.engine.trainer.RunResult`: ``.history`` the logged rows, ``.model`` the trained MILAN."""
     trainer = Trainer(cfg, "pretrain", arch=cfg.model)
     # the student is initialised from the seed alone, after the teacher is loaded (loading one
     # draws random numbers), so runs that differ only in their teacher use start alike
@@ -76,36 +82,28 @@ def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> dict:
                                 cfg.min_lr)
     knn = knn_sets(cfg) if trainer.main and (cfg.knn_every or cfg.knn_every_steps) else None
 
-    def loss_fn(net, batch):  # (images, labels[, indices]): pretraining ignores the labels
+    def loss_fn(net, batch, ctx):  # (images, labels[, indices]): pretraining ignores the labels
         images = batch[0]  # uint8 views of image files with the cache (WithIndex) are normalised here, on the device
         images = normalize_uint8(images, trainer.device) if images.dtype == torch.uint8 else \
             images.to(trainer.device, non_blocking=True)
         teacher_out = cache(batch[2]) if cache is not None else None
-        # mask noise from (seed, step, rank) alone: paired runs (ablations) and resumed runs draw
-        # the same noise whatever happened before
-        # (SeedSequence mixes the three into 32 bits: torch's CPU generator ignores higher seed bits)
-        seed = int(np.random.SeedSequence([cfg.seed, trainer.step, trainer.rank]).generate_state(1)[0])
-        masks = torch.Generator(images.device).manual_seed(seed)
-        return net(images, mode="loss", generator=masks, teacher_out=teacher_out).loss
+        # mask noise from the step's own generator, seeded from (seed, step, rank) alone: paired runs
+        # (ablations) and resumed runs draw the same noise whatever happened before
+        return net(images, mode="loss", generator=ctx.generator, teacher_out=teacher_out).loss
 
-    def evaluate(step, epoch_end, last):
-        if knn is None:
-            return None
-        due = (step % cfg.knn_every_steps == 0 or last) if cfg.knn_every_steps else (
-            epoch_end and not (step // steps_per_epoch) % cfg.knn_every)
-        if not due:
-            return None
+    def evaluate(ctx):  # called by the trainer when the kNN schedule says so
         return {"knn_acc": score(model.encoder, ["knn_cls"], datasets={"scenes": knn}, device=trainer.device)["knn_cls"]}
 
     keep = timeline_hook(cfg, trainer, model, steps_per_epoch * cfg.epochs)
     history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(dataset, cfg.num_workers),
-                          steps_per_epoch, loss_fn, evaluate, after_step=keep, state_dict=model.student_state_dict,
-                          load_state_dict=model.load_student_state_dict, epochs=cfg.epochs)
+                          steps_per_epoch, loss_fn, evaluate if knn is not None else None, after_step=keep,
+                          state_dict=model.student_state_dict, load_state_dict=model.load_student_state_dict,
+                          epochs=cfg.epochs, eval_every=knn_schedule(cfg))
     step = history[-1]["step"] if history else 0
     summary = {"steps": step, "total_steps": steps_per_epoch * cfg.epochs, "epochs_done": step / steps_per_epoch,
                "final_loss": _last(history, "loss"), "knn_acc": _last(history, "knn_acc"),
                "output_dir": str(cfg.output_dir), "checkpoint": str(trainer.checkpoint_path)}
-    return trainer.finish(summary, history=history)
+    return trainer.finish(summary, model, history=history)
 
 
 def timeline_hook(cfg: PretrainConfig, trainer: Trainer, model: MILAN, total_steps: int):

@@ -7,7 +7,7 @@ import torch
 from milan_lab.data.datasets import ClassFolder, build_dataset, check_classes, classifier_split_folders
 from milan_lab.data.transforms import eval_transform
 from milan_lab.engine.common import build_scheduler
-from milan_lab.engine.trainer import Trainer
+from milan_lab.engine.trainer import RunResult, Trainer
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation.classifier import evaluate
 
@@ -42,9 +42,10 @@ def _check_num_classes(cfg, train_set) -> None:
                           f"classes; set num_classes=0 (from the data) or at least {len(train_set.classes)}")
 
 
-def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mixup=None, criterion=None) -> dict:
-    """Train ``model`` on ``train_set`` with warm-up + cosine to ``min_lr`` per iteration,
-    evaluating on ``val_set`` at the end of each epoch. Returns the summary written to metrics.json."""
+def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mixup=None, criterion=None) -> RunResult:
+    """Train ``model`` on ``train_set`` with warm-up + cosine to ``min_lr`` per iteration, evaluating on
+    ``val_set`` when ``eval_every`` says (each epoch's end by default) and after the last step. Returns the
+    summary written to metrics.json as a :class:`RunResult` (``.history``, ``.model``: the trained classifier)."""
     cfg, device = trainer.cfg, trainer.device
     steps_per_epoch = len(train_set) // cfg.batch_size
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, round(cfg.warmup_epochs * steps_per_epoch),
@@ -52,22 +53,20 @@ def train_classifier(trainer: Trainer, model, optimizer, train_set, val_set, mix
     criterion = criterion or torch.nn.CrossEntropyLoss()
     results = {}
 
-    def loss_fn(net, batch):
+    def loss_fn(net, batch, ctx):  # mixup and drop path draw from the global RNG (one stream per rank, resumed)
         images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         if mixup is not None:
             images, labels = mixup(images, labels)
         return criterion(net(images).float(), labels)
 
-    def evaluate_epoch(step, epoch_end, last):
-        if not (epoch_end or last):
-            return None
+    def evaluate_val(ctx):  # called by the trainer when eval_every says so
         results.update(evaluate(model, val_set, device, trainer.amp_dtype))
         return {"top1": results["top1"], "top5": results["top5"]}
 
     history = trainer.fit(model, optimizer, scheduler, trainer.dataset_batches(train_set, cfg.num_workers),
-                          steps_per_epoch, loss_fn, evaluate_epoch, epochs=cfg.epochs)
+                          steps_per_epoch, loss_fn, evaluate_val, epochs=cfg.epochs, eval_every=cfg.eval_every)
     if not results and trainer.main:  # a run resumed after its last step: evaluate once more
         results.update(evaluate(model, val_set, device, trainer.amp_dtype))
     summary = {"steps": history[-1]["step"] if history else 0, "total_steps": steps_per_epoch * cfg.epochs,
                "top1": results.get("top1"), "top5": results.get("top5"), "output_dir": str(cfg.output_dir)}
-    return trainer.finish(summary, history=history, confusion=results.get("confusion"))
+    return trainer.finish(summary, model, history=history, confusion=results.get("confusion"))

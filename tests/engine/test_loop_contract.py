@@ -1,0 +1,136 @@
+"""The training loop's contract with the jobs (milan_lab/engine/trainer.py): what ``loss_fn(net, batch, ctx)``
+sees, when ``evaluate(ctx)`` runs, and what a job returns (its history and its trained model)."""
+import dataclasses
+import json
+import pickle
+
+import pytest
+import torch
+
+from milan_lab.config import TrainerConfig, get_config
+from milan_lab.engine.rng import step_generator
+from milan_lab.engine.trainer import EvalSchedule, RunResult, StepContext, Trainer
+from milan_lab.errors import ConfigError
+from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
+from tests.helpers import tiny_overrides, tiny_teacher_folder
+
+STEPS_PER_EPOCH = 4
+
+
+class _Schedule:
+    def step_update(self, step):
+        pass
+
+
+def toy_fit(out, epochs=3, max_steps=None, evaluate=None, eval_every="epoch", seen=None):
+    """A linear model trained by the real Trainer on fixed batches; records each loss_fn call's context."""
+    cfg = TrainerConfig(batch_size=4, seed=3, device="cpu", output_dir=str(out), checkpoint_every=2, log_every=1,
+                        max_steps=max_steps, progress=False, logger=[])
+    trainer = Trainer(cfg, "toy")
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = torch.arange(8 * STEPS_PER_EPOCH, dtype=torch.float32).reshape(STEPS_PER_EPOCH, 4, 2) / 32
+
+    def batches(epoch, start):
+        return iter(data[start:])
+
+    def loss_fn(net, batch, ctx):
+        if seen is not None:
+            seen.append((ctx.step, ctx.epoch, ctx.rank, ctx.world_size, torch.rand(2, generator=ctx.generator)))
+        return net(batch).pow(2).mean()
+
+    history = trainer.fit(model, optimizer, _Schedule(), batches, STEPS_PER_EPOCH, loss_fn, evaluate,
+                          epochs=epochs, eval_every=eval_every)
+    return trainer.finish({"steps": history[-1]["step"]}, model, history=history)
+
+
+def test_loss_fn_sees_each_step_in_order_with_its_own_generator_also_after_a_resume(tmp_path):
+    seen = []
+    toy_fit(tmp_path / "run", max_steps=6, seen=seen)  # stops in epoch 1; checkpoint at step 6
+    toy_fit(tmp_path / "run", seen=seen)               # resumes there, to the end (12 steps)
+    assert [s[:4] for s in seen] == [(step, step // STEPS_PER_EPOCH, 0, 1) for step in range(12)]
+    for step, *_, drawn in seen:  # from (seed, step, rank) alone: the resumed steps draw what an unbroken run does
+        assert torch.equal(drawn, torch.rand(2, generator=step_generator(3, step, 0, torch.device("cpu"))))
+    assert not torch.equal(seen[0][4], seen[1][4])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        StepContext(0, 0, 0, 1, None).step = 1
+
+
+@pytest.mark.parametrize("eval_every, max_steps, due", [
+    ("epoch", None, [4, 8, 12]),
+    ("epoch", 6, [4, 6]),              # and at the last step, where max_steps stops the run
+    (5, None, [5, 10, 12]),
+    (EvalSchedule(epochs=2), None, [8, 12]),
+    (0, None, []),                     # never, not even at the end
+])
+def test_evaluate_runs_exactly_when_due_and_at_the_last_step(tmp_path, eval_every, max_steps, due):
+    calls = []
+
+    def evaluate(ctx):
+        calls.append((ctx.step, ctx.epoch, ctx.last))
+        return {"score": float(ctx.step)}
+
+    result = toy_fit(tmp_path / "run", max_steps=max_steps, evaluate=evaluate, eval_every=eval_every)
+    last = max_steps or 12
+    assert calls == [(s, s / STEPS_PER_EPOCH, s == last) for s in due]
+    assert [r["step"] for r in result.history if "score" in r] == due  # each returned row is logged
+
+
+def test_bad_schedules_are_refused_naming_the_option():
+    for bad in ("epochs", -1, 2.5, True):
+        with pytest.raises(ConfigError, match="eval_every"):
+            EvalSchedule.parse(bad)
+    assert EvalSchedule.parse("epoch") == EvalSchedule(epochs=1) and EvalSchedule.parse(7) == EvalSchedule(steps=7)
+
+
+def test_a_run_result_is_its_summary_with_the_history_and_model_beside_it(tmp_path):
+    result = toy_fit(tmp_path / "run", max_steps=3)
+    assert isinstance(result, RunResult) and json.loads(json.dumps(result)) == {"steps": 3} == result.summary
+    assert [r["step"] for r in result.history] == [1, 2, 3]
+    state = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))["model"]
+    assert all(torch.equal(v, state[k]) for k, v in result.model.state_dict().items())
+    assert pickle.loads(pickle.dumps(result)) == {"steps": 3}  # pickled (submitit) without the model
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+
+
+# Losses of this tiny run as the loop computed them before loss_fn took a StepContext (the mask noise then came
+# from the same (seed, step, rank) seeding, done in the job): the numbers did not move.
+PRETRAIN_LOSSES = [1.9050631523132324, 1.9162274599075317, 1.8827608823776245]
+
+
+def test_pretraining_returns_its_trained_model_and_the_losses_of_before(teacher_dir, tmp_path):
+    from milan_lab.jobs.pretrain import pretrain
+    cfg = get_config("pretrain", "milan_vit-micro-p8_offline", tiny_overrides(teacher_dir, tmp_path / "p", max_steps=3))
+    result = pretrain(cfg)
+    assert [r["loss"] for r in result.history] == pytest.approx(PRETRAIN_LOSSES, rel=1e-5)
+    saved = load_checkpoint(latest_checkpoint(tmp_path / "p" / "checkpoints"))
+    assert saved["step"] == 3 and result["checkpoint"].endswith("step_00000003.pt")
+    weights = result.model.student_state_dict()
+    assert weights.keys() == saved["model"].keys()
+    assert all(torch.equal(v, saved["model"][k]) for k, v in weights.items())
+    assert result.history == json.loads((tmp_path / "p" / "metrics.json").read_text())["history"]
+
+
+def test_finetuning_returns_its_trained_classifier_and_a_seed_gives_the_same_run_whatever_ran_before(tmp_path):
+    """Mixup and RandAugment draw from numpy's and Python's global generators: a fresh run seeds them too."""
+    import random
+
+    import numpy as np
+
+    from milan_lab.jobs.finetune import finetune
+    runs = []
+    for name in ("a", "b"):
+        np.random.rand(), random.random()  # whatever ran before in the process
+        runs.append(finetune(get_config("finetune", "milan_vit-micro-p8_offline", [
+            "image_size=32", "patch_size=8", "embed_dim=48", "depth=1", "num_heads=3", "offline_size=32",
+            "eval_size=16", "batch_size=16", "epochs=2", "warmup_epochs=0.5", "log_every=1", "progress=false",
+            "checkpoint_every=100", "max_steps=3", f"output_dir={tmp_path / name}"])))
+    a, b = runs
+    assert [r["step"] for r in a.history if "top1" in r] == [2, 3]  # eval_every=epoch, and the last step
+    assert [r.get("loss") for r in a.history] == [r.get("loss") for r in b.history]
+    saved = load_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in a.model.state_dict().items())
