@@ -35,14 +35,14 @@ def test_gpu_check_smoke_prints_one_json_with_every_part():
     assert jpeg["workers_needed"] >= 1 and isinstance(jpeg["data_keeps_up"], bool)
 
 
-def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(tmp_path):
+def test_time_to_quality_counts_the_cached_teacher_once_and_interpolates(teacher_dir, tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from time_to_quality import interpolate_time, ratios, run
 
     from milan_lab.tools.info import model_info
-    from tests.helpers import tiny_overrides, tiny_teacher_folder
+    from tests.helpers import tiny_overrides
     # a 32-px student of the micro preset with a tiny teacher: 2 epochs x 2 steps x 16 images, kNN after every step
-    tiny = dict(arg.split("=", 1) for arg in tiny_overrides(tiny_teacher_folder(tmp_path / "teacher"), tmp_path))
+    tiny = dict(arg.split("=", 1) for arg in tiny_overrides(teacher_dir, tmp_path))
     tiny = {k: v for k, v in tiny.items() if k not in ("output_dir", "progress", "knn_every")}
     small = {**tiny, "offline_size": 32, "batch_size": 16, "knn_train_size": 16}
     preset = "milan_vit-micro-p8_offline"

@@ -7,18 +7,17 @@ import pytest
 from milan_lab.cli import main
 from milan_lab.config import get_config
 from milan_lab.jobs.pretrain import pretrain
-from tests.helpers import tiny_overrides, tiny_teacher_folder
+from tests.helpers import MICRO, tiny_overrides
 
 SMALL = ["--knn-train", "64", "--knn-val", "32", "--scenes", "8"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(teacher_dir, tmp_path_factory):
     """4 steps (64 scenes, batch 16, 1 epoch) of a 32-px model, a snapshot every 2."""
-    teacher = tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
     out = tmp_path_factory.mktemp("run")
-    pretrain(get_config("pretrain", "milan_vit-micro-p8_offline",
-                        tiny_overrides(teacher, out, offline_size=64, epochs=1, keep_every=2, checkpoint_every=4)))
+    pretrain(get_config("pretrain", MICRO,
+                        tiny_overrides(teacher_dir, out, offline_size=64, epochs=1, keep_every=2, checkpoint_every=4)))
     return out
 
 

@@ -20,7 +20,7 @@ from milan_lab.data.images import load_image
 from milan_lab.data.transforms import DecodeCrop, eval_transform
 from milan_lab.engine.common import user_errors_from_workers
 from milan_lab.errors import BadImage, ConfigError, DataError
-from tests.helpers import MICRO, ROOT, env, tiny_overrides, tiny_teacher_folder
+from tests.helpers import MICRO, ROOT, env, tiny_overrides
 
 
 
@@ -134,11 +134,10 @@ def test_a_worker_s_user_error_is_raised_again_with_its_own_message():
         list(user_errors_from_workers(bug))
 
 
-def test_pretraining_with_workers_reports_a_corrupt_file_in_one_line(tmp_path):
+def test_pretraining_with_workers_reports_a_corrupt_file_in_one_line(teacher_dir, tmp_path):
     data = class_folder(tmp_path / "data", n=8, size=40, ext="JPEG")
     (data / "cat" / "3.JPEG").write_bytes(b"not a jpeg at all")
-    teacher = tiny_teacher_folder(tmp_path / "teacher")
-    args = tiny_overrides(teacher, tmp_path / "run", data=data, num_workers=2, batch_size=4, epochs=1)
+    args = tiny_overrides(teacher_dir, tmp_path / "run", data=data, num_workers=2, batch_size=4, epochs=1)
     done = subprocess.run([sys.executable, "-m", "milan_lab", "pretrain", "--preset", MICRO, *args], cwd=ROOT,
                           env=env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-3000:]

@@ -11,12 +11,7 @@ from milan_lab.config import get_config
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from milan_lab.jobs.pretrain import build_optimizer, build_scheduler, pretrain
 from milan_lab.models.milan import MILAN
-from tests.helpers import ROOT, env, tiny_overrides, tiny_teacher_folder
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+from tests.helpers import ROOT, env, tiny_overrides
 
 
 def cfg_for(teacher_dir, out, **extra):

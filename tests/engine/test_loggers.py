@@ -9,12 +9,7 @@ import pytest
 from milan_lab import cli
 from milan_lab.config import get_config
 from milan_lab.errors import ConfigError
-from tests.helpers import tiny_overrides, tiny_teacher_folder
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+from tests.helpers import tiny_overrides
 
 
 def pretrain_cli(teacher_dir, out, *extra) -> dict:

@@ -9,12 +9,7 @@ from milan_lab.evaluation.stats import t_interval
 from milan_lab.tools import ablation
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.models.milan import MILAN
-from tests.helpers import tiny_overrides, tiny_teacher_folder
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
+from tests.helpers import tiny_overrides
 
 
 def _first_steps(monkeypatch, teacher_dir, out, arm: dict, steps: int = 2) -> list[dict]:
