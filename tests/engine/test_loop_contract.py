@@ -134,3 +134,22 @@ def test_finetuning_returns_its_trained_classifier_and_a_seed_gives_the_same_run
     assert [r.get("loss") for r in a.history] == [r.get("loss") for r in b.history]
     saved = load_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))["model"]
     assert all(torch.equal(v, saved[k]) for k, v in a.model.state_dict().items())
+
+
+# The teacher's losses as the loop computed them before loss_fn took a StepContext (batches from (seed, step)).
+TEACHER_LOSSES = [2.9736328125, 3.1160659790039062]
+
+
+def test_teacher_training_returns_its_folder_with_the_history_and_the_trained_model(tmp_path):
+    from safetensors.torch import load_file
+
+    from milan_lab.config import TeacherTrainConfig
+    from milan_lab.jobs.teacher import train_teacher
+    folder = train_teacher(TeacherTrainConfig(steps=2, batch_size=16, warmup_steps=1, log_every=1,
+                                              output_dir=str(tmp_path / "t")), progress=False)
+    assert folder == tmp_path / "t" / "export" and (folder / "open_clip_config.json").is_file()  # a Path as before
+    assert [r["loss"] for r in folder.history] == pytest.approx(TEACHER_LOSSES, rel=1e-5)
+    assert folder.summary["steps"] == 2
+    exported = load_file(folder / "open_clip_model.safetensors")  # fp16 on disk
+    assert all(torch.equal(v.half() if v.is_floating_point() else v, exported[k])
+               for k, v in folder.model.state_dict().items())
