@@ -6,11 +6,12 @@ markdown with the line under it (what it shows, the command that measured it, th
 ``python scripts/results_tables.py`` rewrites every table; tests/scripts/test_results_tables.py fails when
 a document and its records disagree.
 
-To add a table: measure with ``--record docs/results/NAME.json``, write ``table_NAME(folder)`` here (the
-rows, then ``_table(rows, rec, note)``), name it in :data:`TABLES`, put the two markers in a document and
-run ``python scripts/results_tables.py``. A benchmark that prints its own result's table keeps that
-function (``table(result)``) in its script; the document's table calls it through :func:`benchmark`,
-so that the script and the document show the same table.
+To add a table: measure with ``--record docs/results/NAME.json``, write ``table_NAME(folder)`` here (read
+the record with ``read_record(NAME, folder)``, build the rows, return ``_table(rows, rec, note)``), name it
+in :data:`TABLES`, put the two markers in a document and run ``python scripts/results_tables.py``. A
+benchmark that prints its own result's table keeps that function (``table(result)``) in its script, and
+the document shows the same table: ``benchmark_table(NAME, folder, note)`` (``benchmarks/NAME.py``,
+``docs/results/NAME.json``).
 
 These renderers hold the documents' prose, so they live beside the documents, not in the installed
 package (which keeps the records' provenance: ``milan_lab.tools.records``).
@@ -45,6 +46,13 @@ def benchmark(name: str) -> ModuleType:
 def _table(rows: list[str], rec: dict, note: str = "") -> str:
     """A table and the line under it: what it shows, the command that measured it, the machine, the commit."""
     return "\n".join(rows) + f"\n\n{note}`{rec['command']}`; {_machine(rec)}; commit {rec['commit']}."
+
+
+def benchmark_table(name: str, folder: Path, note=lambda result: "") -> str:
+    """The table ``benchmarks/NAME.py`` prints (its ``table(result)``), from the record ``folder/NAME.json``,
+    with the line under it: ``note(result)``, then the command, the machine and the commit."""
+    rec = read_record(name, folder)
+    return _table([benchmark(name).table(rec["result"])], rec, note(rec["result"]))
 
 
 def _machine(rec: dict) -> str:
@@ -150,8 +158,7 @@ def table_ablation(folder: Path, name: str = "ablation_dense") -> str:
 
 
 def table_app_latency(folder: Path) -> str:
-    rec = read_record("app_latency", folder)
-    return _table([benchmark("app_latency").table(rec["result"])], rec)
+    return benchmark_table("app_latency", folder)
 
 
 def table_views_grid(folder: Path) -> str:
@@ -192,47 +199,40 @@ def table_time_to_quality(folder: Path) -> str:
 
 def table_hidden_object(folder: Path) -> str:
     """``benchmarks/hidden_object.py``: how often each mask sampler hides the main object, before training."""
-    rec = read_record("hidden_object", folder)
-    r = rec["result"]
-    return _table([benchmark("hidden_object").table(r)], rec, f"{r['scenes']:,} validation scenes per kind at {r['image_size']} px "
-                                                 f"({r['patch_size']}-px patches), the shipped teacher's importance; "
-                                                 f"[95 % interval]. ")
+    return benchmark_table("hidden_object", folder, lambda r: f"{r['scenes']:,} validation scenes per kind at {r['image_size']} "
+                                                              f"px ({r['patch_size']}-px patches), the shipped teacher's "
+                                                              f"importance; [95 % interval]. ")
 
 
 def table_text_maps(folder: Path) -> str:
     """``benchmarks/text_maps.py``: how well each text-prompt map localises the object its prompt names."""
-    rec = read_record("text_maps", folder)
-    r = rec["result"]
-    return _table([benchmark("text_maps").table(r)], rec, f"{r['scenes']:,} validation scenes per kind and seed (seeds "
-                                             f"{', '.join(map(str, r['seeds']))}) at {r['image_size']} px, the shipped "
-                                             f"teacher and `{r['model']}` ({r['sampler']} mask at {r['mask_ratio']:g}); mean "
-                                             f"AUROC over scenes [95 % t-interval] (share of scenes above 0.5). ")
+    return benchmark_table("text_maps", folder, lambda r: (
+        f"{r['scenes']:,} validation scenes per kind and seed (seeds {', '.join(map(str, r['seeds']))}) at {r['image_size']} "
+        f"px, the shipped teacher and `{r['model']}` ({r['sampler']} mask at {r['mask_ratio']:g}); mean AUROC over scenes "
+        f"[95 % t-interval] (share of scenes above 0.5). "))
 
 
 def table_teacher_ceilings(folder: Path) -> str:
     """``benchmarks/teacher_ceilings.py``: the shipped teachers' zero-shot per scene kind and their own probe scores."""
-    rec = read_record("teacher_ceilings", folder)
-    r = rec["result"]
-    dense = f", dense probe {r['dense_train']:,} / {r['dense_val']:,} scenes, {r['dense_steps']} steps" if r["dense_steps"] else ""
-    return _table([benchmark("teacher_ceilings").table(r)], rec,
-                  f"Zero-shot on {r['zero_shot_images']:,} held-out scenes per kind (chance 12.5 % for shape and colour, 50 % for "
-                  f"size); probes on the teachers' targets (all tokens after `ln_post` and `proj`) and on a random-init "
-                  f"encoder's tokens, {r['train']:,} training / {r['val']:,} validation scenes at {r['image_size']} px{dense}; "
-                  f"accuracy ± its binomial standard error. ")
+    def note(r):
+        dense = f", dense probe {r['dense_train']:,} / {r['dense_val']:,} scenes, {r['dense_steps']} steps" if r["dense_steps"] else ""
+        return (f"Zero-shot on {r['zero_shot_images']:,} held-out scenes per kind (chance 12.5 % for shape and colour, 50 % for "
+                f"size); probes on the teachers' targets (all tokens after `ln_post` and `proj`) and on a random-init "
+                f"encoder's tokens, {r['train']:,} training / {r['val']:,} validation scenes at {r['image_size']} px{dense}; "
+                f"accuracy ± its binomial standard error. ")
+    return benchmark_table("teacher_ceilings", folder, note)
 
 
 def table_probe_noise(folder: Path) -> str:
     """``benchmarks/probe_noise.py``: the kNN probe's own spread at each validation size, beside a study's seed spread."""
-    rec = read_record("probe_noise", folder)
-    r = rec["result"]
-    return _table([benchmark("probe_noise").table(r)], rec,
-                  f"`{r['checkpoint']}` and a random-init `{r['preset']}` encoder; kNN (k = 20) with {r['memories']} disjoint "
-                  f"memory banks of {r['train_images']:,} training scenes, validation sets cut disjointly from "
-                  f"{r['val_pool']:,} validation scenes; a draw is one (bank, validation set) pair, so at every size a "
-                  f"draw changes both the bank and the validation scenes (draws = sets × banks); bootstrap: "
-                  f"{r['bootstrap']:,} resamples of the validation scenes on bank 0. Seed spread: "
-                  f"`{r['seed_spread']['record']}` (commit {r['seed_spread']['commit']}), "
-                  f"{len(r['seed_spread']['seeds'])} seeds. ")
+    return benchmark_table("probe_noise", folder, lambda r: (
+        f"`{r['checkpoint']}` and a random-init `{r['preset']}` encoder; kNN (k = 20) with {r['memories']} disjoint "
+        f"memory banks of {r['train_images']:,} training scenes, validation sets cut disjointly from "
+        f"{r['val_pool']:,} validation scenes; a draw is one (bank, validation set) pair, so at every size a "
+        f"draw changes both the bank and the validation scenes (draws = sets × banks); bootstrap: "
+        f"{r['bootstrap']:,} resamples of the validation scenes on bank 0. Seed spread: "
+        f"`{r['seed_spread']['record']}` (commit {r['seed_spread']['commit']}), "
+        f"{len(r['seed_spread']['seeds'])} seeds. "))
 
 
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
