@@ -24,7 +24,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 # Only light modules here: a refused option answers at once; torch and the jobs load when the work starts.
@@ -159,16 +158,14 @@ def main(argv=None) -> int:
     except MilanLabError as e:
         print(f"time_to_quality: error: {e}", file=sys.stderr)
         return 2
-    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
-    peak = matmul_peak_gflops()  # once, before the runs: the record is rewritten after each of them
+    from milan_lab.tools.records import RunningRecord
+    running = RunningRecord(record, "time-to-quality")  # rewritten after every run
     results = []
-    with Timer() as wall:
-        for name, over, seed, out in plan:
-            results.append(run(name, over, out, args.target, seed, args.eval_every, args.val_size))
-            write_record(record, "time-to-quality", {
-                "target": args.target, "eval_every": args.eval_every, "val_size": args.val_size, "runs": results,
-                "ratios": ratios(results), "planned_runs": len(plan), "complete": len(results) == len(plan)},
-                list(dict.fromkeys(r["seed"] for r in results)), time.perf_counter() - wall.start, peak=peak)
+    for name, over, seed, out in plan:
+        results.append(run(name, over, out, args.target, seed, args.eval_every, args.val_size))
+        running.write({"target": args.target, "eval_every": args.eval_every, "val_size": args.val_size, "runs": results,
+                       "ratios": ratios(results), "planned_runs": len(plan), "complete": len(results) == len(plan)},
+                      dict.fromkeys(r["seed"] for r in results))
     print(f"target kNN top-1 {args.target:.0%}; kNN every {args.eval_every} steps on {args.val_size} scenes")
     print(f"{'recipe':<16} {'seed':>4} {'train s':>8} {'steps':>7} {'images':>8} {'TFLOP':>7}   final kNN")
     for r in results:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 # Only light modules here: a refused option answers at once; torch and the jobs load when the work starts.
@@ -155,24 +154,23 @@ def main(argv=None) -> int:
         print(f"views_grid: error: {e}", file=sys.stderr)
         return 2
     from milan_lab.tools.ablation import markdown_tables
-    from milan_lab.tools.records import Timer, matmul_peak_gflops, write_record
-    peak = matmul_peak_gflops()  # once, before the runs: the record is rewritten after each of them
+    from milan_lab.tools.records import RunningRecord
+    running = RunningRecord(record, "views-grid")  # rewritten after every run
     base = {"steps": args.steps, "preset": args.preset, "arms": ARMS, "baseline": BASELINE, "metrics": list(METRICS),
             "primary": list(PRIMARY), "planned_runs": len(plan), "plan": study.summary()}
     since = now()  # runs started before this sitting are listed as reused
     rows = []
-    with Timer() as wall:
-        for arm, seed, out in plan:
-            rows.append(run_arm(args.preset, arm, seed, args.steps, out, study))
-            if len(rows) < len(plan):  # the finished runs so far; the summary comes with the last one
-                write_record(record, "views-grid", {**base, "rows": rows, "runs": runs_table(rows, since), "complete": False},
-                             list(dict.fromkeys(r["seed"] for r in rows)), time.perf_counter() - wall.start, peak=peak)
+    for arm, seed, out in plan:
+        rows.append(run_arm(args.preset, arm, seed, args.steps, out, study))
+        if len(rows) < len(plan):  # the finished runs so far; the summary comes with the last one
+            running.write({**base, "rows": rows, "runs": runs_table(rows, since), "complete": False},
+                          dict.fromkeys(r["seed"] for r in rows))
     summary = summarise_grid(rows, study["tost_margin"])
     print(markdown_tables(summary, METRICS, primary=PRIMARY, baseline=BASELINE, diff_key="baseline_minus_arm"))
     choice = decide(summary)
     print(f"\noffline default by the declared rule: {choice}")
-    write_record(record, "views-grid", {**base, "rows": rows, "runs": runs_table(rows, since), "complete": True,
-                                        "summary": summary, "choice": choice}, args.seeds, wall.seconds, peak=peak)
+    running.write({**base, "rows": rows, "runs": runs_table(rows, since), "complete": True, "summary": summary,
+                   "choice": choice}, args.seeds)
     print(f"record: {record}")
     return 0
 

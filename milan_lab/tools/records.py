@@ -99,6 +99,29 @@ def measure_and_record(record: str | Path | None, kind: str, work: Callable[[], 
     return result
 
 
+class RunningRecord:
+    """The record of a long measurement, rewritten after every finished run so that a stopped study keeps what
+    it finished: its place is checked and the machine's matmul peak measured once, when it is opened (before
+    the runs); each :meth:`write` carries the seconds since then.
+
+        record = RunningRecord(path, "time-to-quality")
+        for ...: results.append(run(...)); record.write({...}, seeds)
+    """
+
+    def __init__(self, path: str | Path, kind: str):
+        self.path, self.kind = check_writable(path, "record"), kind
+        self.peak = matmul_peak_gflops()
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def write(self, result: dict, seeds) -> Path:
+        """Write ``result`` now (the whole record, replacing the last one)."""
+        return write_record(self.path, self.kind, result, list(seeds), self.seconds, peak=self.peak)
+
+
 class Timer:
     """Wall-clock of a block: ``with Timer() as t: ...; t.seconds``."""
 

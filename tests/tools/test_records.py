@@ -43,3 +43,21 @@ def test_measure_and_record_measures_the_peak_first_then_prints_the_table_and_wr
     calls.clear()  # without a record: the table only, no peak
     records.measure_and_record(None, "demo", work, lambda r: "table")
     assert calls == ["work"] and capsys.readouterr().out == "table\n"
+
+
+def test_a_running_record_checks_its_place_and_measures_the_peak_once_when_opened(tmp_path, monkeypatch):
+    from milan_lab.errors import OutputError
+    from milan_lab.tools import records
+    peaks = []
+    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: peaks.append(1) or 42.0)
+    with pytest.raises(OutputError, match="record .*: is a folder"):
+        records.RunningRecord(tmp_path, "demo")
+    assert peaks == []  # refused before the peak
+    running = records.RunningRecord(tmp_path / "r.json", "demo")
+    running.write({"runs": [1]}, {0: None})
+    first = json.loads((tmp_path / "r.json").read_text())
+    running.write({"runs": [1, 2]}, [0, 1])
+    last = json.loads((tmp_path / "r.json").read_text())
+    assert peaks == [1] and first["matmul_peak_gflops"] == last["matmul_peak_gflops"] == 42.0
+    assert first["seeds"] == [0] and last["seeds"] == [0, 1] and last["result"] == {"runs": [1, 2]}
+    assert last["kind"] == "demo" and last["wall_s"] >= first["wall_s"] >= 0
