@@ -17,16 +17,22 @@ LOCAL_FILE_OPTIONS = {"pretrain": "teacher_pretrained=PATH"}
 def options_epilog(job: str, preset: str | None = None) -> str:
     """Every option of ``job`` with the value a run gets from ``preset`` (the job's default preset if None)."""
     preset = preset or C.JOBS[job].preset
-    rows = C.describe(C.JOBS[job], preset, details=True)
-    width = max(len(k) for k, *_ in rows)
     lines = [f"options (key=value; model.* keys may drop the prefix unless a job option has the same name), "
              f"with their defaults at --preset {preset}, ranges and help:"]
-    for k, t, d, r, h in rows:  # the default ends its line; the range and the help go on the next
+    lines += option_lines(C.describe(C.JOBS[job], preset, details=True))
+    lines.append(f"presets: {', '.join(C.PRESETS)}")
+    return "\n".join(lines)
+
+
+def option_lines(rows) -> list[str]:
+    """``describe(..., details=True)`` rows as --help lines: key, type and default (which ends its line, as
+    scripts read it), then the range and the help on the next."""
+    width, lines = max(len(k) for k, *_ in rows), []
+    for k, t, d, r, h in rows:
         lines.append(f"  {k:<{width}}  {t:<12} default: {d!r}")
         if r or h:
             lines.append(f"  {'':<{width}}    {r + '; ' if r and h else r}{h}")
-    lines.append(f"presets: {', '.join(C.PRESETS)}")
-    return "\n".join(lines)
+    return lines
 
 
 def add_parsers(sub) -> None:

@@ -2,8 +2,11 @@
 small CLIP teacher."""
 from __future__ import annotations
 
+import argparse
+
 from milan_lab import config as C
 from milan_lab.commands.common import measuring_options, positive_int, report
+from milan_lab.commands.jobs import option_lines
 
 # how this module's commands take the local file that replaces a download (DownloadError.option "pretrained"; cli reads it)
 LOCAL_FILE_OPTIONS = {"teacher": "--pretrained PATH"}
@@ -12,7 +15,10 @@ LOCAL_FILE_OPTIONS = {"teacher": "--pretrained PATH"}
 def add_parsers(sub) -> None:
     t = sub.add_parser("teacher", help="train or evaluate the small CLIP teacher")
     tsub = t.add_subparsers(dest="teacher_command", required=True)
-    s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)")
+    s = tsub.add_parser("train", help="train a small CLIP on offline captions (reproduces the shipped one)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(
+                            ["options (key=value), with their defaults, ranges and help:",
+                             *option_lines(C.describe(C.TeacherTrainConfig, details=True))]))
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.set_defaults(run=train)
     s = tsub.add_parser("eval", help="zero-shot accuracy and attention-on-objects of a teacher")

@@ -145,3 +145,12 @@ def test_teacher_options_are_checked_from_their_declarations():
             apply_overrides(TeacherTrainConfig(), {key: value}).validate()
     with pytest.raises(ConfigError, match="group_size"):
         TeacherTrainConfig(batch_size=20, group_size=8).validate()
+
+
+def test_teacher_train_help_lists_its_options_with_ranges(capsys):
+    with pytest.raises(SystemExit):
+        call_cli(["teacher", "train", "--help"], capsys)
+    out = capsys.readouterr().out
+    assert "milan-clip-tiny" in out.split("clip_model", 1)[1].splitlines()[0]
+    assert "in [0, 1];" in _help_line(out, "caption_drop")
+    assert not any(line.split()[:1] == ["model"] for line in out.splitlines())
