@@ -7,9 +7,7 @@ import pytest
 from milan_lab.cli import main
 from milan_lab.errors import DataError
 from milan_lab.tools.records import read_record
-from tests.helpers import ROOT
-
-SHIPPED = str(ROOT / "milan_lab" / "assets" / "milan_tiny_offline.safetensors")
+from tests.helpers import ROOT, SHIPPED
 
 
 def test_attention_record_holds_the_seed_it_was_given(tmp_path, capsys):
