@@ -81,6 +81,10 @@ def test_bad_schedules_are_refused_naming_the_option():
         with pytest.raises(ConfigError, match="eval_every"):
             EvalSchedule.parse(bad)
     assert EvalSchedule.parse("epoch") == EvalSchedule(epochs=1) and EvalSchedule.parse(7) == EvalSchedule(steps=7)
+    for bad in ("soon", "0", "-2"):  # the classifier jobs' option, refused by the config before any work
+        with pytest.raises(ConfigError, match="eval_every"):
+            get_config("finetune", "milan_vit-micro-p8_offline", [f"eval_every={bad}"])
+    assert get_config("linear", "milan_vit-micro-p8_offline", ["eval_every=50"]).eval_every == 50
 
 
 def test_a_run_result_is_its_summary_with_the_history_and_model_beside_it(tmp_path):
