@@ -29,7 +29,7 @@ from pathlib import Path
 from milan_lab.config import get_config
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, paired_test, t_interval, tost
-from milan_lab.evaluation.suite import SIZES, probe_named, score
+from milan_lab.evaluation.suite import SIZES, metrics_of, probe_named, score
 from milan_lab.factory.models import load_encoder
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
@@ -47,10 +47,20 @@ ARMS = {
     EQUAL_COMPUTE: {"target": "pixels", "norm_pix_loss": True, "sampler": "random", "decoder": "mae"},
     RANDOM: {},
 }
+# The arms the lab's studies add (benchmarks/plans/: targets, masking, decoder), one factor each against MILAN:
+# what the teacher knows (its captions never name the shape, the probes' label: the shipped offline-noshape,
+# its targets as wide as the shape-aware one's) and the decoder's depth (the tiny preset's is 2).
+STUDY_ARMS = {
+    "label-free teacher": {"teacher": "offline-noshape"},
+    "prompting, 4 layers": {"decoder_depth": 4},
+    "MAE decoder, 4 layers": {"decoder": "mae", "decoder_depth": 4},
+}
+KNOWN_ARMS = {**ARMS, **STUDY_ARMS}  # every arm a run may name: the studio's and the studies'
 PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")  # probes of evaluation.suite, one metric each
 PRIMARY = "linear_mean"  # declared before the runs: the probe that favours no arm's supervision
 NAMES = {"knn_cls": "kNN, class token", "knn_mean": "kNN, mean patch", "linear_cls": "linear, class token",
-         "linear_mean": "linear, mean patch", "miou": "dense mIoU"}
+         "linear_mean": "linear, mean patch", "miou": "dense mIoU", "knn_object": "kNN, object-pooled",
+         "linear_object": "linear, object-pooled"}  # the accuracies a table shows in points
 
 
 @functools.lru_cache(maxsize=None)  # model_info builds and counts the models: once per preset, not per seed
@@ -68,8 +78,10 @@ def run_folder(output_dir: str | Path, arm: str, seed: int) -> Path:
 
 def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides: dict | None = None,
             eval_train: int = 1024, eval_val: int = 512, seg_train: int = 512, seg_val: int = 256,
-            seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None, probes=PROBES) -> dict:
-    """Pretrain one arm for one seed (none for the random-init arm) and score it (``score_arm``); reuses a
+            seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None, probes=PROBES,
+            device: str = "cpu") -> dict:
+    """Pretrain one arm for one seed (none for the random-init arm) and score it (``score_arm``, scored on
+    ``device``; trained there too unless it is the CPU, where the config's own device choice holds); reuses a
     finished run's ``result.json`` made under the same ``plan`` and scored on the same probes and sizes (a
     ConfigError for one made otherwise). The result carries the plan's name and hash, the commit the run
     started from, and what it was scored on (``scored_on``)."""
@@ -81,23 +93,23 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
     if previous is not None:
         return previous
     start = run_start(plan)  # provenance when the run starts, not when the study's record is written
-    row = score_arm(preset, arm, seed, out, overrides, variant, probes=probes, **sizes)
+    row = score_arm(preset, arm, seed, out, overrides, variant, probes=probes, device=device, **sizes)
     return write_run_result(done, {**row, "scored_on": scored_on}, start)
 
 
 def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, probes=PROBES,
-              **sizes) -> dict:
+              device: str = "cpu", **sizes) -> dict:
     """One arm's run for one seed in ``out``: trained (but the random-init arm) and scored on ``probes``
-    (``evaluation.suite``) at ``sizes``; its row."""
+    (``evaluation.suite``) at ``sizes`` on ``device`` (a device other than the CPU trains there too); its row."""
     for name in probes:  # an unknown probe is refused before the training
         probe_named(name)
     over = {"keep_every": 0,  # no timeline snapshots unless the study's overrides ask: an arm is scored at its end
-            **(overrides or {}), **ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
-            "offline_variant": variant}
+            **(overrides or {}), **KNOWN_ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
+            "offline_variant": variant, **({"device": device} if device != "cpu" else {})}
     cfg = get_config("pretrain", preset, over)
     if arm == EQUAL_COMPUTE:
         cfg = get_config("pretrain", preset, {**over, "epochs": max(1, round(cfg.epochs * compute_factor(preset)))})
-    row = {"arm": arm, "seed": seed, "variant": variant, **ARMS[arm]}
+    row = {"arm": arm, "seed": seed, "variant": variant, **KNOWN_ARMS[arm], **({"device": device} if device != "cpu" else {})}
     if arm == RANDOM:
         encoder = load_encoder("random", cfg.model, seed=seed)
         row.update(steps=0, ms_per_step=None)
@@ -107,14 +119,14 @@ def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | Non
         rates = [r["img_per_s"] for r in history if r.get("img_per_s")]  # training steps only, between log rows
         row.update(steps=summary["steps"], ms_per_step=1e3 * cfg.batch_size / statistics.median(rates) if rates else None)
         encoder = load_encoder(str(out), cfg.model)
-    row.update(score(encoder, probes, sizes, seed=seed, variant=variant, device="cpu"))
+    row.update(score(encoder.to(device), probes, sizes, seed=seed, variant=variant, device=device))
     return row
 
 
 def check_study(seeds, arms, **eval_sizes) -> None:
-    unknown = [a for a in arms if a not in ARMS]
+    unknown = [a for a in arms if a not in KNOWN_ARMS]
     if unknown:
-        raise ConfigError(f"unknown arm {unknown[0]!r}; known arms: {', '.join(ARMS)}")
+        raise ConfigError(f"unknown arm {unknown[0]!r}; known arms: {', '.join(KNOWN_ARMS)}")
     if not seeds or not arms:
         raise ConfigError(f"an ablation needs at least one seed and one arm (seeds={list(seeds)}, arms={list(arms)})")
     bad = {k: v for k, v in eval_sizes.items() if v < 1}
@@ -127,7 +139,7 @@ EVAL_SIZES = {k: SIZES[k] for k in ("eval_train", "eval_val", "seg_train", "seg_
 
 def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablation", overrides: dict | None = None,
                  arms=tuple(ARMS), variant: str = "dense", plan: Plan | None = None, probes=PROBES,
-                 **eval_sizes) -> list[dict]:
+                 device: str = "cpu", **eval_sizes) -> list[dict]:
     """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each, scored on
     ``probes`` (names in ``evaluation.suite.PROBES``). With a ``plan`` the arguments are checked against it
     first (arms and seeds among its own, everything else equal) and every run is stamped with it."""
@@ -137,21 +149,28 @@ def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablati
     if plan is not None:
         check_against_plan(plan, study="ablation", preset=preset, variant=variant, overrides=dict(overrides or {}),
                            sizes={**EVAL_SIZES, **eval_sizes}, arms=list(arms), seeds=list(seeds))
-    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, plan=plan, probes=probes, **eval_sizes)
-            for seed in seeds for arm in arms]
+    return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, plan=plan, probes=probes, device=device,
+                    **eval_sizes) for seed in seeds for arm in arms]
 
 
-def run_plan(plan: Plan, output_dir: str, seeds=None, arms=None) -> list[dict]:
-    """The runs of a plan (all its seeds and arms, or the given subsets of them)."""
+def plan_probes(plan: Plan) -> tuple[str, ...]:
+    """The probes a plan's runs are scored on: its own (``probes``), or the studio's (:data:`PROBES`)."""
+    return tuple(plan["probes"] or PROBES)
+
+
+def run_plan(plan: Plan, output_dir: str, seeds=None, arms=None, device: str = "cpu") -> list[dict]:
+    """The runs of a plan (all its seeds and arms, or the given subsets of them), on ``device``."""
     return run_ablation(plan["preset"], plan["seeds"] if seeds is None else seeds, output_dir, plan["overrides"],
-                        plan["arms"] if arms is None else arms, plan["variant"], plan=plan, **plan["sizes"])
+                        plan["arms"] if arms is None else arms, plan["variant"], plan=plan, probes=plan_probes(plan),
+                        device=device, **plan["sizes"])
 
 
 def plan_result(plan: Plan, rows: list[dict], since: str | None = None) -> dict:
     """What a planned ablation's record holds: the rows, their summary by the plan's family and TOST
     margin, the plan (name, hash, planned seeds) and per run the commit it started from (reused: started
     before ``since``, an ISO date)."""
-    summary = summarise(rows, baseline=plan["baseline"], family=plan["holm_family"], margin=plan["tost_margin"])
+    summary = summarise(rows, metrics_of(plan_probes(plan)), baseline=plan["baseline"], family=plan["holm_family"],
+                        margin=plan["tost_margin"])
     params = {"preset": plan["preset"], "variant": plan["variant"], "arms": list(plan["arms"]),
               "primary": plan["primary"][0] if len(plan["primary"]) == 1 else list(plan["primary"]),
               **plan["overrides"], **{**EVAL_SIZES, **plan["sizes"]}}
@@ -208,9 +227,9 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
     primary = (primary,) if isinstance(primary, str) else tuple(primary)
     metrics = [*primary] + [m for m in metrics if m not in primary]
     label = {m: NAMES.get(m, m.replace("_", " ")) + (" (primary)" if m in primary else "") for m in metrics}
-    scale = {m: 100 if m in PROBES else 1 for m in metrics}
-    unit = {m: " %" if m in PROBES else "" for m in metrics}
-    digits = {m: 1 if m in PROBES else 2 for m in metrics}
+    scale = {m: 100 if m in NAMES else 1 for m in metrics}
+    unit = {m: " %" if m in NAMES else "" for m in metrics}
+    digits = {m: 1 if m in NAMES else 2 for m in metrics}
     timed = any(r.get("ms_per_step") for r in summary)
     lines = ["| arm | runs | " + " | ".join(f"{label[m]}{unit[m]}" for m in metrics) + (" | ms / step |" if timed else " |"),
              "| --- | --- | " + " | ".join("---" for _ in metrics) + (" | --- |" if timed else " |")]
@@ -219,7 +238,7 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
         ms = (f" | {r['ms_per_step']:.0f} |" if r.get("ms_per_step") else " | - |") if timed else " |"
         lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells) + ms)
     compared = [r for r in summary if f"{metrics[0]}_ci" in r]
-    lines += ["", f"| {baseline} - arm: {'points ' if set(metrics) <= set(PROBES) else ''}[95 % CI], p, p Holm | "
+    lines += ["", f"| {baseline} - arm: {'points ' if set(metrics) <= set(NAMES) else ''}[95 % CI], p, p Holm | "
               + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
     for r in compared:
         cells = []
@@ -231,7 +250,7 @@ def markdown_tables(summary: list[dict], metrics=PROBES, primary=PRIMARY, baseli
             tost_p = (f", TOST p {r[m + '_p_tost']:.3f}" + (" =" if r[f"{m}_equivalent"] else "")) if f"{m}_p_tost" in r else ""
             cells.append(f"{d:+.{f}f} [{lo:+.{f}f}, {hi:+.{f}f}], p {r[m + '_p']:.3f}{exact}{holm_p}{tost_p}")
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
-    lines += ["", f"| minimum detectable effect, 80 % power{' (points)' if set(metrics) <= set(PROBES) else ''} | "
+    lines += ["", f"| minimum detectable effect, 80 % power{' (points)' if set(metrics) <= set(NAMES) else ''} | "
               + " | ".join(label[m] for m in metrics) + " |", "| --- | " + " | ".join("---" for _ in metrics) + " |"]
     lines += [f"| {r['arm']} | " + " | ".join(mde_cell(r[m + "_mde"], scale[m], digits[m]) for m in metrics) + " |"
               for r in compared]

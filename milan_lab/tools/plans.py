@@ -11,6 +11,7 @@ A plan is a YAML file (the repository keeps them in ``benchmarks/plans/NAME.yaml
     seeds: [0, 1, 2]                # paired seeds
     overrides: {epochs: 6}          # config overrides of every run
     sizes: {eval_val: 512}          # evaluation sizes
+    probes: [knn_mean, linear_mean] # the probes every run is scored on (evaluation.suite); null: the runner's own
     primary: [linear_mean]          # declared primary metric(s)
     holm_family: [linear_mean]      # metrics adjusted together (Holm), over every arm compared with the baseline
     tost_margin: null               # equivalence margin (metric units), or null for no equivalence test
@@ -33,7 +34,11 @@ from milan_lab.config import parse_yaml
 from milan_lab.errors import ConfigError
 
 REQUIRED = ("name", "study", "arms", "baseline", "seeds", "primary", "holm_family", "tost_margin", "decision_rule")
-OPTIONAL = {"preset": None, "variant": None, "overrides": {}, "sizes": {}, "notes": None, "retrospective": False}
+OPTIONAL = {"preset": None, "variant": None, "overrides": {}, "sizes": {}, "notes": None, "retrospective": False,
+            "probes": None}
+# Keys that came after plans were first hashed: left at their default they are not hashed, so that a plan written
+# before them keeps its hash (and the runs stamped with it stay reusable).
+UNHASHED_DEFAULTS = {"probes": None}
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,12 @@ class Plan:
         return self.content[key]
 
     def summary(self) -> dict:
-        """What a study's record keeps of its plan: name, hash, the planned arms and seeds."""
-        return {"name": self.name, "hash": self.hash, "arms": list(self["arms"]), "seeds": list(self["seeds"]),
+        """What a study's record keeps of its plan: name, hash, the planned arms, baseline and seeds, how it decides."""
+        return {"name": self.name, "hash": self.hash, "arms": list(self["arms"]), "baseline": self["baseline"],
+                "seeds": list(self["seeds"]),
                 "primary": list(self["primary"]), "holm_family": list(self["holm_family"]),
                 "tost_margin": self["tost_margin"], "decision_rule": self["decision_rule"],
-                "retrospective": self["retrospective"]}
+                "retrospective": self["retrospective"], "probes": self["probes"]}
 
 
 def plan_hash(content: dict) -> str:
@@ -99,7 +105,12 @@ def make_plan(content: dict, path: Path | None = None) -> Plan:
     for key in ("overrides", "sizes"):
         if not isinstance(c[key], dict):
             raise ConfigError(f"{where}: {key!r} must be a mapping, got {c[key]!r}")
-    return Plan(c, plan_hash(c), path)
+    if c["probes"] is not None:
+        c["probes"] = _as_list(c["probes"])
+        if not c["probes"] or not all(isinstance(p, str) for p in c["probes"]):
+            raise ConfigError(f"{where}: 'probes' must be a list of probe names or null, got {c['probes']!r}")
+    hashed = {k: v for k, v in c.items() if not (k in UNHASHED_DEFAULTS and v == UNHASHED_DEFAULTS[k])}
+    return Plan(c, plan_hash(hashed), path)
 
 
 def load_plan(path: str | Path) -> Plan:
