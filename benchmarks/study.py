@@ -1,0 +1,176 @@
+"""One planned study, one command: every run of a plan in ``benchmarks/plans/`` (``tools.ablation.run_plan``),
+resumable, and its record with the study's tables.
+
+    python benchmarks/study.py --plan benchmarks/plans/masking_mid.yaml [--output-dir outputs/studies/masking_mid]
+                               [--record docs/results/masking_mid.json] [--device auto|cpu|cuda]
+                               [--seeds 0 1] [--arms MILAN "random init"]
+
+The plan (arms, paired seeds, preset, scene kind, overrides, probe sizes, the probes, the primary metric, the
+Holm family, the TOST margin, the decision rule) is checked against the runner before any work: every arm
+known, the scene kind one of ``config.SCENE_KINDS``, every probe registered (``evaluation.suite.PROBES``) and
+the primary and the family among their metrics. Runs go seed-major (stopping early leaves whole pairs); a
+finished run (``OUTPUT_DIR/ARM_sSEED/result.json``, stamped with the plan's hash) is reused, one made under
+another plan is refused. ``--device``: where every run trains and is scored (``auto``: CUDA when present).
+``--seeds`` / ``--arms``: a subset of the plan's (the footer says what is missing). With ``--record`` the
+record is rewritten after every seed, so a stopped study still has one.
+
+The tables: per arm mean ± std over seeds of each probe, the paired differences MILAN - arm with their
+intervals, raw and Holm-adjusted p and TOST p, the minimum detectable effects, then the references: the
+shipped teachers' own probe scores (``docs/results/teacher_ceilings.json``, where recorded for the scene kind)
+and this study's random-init floor; under them the plan's file and hash and every deviation from the plan.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# Only light modules here: a refused option or plan answers at once; torch loads when the work starts.
+from milan_lab import config as C
+from milan_lab.commands.common import OneLineParser, nonnegative_int, output_file
+from milan_lab.errors import ConfigError, MilanLabError
+
+ROOT = Path(__file__).resolve().parents[1]
+CEILINGS = ROOT / "docs" / "results" / "teacher_ceilings.json"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_plan(plan) -> None:
+    """A ConfigError naming the plan and the first thing of it this runner cannot run."""
+    from milan_lab.evaluation.suite import metrics_of, probe_named
+    from milan_lab.tools.ablation import KNOWN_ARMS, plan_probes
+    where = f"plan {plan.path or plan.name}"
+    if plan["study"] != "ablation":
+        raise ConfigError(f"{where}: study {plan['study']!r} is not run by benchmarks/study.py (it runs 'ablation' plans)")
+    if plan["preset"] not in C.PRESETS:
+        raise ConfigError(f"{where}: unknown preset {plan['preset']!r}; known: {', '.join(C.PRESETS)}")
+    if plan["variant"] not in C.SCENE_KINDS:
+        raise ConfigError(f"{where}: variant {plan['variant']!r} is not a scene kind ({', '.join(C.SCENE_KINDS)})")
+    unknown = [a for a in plan["arms"] if a not in KNOWN_ARMS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown arm {unknown[0]!r}; known arms: {', '.join(KNOWN_ARMS)}")
+    for name in plan_probes(plan):
+        try:
+            probe_named(name)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    metrics = metrics_of(plan_probes(plan))
+    outside = [m for m in (*plan["primary"], *plan["holm_family"]) if m not in metrics]
+    if outside:
+        raise ConfigError(f"{where}: metric {outside[0]!r} of its primary or Holm family is not reported by its probes "
+                          f"({', '.join(metrics)})")
+    C.get_config("pretrain", plan["preset"], dict(plan["overrides"]))  # overrides the config refuses: refused now
+
+
+def resolve_device(name: str) -> str:
+    """``auto``: CUDA when this machine has it, else the CPU; ``cuda`` without a GPU is one ConfigError."""
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    C.check_device(name)
+    return name
+
+
+def ceilings(variant: str, path: Path = CEILINGS) -> dict:
+    """{teacher: {metric: {"mean", "se", "n"}}} of the teacher-ceilings record for scene kind ``variant``
+    ({} where the record is missing or has no probes of that kind)."""
+    import json
+    if not path.is_file():
+        return {}
+    teachers = json.loads(path.read_text())["result"]["teachers"]
+    return {name: t["probes"][variant] for name, t in teachers.items() if variant in t.get("probes", {})}
+
+
+def run(plan, output_dir: str, seeds=None, arms=None, device: str = "cpu", record: str | None = None,
+        on_seed=None) -> dict:
+    """The plan's runs for ``seeds`` x ``arms`` (default: the plan's), seed by seed, with the result (rows,
+    summary, plan, runs) written to ``record`` after every seed; returns the result."""
+    import time
+
+    from milan_lab.tools.ablation import plan_result, run_plan
+    from milan_lab.tools.plans import now
+    from milan_lab.tools.records import matmul_peak_gflops, write_record
+    since, rows, start = now(), [], time.perf_counter()
+    peak = matmul_peak_gflops() if record else None  # once per sitting: the record is rewritten after every seed
+    for seed in (plan["seeds"] if seeds is None else seeds):
+        lap = time.perf_counter()
+        rows += run_plan(plan, output_dir, seeds=[seed], arms=arms, device=device)
+        result = {**plan_result(plan, rows, since), "plan_file": _shown(plan.path), "device": device,
+                  "output_dir": str(output_dir)}
+        if record:
+            write_record(record, "study", result, sorted({r["seed"] for r in rows}), time.perf_counter() - start, peak)
+        if on_seed:
+            on_seed(seed, time.perf_counter() - lap)
+    return result
+
+
+def _shown(path) -> str | None:
+    """A plan's path as a record names it: relative to the checkout when inside it."""
+    if path is None:
+        return None
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def table(result: dict, teacher_ceilings: dict | None = None) -> str:
+    """The study's tables (the script prints them; a document's table is the same): ``tools.ablation``'s
+    per-arm and paired tables on the plan's probes, primary first, the statistics computed now from the
+    per-seed rows; then the references (the teachers' own probe scores from ``teacher_ceilings``, and the
+    random-init floor of this study); then the plan's file, hash and deviations."""
+    from milan_lab.evaluation.suite import metrics_of
+    from milan_lab.tools.ablation import BASELINE, NAMES, PROBES, RANDOM, markdown_tables, summarise
+    from milan_lab.tools.plans import plan_footer
+    plan = result["plan"]
+    metrics = metrics_of(plan.get("probes") or PROBES)
+    baseline = plan.get("baseline", BASELINE)
+    summary = summarise(result["rows"], metrics, baseline=baseline, family=plan["holm_family"], margin=plan["tost_margin"])
+    parts = [markdown_tables(summary, metrics, primary=plan["primary"], baseline=baseline)]
+    shown = [m for m in metrics if m in NAMES]
+    refs = ["| reference | " + " | ".join(f"{NAMES[m]} %" for m in shown) + " |", "| --- | " + " | ".join("---" for _ in shown) + " |"]
+    for name, scores in (teacher_ceilings or {}).items():
+        refs.append(f"| teacher `{name}` (its own tokens: the ceiling) | " + " | ".join(
+            f"{100 * scores[m]['mean']:.1f} ± {100 * scores[m]['se']:.1f}" if m in scores else "not recorded" for m in shown) + " |")
+    floor = next((r for r in summary if r["arm"] == RANDOM), None)
+    if floor is not None:
+        refs.append(f"| {RANDOM} (this study's floor) | " + " | ".join(
+            f"{100 * floor[m]:.1f} ± {100 * floor[m + '_std']:.1f}" if floor.get(m) is not None else "-" for m in shown) + " |")
+    if len(refs) > 2:
+        parts.append("\n".join(refs))
+    variant = result["params"].get("variant")
+    note = ("" if teacher_ceilings else f"No teacher ceilings recorded for {variant} scenes. ")
+    return "\n\n".join(parts) + f"\n\n{note}Plan file: `{result.get('plan_file')}`. " + plan_footer(result)
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--plan", required=True, help="a plan file (benchmarks/plans/NAME.yaml) of study 'ablation'")
+    p.add_argument("--output-dir", default=None, help="the runs' folder (default: outputs/studies/PLAN_NAME)")
+    p.add_argument("--record", type=output_file, default=None, help="write the study's JSON record here (after every seed)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where every run trains and is scored (auto: CUDA when present)")
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, help="a subset of the plan's seeds")
+    p.add_argument("--arms", nargs="+", default=None, help="a subset of the plan's arms")
+    args = p.parse_args(argv)
+    from milan_lab.tools.plans import check_against_plan, load_plan
+    try:  # the plan, its arms, probes and overrides, the subsets and the device: checked before any work
+        plan = load_plan(args.plan)
+        check_plan(plan)
+        check_against_plan(plan, **({"seeds": args.seeds} if args.seeds else {}), **({"arms": args.arms} if args.arms else {}))
+        device = resolve_device(args.device)
+    except MilanLabError as e:
+        p.error(str(e))
+    output_dir = args.output_dir or f"outputs/studies/{plan.name}"
+
+    def said(seed, seconds):
+        print(f"seed {seed}: {seconds / 60:.1f} min", file=sys.stderr, flush=True)
+    try:
+        result = run(plan, output_dir, args.seeds, args.arms, device, args.record, on_seed=said)
+    except MilanLabError as e:  # a finished run of another plan in the output folder, a bad cache size...
+        p.error(str(e))
+    print(table(result, ceilings(plan["variant"])))
+    if args.record:
+        print(f"record: {args.record}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

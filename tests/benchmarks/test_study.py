@@ -1,0 +1,115 @@
+"""benchmarks/study.py and the lab's study plans: each plan runs under the runner as written, the label-free
+teacher arm loads the other teacher, and one command runs a plan into a record whose table renders."""
+import json
+import sys
+
+import pytest
+import yaml
+
+from milan_lab.config import SCENE_KINDS, get_config
+from milan_lab.evaluation.suite import metrics_of
+from milan_lab.tools import ablation, plans
+from tests.helpers import ROOT, tiny_overrides, tiny_teacher_folder
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import study  # noqa: E402
+
+STUDIES = ("targets", "masking_dense", "masking_mid", "decoder")
+ARMS = {"targets": {"MILAN", "label-free teacher", "pixel targets", "random init"},
+        "masking_dense": {"MILAN", "random masking", "random init"}, "masking_mid": {"MILAN", "random masking", "random init"},
+        "decoder": {"MILAN", "MAE decoder", "prompting, 4 layers", "MAE decoder, 4 layers", "random init"}}
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_each_study_plan_is_declared_before_its_runs_and_runs_under_the_runner(name):
+    plan = plans.load_plan(ROOT / "benchmarks" / "plans" / f"{name}.yaml")
+    study.check_plan(plan)  # arms known, variant a scene kind, probes registered, primary and family among their metrics
+    assert plan["retrospective"] is False and set(plan["arms"]) == ARMS[name] and plan["baseline"] == "MILAN"
+    assert plan["preset"] == "milan_vit-tiny-p8_offline" and plan["variant"] in SCENE_KINDS and "random init" in plan["arms"]
+    assert len(plan["seeds"]) >= 3 and plan["sizes"]["eval_val"] == 8192 and plan["tost_margin"] > 0
+    assert set(plan["primary"]) <= set(plan["holm_family"]) <= set(metrics_of(ablation.plan_probes(plan)))
+    assert f"--plan benchmarks/plans/{name}.yaml" in plan["notes"] and f"docs/results/{name}.json" in plan["notes"]
+    cfg = get_config("pretrain", plan["preset"], plan["overrides"])
+    assert cfg.teacher_cache  # the preset's default recipe
+    if name.startswith("masking"):
+        assert plan["primary"] == ["linear_object"] and cfg.model.mask_ratio == 0.875
+    else:
+        assert plan["primary"] == ["linear_mean"] and plan["variant"] == "dense"
+
+
+def test_the_label_free_arm_loads_the_other_teacher_with_targets_as_wide():
+    from milan_lab.factory.teachers import load_teacher
+    preset = "milan_vit-tiny-p8_offline"
+    base = get_config("pretrain", preset, ablation.KNOWN_ARMS["MILAN"]).model
+    free = get_config("pretrain", preset, ablation.KNOWN_ARMS["label-free teacher"]).model
+    assert base.teacher == "shipped" and free.teacher == "offline-noshape"
+    a, b = load_teacher(base.teacher), load_teacher(free.teacher)
+    assert a.embed_dim == b.embed_dim == free.target_dim  # the model's check (models.milan) passes: targets as wide
+    wa, wb = next(a.parameters()), next(b.parameters())
+    assert wa.shape == wb.shape and not (wa == wb).all()  # another set of weights
+    deep = get_config("pretrain", preset, ablation.KNOWN_ARMS["MAE decoder, 4 layers"]).model
+    assert (deep.decoder, deep.decoder_depth, base.decoder, base.decoder_depth) == ("mae", 4, "prompting", 2)
+
+
+def _plan_file(tmp_path, **changes):
+    content = yaml.safe_load((ROOT / "benchmarks" / "plans" / "masking_mid.yaml").read_text())
+    content.update({"name": "toy", **changes})
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+@pytest.mark.parametrize("change, named", [({"arms": ["MILAN", "nobody"]}, "nobody"),
+                                           ({"variant": "cluttered"}, "cluttered"),
+                                           ({"probes": ["linear_mean", "nope"]}, "nope"),
+                                           ({"probes": ["linear_mean"]}, "linear_object"),
+                                           ({"study": "views_grid"}, "views_grid")])
+def test_a_plan_the_runner_cannot_run_is_one_line_naming_the_file_and_what(tmp_path, capsys, change, named):
+    path = _plan_file(tmp_path, **change)
+    with pytest.raises(SystemExit) as exit_:
+        study.main(["--plan", str(path), "--output-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith("study: error:") and named in err and "toy.yaml" in err
+    assert "\n" not in err and not (tmp_path / "runs").exists()
+
+
+def test_one_command_runs_a_plan_into_a_record_whose_table_names_the_missing_seeds(tmp_path, capsys, monkeypatch):
+    from milan_lab.tools import records
+    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: 1.0)  # the machine's peak is not what this checks
+    teacher = tiny_teacher_folder(tmp_path / "teacher")
+    over = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in tiny_overrides(teacher, tmp_path / "unused",
+                                                                                         max_steps=2, offline_size=32))}
+    for key in ("output_dir", "progress", "knn_every", "keep_every"):  # the runner sets these per run
+        over.pop(key)
+    path = _plan_file(tmp_path, seeds=[0, 1], overrides={**over, "mask_ratio": 0.875},
+                      sizes={"eval_train": 32, "eval_val": 16, "seg_train": 16, "seg_val": 8, "seg_steps": 3},
+                      probes=["linear_object", "knn_mean"])  # the primary and one more: seconds, not minutes
+    record, runs = tmp_path / "toy.json", tmp_path / "runs"
+    argv = ["--plan", str(path), "--output-dir", str(runs), "--record", str(record), "--device", "cpu", "--seeds", "0",
+            "--arms", "MILAN", "random init"]
+    assert study.main(argv) == 0
+    out = capsys.readouterr().out
+    rec = json.loads(record.read_text())
+    res = rec["result"]
+    assert rec["kind"] == "study" and rec["seeds"] == [0] and res["device"] == "cpu"
+    assert {r["arm"] for r in res["rows"]} == {"MILAN", "random init"}
+    assert all(r["plan_hash"] == plans.load_plan(path).hash and "linear_object" in r for r in res["rows"])
+    text = study.table(res, {"offline-shape": {"knn_mean": {"mean": 0.86, "se": 0.01, "n": 1024}}})
+    assert text.splitlines()[0].startswith("| arm | runs | linear, object-pooled (primary) %")  # the primary first
+    assert "teacher `offline-shape`" in text and "| not recorded | 86.0 ± 1.0 |" in text and "random init (this study's floor)" in text
+    assert "MILAN: 1 of 2 planned seeds (missing 1)" in text and "arm 'random masking' not run" in text
+    assert f"Plan file: `{path}`" in text and out.strip() == study.table(res, study.ceilings("mid")).strip()
+    steps = json.loads((ablation.run_folder(runs, "MILAN", 0) / "metrics.json").read_text())["history"]
+    assert study.main(argv) == 0  # resumed: the finished runs are reused, nothing trains again
+    assert json.loads((ablation.run_folder(runs, "MILAN", 0) / "metrics.json").read_text())["history"] == steps
+    assert json.loads(record.read_text())["result"]["runs"][0]["reused"] is True
+
+
+def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert study.resolve_device("auto") == "cpu"
+    with pytest.raises(SystemExit):
+        study.main(["--plan", str(_plan_file(tmp_path)), "--device", "cuda", "--output-dir", str(tmp_path / "runs")])
+    assert "cuda" in capsys.readouterr().err and not (tmp_path / "runs").exists()
