@@ -305,7 +305,7 @@ class PretrainConfig(JobConfig):
     cache_views: int = option(1, gt=0, help="with teacher_cache: K > 1 fixed random crops per offline scene, one drawn per epoch")
     output_dir: str = "outputs/pretrain"
     checkpoint_every: int = 100
-    knn_every: int = option(1, ge=0, help="epochs between kNN evaluations (0 disables)")
+    knn_every: int = option(1, ge=0, help="epochs between kNN evaluations, and one after the last step (0 disables)")
     knn_every_steps: int = option(0, ge=0, help="steps between kNN evaluations instead (0: every knn_every epochs)")
     knn_train_size: int = option(2048, gt=0, help="kNN bank images")
     knn_val_size: int = option(512, gt=0, help="kNN query images")
