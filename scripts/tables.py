@@ -157,6 +157,20 @@ def table_ablation(folder: Path, name: str = "ablation_dense") -> str:
     return _table([markdown_tables(summary, primary=res["params"]["primary"])], rec, note)
 
 
+def table_study(folder: Path, name: str) -> str:
+    """A planned study's tables (``benchmarks/study.py``'s ``table``) from its record ``folder/NAME.json``, with the
+    shipped teachers' ceilings from ``folder/teacher_ceilings.json``; a document names it in :data:`TABLES` as
+    ``"study-NAME": lambda folder: table_study(folder, "NAME")`` once the record exists."""
+    rec = read_record(name, folder)
+    res = rec["result"]
+    p = res["params"]
+    ceilings = benchmark("study").ceilings(p["variant"], Path(folder) / "teacher_ceilings.json")
+    note = (f"{len(rec['seeds'])} paired seeds, {p['variant']} scenes, {p['preset']}, runs on {res['device']}; mean ± std over "
+            f"seeds; * : Holm-adjusted p < 0.05 over the plan's family; = : equivalent within the plan's TOST margin; "
+            f"{rec['wall_s'] / 60:.0f} min in the sitting that wrote the record (finished runs are reused). ")
+    return _table([benchmark("study").table(res, ceilings)], rec, note)
+
+
 def table_app_latency(folder: Path) -> str:
     return benchmark_table("app_latency", folder)
 

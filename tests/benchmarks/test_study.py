@@ -1,6 +1,7 @@
 """benchmarks/study.py and the lab's study plans: each plan runs under the runner as written, the label-free
 teacher arm loads the other teacher, and one command runs a plan into a record whose table renders."""
 import json
+import shutil
 import sys
 
 import pytest
@@ -13,6 +14,9 @@ from tests.helpers import ROOT, tiny_overrides, tiny_teacher_folder
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import study  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
+import tables  # noqa: E402
 
 STUDIES = ("targets", "masking_dense", "masking_mid", "decoder")
 ARMS = {"targets": {"MILAN", "label-free teacher", "pixel targets", "random init"},
@@ -99,6 +103,9 @@ def test_one_command_runs_a_plan_into_a_record_whose_table_names_the_missing_see
     assert "teacher `offline-shape`" in text and "| not recorded | 86.0 ± 1.0 |" in text and "random init (this study's floor)" in text
     assert "MILAN: 1 of 2 planned seeds (missing 1)" in text and "arm 'random masking' not run" in text
     assert f"Plan file: `{path}`" in text and out.strip() == study.table(res, study.ceilings("mid")).strip()
+    shutil.copy(ROOT / "docs" / "results" / "teacher_ceilings.json", tmp_path / "teacher_ceilings.json")
+    doc = tables.table_study(tmp_path, "toy")  # the documents' table of the record: the same tables, then the machine
+    assert study.table(res, study.ceilings("mid", tmp_path / "teacher_ceilings.json")) in doc and rec["commit"] in doc
     steps = json.loads((ablation.run_folder(runs, "MILAN", 0) / "metrics.json").read_text())["history"]
     assert study.main(argv) == 0  # resumed: the finished runs are reused, nothing trains again
     assert json.loads((ablation.run_folder(runs, "MILAN", 0) / "metrics.json").read_text())["history"] == steps
