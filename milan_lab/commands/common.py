@@ -88,6 +88,13 @@ def record_option(parser) -> None:
                              "to this JSON file (checked before the measurement)")
 
 
+def encoder_arguments(parser) -> None:
+    """The encoder a probe command scores: a checkpoint or run folder, or 'random' of ``--preset``'s architecture."""
+    parser.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
+    parser.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS),
+                        help="the architecture of 'random' (a checkpoint brings its own)")
+
+
 def context_options(parser) -> None:
     """The options of a probe that prints its score beside a random-init encoder's and chance."""
     parser.add_argument("--no-baseline", action="store_true",

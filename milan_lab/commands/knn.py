@@ -2,8 +2,8 @@
 random-init encoder's and chance."""
 from __future__ import annotations
 
-from milan_lab import config as C
-from milan_lab.commands.common import CHECKPOINT_TEACHER, context_options, measuring_options, positive_int, progress, report
+from milan_lab.commands.common import (CHECKPOINT_TEACHER, context_options, encoder_arguments, measuring_options, positive_int,
+                                       progress, report)
 
 # the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
 CHECKPOINT_TEACHER_WORDS = {"knn": CHECKPOINT_TEACHER}
@@ -11,8 +11,7 @@ CHECKPOINT_TEACHER_WORDS = {"knn": CHECKPOINT_TEACHER}
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("knn", help="kNN accuracy (k=20, cosine) of an encoder on the offline data")
-    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
-    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
+    encoder_arguments(s)
     s.add_argument("--train-size", type=positive_int, default=2048)
     s.add_argument("--val-size", type=positive_int, default=1024)
     context_options(s)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from milan_lab import config as C
-from milan_lab.commands.common import context_options, measuring_options, nonnegative_int, positive_int, progress, report
+from milan_lab.commands.common import (context_options, encoder_arguments, measuring_options, nonnegative_int, positive_int,
+                                       progress, report)
 
 
 def size_item(text: str) -> tuple[str, int]:
@@ -23,13 +23,11 @@ def size_item(text: str) -> tuple[str, int]:
 def add_parsers(sub) -> None:
     s = sub.add_parser("probe", help="the registered probes (kNN, linear, dense, attention) of an encoder at "
                                      "declared sizes, against a random-init encoder")
-    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
+    encoder_arguments(s)
     s.add_argument("--probes", nargs="+", metavar="NAME", help="probes to run (default: every registered probe)")
     s.add_argument("--size", action="append", type=size_item, default=[], metavar="KEY=N",
                    help="a probe size (scenes, probe steps), repeatable: eval_train, eval_val, seg_train, seg_val, "
                         "seg_steps, attention_scenes")
-    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS),
-                   help="the architecture of 'random' (a checkpoint brings its own)")
     s.add_argument("--variant", default="dense", choices=["dense", "sparse"], help="offline scene kind")
     s.add_argument("--seed", type=nonnegative_int, default=0, help="draws the scenes and the random-init encoder")
     context_options(s)

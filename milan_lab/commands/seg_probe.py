@@ -4,9 +4,8 @@ from __future__ import annotations
 import sys
 import warnings
 
-from milan_lab import config as C
-from milan_lab.commands.common import (CHECKPOINT_TEACHER, context_options, measuring_options, nonnegative_int, output_file,
-                                       positive_int, progress, report)
+from milan_lab.commands.common import (CHECKPOINT_TEACHER, context_options, encoder_arguments, measuring_options,
+                                       nonnegative_int, output_file, positive_int, progress, report)
 from milan_lab.errors import DataWarning
 
 # the teacher comes from the checkpoint (DownloadError.option "pretrained" gets these words; cli reads it)
@@ -15,8 +14,7 @@ CHECKPOINT_TEACHER_WORDS = {"seg-probe": CHECKPOINT_TEACHER}
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("seg-probe", help="linear dense (segmentation) probe of a frozen encoder: mIoU")
-    s.add_argument("checkpoint", help="pretraining checkpoint or output_dir; 'random' for random init")
-    s.add_argument("--preset", default=C.PretrainConfig.preset, choices=list(C.PRESETS))
+    encoder_arguments(s)
     s.add_argument("--data", default="offline", help="'offline' (scenes with label maps) or an ADE20K-layout folder")
     s.add_argument("--train-size", type=positive_int, default=1024)
     s.add_argument("--val-size", type=positive_int, default=512)
