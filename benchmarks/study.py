@@ -128,7 +128,8 @@ def table(result: dict, teacher_ceilings: dict | None = None) -> str:
     shown = [m for m in metrics if m in NAMES]
     refs = ["| reference | " + " | ".join(f"{NAMES[m]} %" for m in shown) + " |", "| --- | " + " | ".join("---" for _ in shown) + " |"]
     for name, scores in (teacher_ceilings or {}).items():
-        refs.append(f"| teacher `{name}` (its own tokens: the ceiling) | " + " | ".join(
+        n = next((v["n"] for v in scores.values() if "n" in v), None)  # the ceilings' own validation scenes
+        refs.append(f"| teacher `{name}` (its own tokens{f', {n:,} validation scenes' if n else ''}: the ceiling) | " + " | ".join(
             f"{100 * scores[m]['mean']:.1f} ± {100 * scores[m]['se']:.1f}" if m in scores else "not recorded" for m in shown) + " |")
     floor = next((r for r in summary if r["arm"] == RANDOM), None)
     if floor is not None:
