@@ -83,19 +83,22 @@ def matmul_peak_gflops() -> float:
 
 def measure_and_record(record: str | Path | None, kind: str, work: Callable[[], dict], table: Callable[[dict], str],
                        seeds=(0,)) -> dict:
-    """A benchmark script's measurement once its options are checked: ``work()`` timed, ``table(result)``
-    printed, and with ``record`` (``--record FILE``) the result written there with its provenance (``record:
-    PATH`` printed). The record's place is checked and the machine's matmul peak measured before the work,
-    so that an unwritable record fails at once rather than after the measurement. Returns the result."""
+    """A benchmark script's measurement once its options are checked: ``work()`` timed, with ``record``
+    (``--record FILE``) the result written there with its provenance, then ``table(result)`` printed (and
+    ``record: PATH`` after it). The record's place is checked and the machine's matmul peak measured before
+    the work, so that an unwritable record fails at once rather than after the measurement; the record is
+    written before the table is rendered, so that a renderer that fails loses no measurement (its error
+    still surfaces). Returns the result."""
     peak = False
     if record:
         record = check_writable(record, "record")
         peak = matmul_peak_gflops()
     with Timer() as wall:
         result = work()
+    written = write_record(record, kind, result, seeds, wall.seconds, peak=peak) if record else None
     print(table(result))
-    if record:
-        print(f"record: {write_record(record, kind, result, seeds, wall.seconds, peak=peak)}")
+    if written:
+        print(f"record: {written}")
     return result
 
 

@@ -61,3 +61,14 @@ def test_a_running_record_checks_its_place_and_measures_the_peak_once_when_opene
     assert peaks == [1] and first["matmul_peak_gflops"] == last["matmul_peak_gflops"] == 42.0
     assert first["seeds"] == [0] and last["seeds"] == [0, 1] and last["result"] == {"runs": [1, 2]}
     assert last["kind"] == "demo" and last["wall_s"] >= first["wall_s"] >= 0
+
+
+def test_a_table_renderer_that_fails_leaves_the_record_written_and_its_error_surfaces(tmp_path, monkeypatch):
+    from milan_lab.tools import records
+    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: 12.5)
+
+    def table(result):
+        raise KeyError("a renderer's bug")
+    with pytest.raises(KeyError, match="a renderer's bug"):
+        records.measure_and_record(tmp_path / "r.json", "demo", lambda: {"x": 1.5}, table)
+    assert json.loads((tmp_path / "r.json").read_text())["result"] == {"x": 1.5}
