@@ -22,8 +22,9 @@ fraction of the patch it covers:
   importance semantic masking samples from), per image.
 
 Scenes are native offline scenes at the encoder's own resolution (the view it trains on), each figure
-the mean over ``n`` scenes with a bootstrap 95 % interval over scenes (the spread of one model over
-scenes, not of a recipe over seeds: recipes are compared over seeds by ``tools.ablation.summarise``).
+the mean over the scenes where it is defined (``n`` in its summary; an AUROC needs object and background)
+with a bootstrap 95 % interval over scenes (the spread of one model over scenes, not of a recipe over
+seeds: recipes are compared over seeds by ``tools.ablation.summarise``).
 Two floors, scored on the same scenes: random encoders of the same architecture (several
 initialisations), and a map from the pixels alone (``evaluation.saliency.colour_distinctness``), which
 a trained encoder's agreement and AUROC must beat to show more than low-level saliency.
@@ -50,14 +51,17 @@ def object_mass(attn: np.ndarray, cover: np.ndarray) -> np.ndarray:
 
 def object_ratio(attn: np.ndarray, cover: np.ndarray) -> np.ndarray:
     """Per image: attention mass on the object / the object's area share. ``attn`` [N, L] (any
-    non-negative weights), ``cover`` [N, L] per-patch coverage in [0, 1]."""
-    return object_mass(attn, cover) / cover.mean(1)
+    non-negative weights), ``cover`` [N, L] per-patch coverage in [0, 1] -> [N], nan where the object
+    covers no patch (no area to divide by; a summary counts the image as undefined)."""
+    area = cover.mean(1)
+    return np.divide(object_mass(attn, cover), area, out=np.full(len(area), np.nan), where=area > 0)
 
 
 def object_auroc(scores: np.ndarray, cover: np.ndarray) -> np.ndarray:
     """Per image: the AUROC of a map against the object, each patch weighted ``c`` as a positive and
     ``1 - c`` as a negative; ties count half. ``scores`` [N, L] (any real map), ``cover`` [N, L] in
-    [0, 1] -> [N], nan where the object covers nothing or everything (no negatives or no positives).
+    [0, 1] -> [N], nan where the object covers nothing or everything (no negatives or no positives) and
+    where the map has a nan score (a nan has no rank: sorted last, it would outrank every patch).
 
     The exact weighted Mann-Whitney statistic from ranks: with the distinct scores in ascending order
     (ties grouped), sum over groups of positive weight x (negative weight strictly below + half the
@@ -67,7 +71,7 @@ def object_auroc(scores: np.ndarray, cover: np.ndarray) -> np.ndarray:
     out = np.full(len(scores), np.nan)
     for i, (s, pos) in enumerate(zip(np.asarray(scores, dtype=np.float64), np.asarray(cover, dtype=np.float64))):
         neg = 1.0 - pos
-        if pos.sum() <= 0 or neg.sum() <= 0:
+        if pos.sum() <= 0 or neg.sum() <= 0 or np.isnan(s).any():
             continue
         distinct, group = np.unique(s, return_inverse=True)  # ascending; tied patches share a group
         pos_g, neg_g = np.bincount(group, pos, len(distinct)), np.bincount(group, neg, len(distinct))
@@ -91,19 +95,20 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0, level: f
     return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
-def _mean(values: np.ndarray) -> float | None:
-    """The mean over the images whose value is defined (an AUROC is nan without negatives); None if none is."""
+def _mean(values: np.ndarray) -> float:
+    """The mean over the images whose value is defined (an AUROC is nan without negatives); nan if none is."""
     values = values[np.isfinite(values)]
-    return float(values.mean()) if len(values) else None
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def summary(values: np.ndarray) -> dict:
-    """{"mean", "ci95"} over the images whose value is defined (None where none is)."""
+    """{"mean", "ci95", "n"} over the ``n`` images whose value is defined (finite), of ``values`` [N]; mean
+    and interval nan where none is (a float still, so that a table formats it)."""
     values = values[np.isfinite(values)]
     if not len(values):
-        return {"mean": None, "ci95": [None, None]}
+        return {"mean": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
     low, high = bootstrap_ci(values)
-    return {"mean": _mean(values), "ci95": [low, high]}
+    return {"mean": _mean(values), "ci95": [low, high], "n": len(values)}
 
 
 def scene_pixels(n: int, image_size: int, seed: int = 0, split: str = "val", variant: str = "dense"):
@@ -140,7 +145,7 @@ def map_values(values: np.ndarray, cover: np.ndarray, teacher: np.ndarray | None
 
 
 def map_metrics(values: np.ndarray, cover: np.ndarray, teacher: np.ndarray | None) -> dict:
-    """:func:`map_values` as {"mean", "ci95"} over the images."""
+    """:func:`map_values` as {"mean", "ci95", "n"} over the images (:func:`summary`)."""
     return {k: summary(v) for k, v in map_values(values, cover, teacher).items()}
 
 

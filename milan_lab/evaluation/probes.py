@@ -7,6 +7,7 @@ probes are for monitoring and studies, where features are extracted once and reu
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -240,12 +241,17 @@ def attention_eval(checkpoint: str, n: int = 256, random_inits: int = 3, seed: i
 
 
 def format_attention(r: dict) -> str:
-    """One line per map (encoder, teacher, random inits, pixel saliency): each metric's mean [interval];
+    """One line per map (encoder, teacher, random inits, pixel saliency): each metric's mean [interval],
+    "(n of N scenes)" after it where it is defined on fewer than all scenes, "undefined" where on none;
     a metric a report lacks (an older record's mass and AUROC) is left out."""
     def cell(label, m, fmt):
         if m is None or m["mean"] is None:
             return ""
-        return f"   {label} {m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
+        n = m.get("n", r["scenes"])  # records older than the count: every scene
+        of = f" ({n} of {r['scenes']} scenes)" if n < r["scenes"] else ""
+        if not math.isfinite(m["mean"]):
+            return f"   {label} undefined{of}"
+        return f"   {label} {m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]{of}"
 
     def row(name, m):
         return (f"  {name:<24}" + cell("object ratio", m.get("object_ratio"), ".2f") + cell("mass", m.get("object_mass"), ".3f")

@@ -1,11 +1,13 @@
 """Attention mass on the object and the map's AUROC against it, on hand-made maps; the pixel-saliency
 baseline on a synthetic image; the attention probe and report carrying the new metrics."""
+import warnings
+
 import numpy as np
 import pytest
 
 from milan_lab.config import EncoderConfig
 from milan_lab.evaluation import suite
-from milan_lab.evaluation.attention import encoder_attention_report, object_auroc, object_mass, object_ratio
+from milan_lab.evaluation.attention import encoder_attention_report, map_metrics, object_auroc, object_mass, object_ratio, summary
 from milan_lab.evaluation.probes import format_attention
 from milan_lab.evaluation.saliency import colour_distinctness
 from milan_lab.factory.models import load_encoder
@@ -85,3 +87,38 @@ def test_the_report_scores_the_saliency_baseline_like_the_encoders(encoder):
     assert len(r["encoder"]["object_auroc_per_head"]) == 3
     text = format_attention({"checkpoint": "random", **r})
     assert "pixel saliency" in text and text.count("AUROC") >= 4
+
+
+def test_an_object_covering_no_patch_has_an_undefined_ratio_without_a_warning():
+    cover = np.vstack([COVER, np.zeros((1, 4))])
+    attn = np.array([[0.4, 0.2, 0.3, 0.1], [0.4, 0.2, 0.3, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's divide-by-zero RuntimeWarning would reach a CLI user
+        ratio = object_ratio(attn, cover)
+    assert ratio[0] == pytest.approx(0.5 / COVER.mean()) and np.isnan(ratio[1])
+
+
+def test_a_nan_score_makes_that_image_s_auroc_undefined_not_the_top_rank():
+    cover = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    scores = np.array([[0.0, 0.0, 1.0, np.nan], [1.0, 1.0, 0.0, 0.0]])  # image 0 ranked nan above everything: 0.25
+    auroc = object_auroc(scores, cover)
+    assert np.isnan(auroc[0]) and auroc[1] == pytest.approx(1.0)
+
+
+def test_a_summary_counts_its_defined_values_and_stays_a_number_where_none_is():
+    some = summary(np.array([0.5, np.nan, 0.7, np.inf]))
+    assert some["n"] == 2 and some["mean"] == pytest.approx(0.6)
+    none = summary(np.full(3, np.nan))
+    assert none["n"] == 0 and np.isnan(none["mean"]) and all(np.isnan(none["ci95"]))
+    assert f"{none['mean']:.2f} [{none['ci95'][0]:.2f}, {none['ci95'][1]:.2f}]" == "nan [nan, nan]"  # a table formats it
+
+
+def test_the_attention_report_says_on_how_many_scenes_a_metric_was_defined():
+    cover = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    attn = np.array([[0.4, 0.3, 0.2, 0.1]] * 4)
+    report = {"checkpoint": "x", "scenes": 4, "image_size": 32, "encoder": map_metrics(attn, cover, None),
+              "random": [map_metrics(attn, np.zeros((4, 4)), None)]}  # an object in no scene
+    assert report["encoder"]["object_auroc"]["n"] == 3 and report["encoder"]["object_mass"]["n"] == 4
+    encoder, random = format_attention(report).splitlines()[2:]
+    assert encoder.count("(3 of 4 scenes)") == 2 and "mass" in encoder  # ratio and AUROC; the mass is defined on all 4
+    assert "mass 0.000 [" in random and random.count("undefined (0 of 4 scenes)") == 2
