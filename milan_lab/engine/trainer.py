@@ -7,7 +7,11 @@ The contract with a job. The job builds its model, optimizer, lr schedule and da
   :class:`StepContext`: ``step`` (from 0; a resumed run goes on from its checkpoint's), ``epoch``,
   ``rank``, ``world_size`` and ``generator``, a ``torch.Generator`` on the device seeded from
   (seed, step, rank) alone, for the job's per-step randomness (pretraining draws its mask noise from
-  it, so paired and resumed runs draw the same noise whatever the global RNG went through);
+  it, so paired and resumed runs draw the same noise whatever the global RNG went through). With
+  ``accum_steps`` > 1 the step's micro-batches share its one context and draw from its generator in
+  turn, so each micro-batch gets noise of its own. (Earlier versions gave each micro-batch a generator
+  of its own, seeded alike, so image j of every micro-batch got the same mask; runs with
+  ``accum_steps`` = 1 draw the numbers they drew then, runs with more micro-batches draw other ones.);
 * optionally ``evaluate(ctx) -> row | None`` (``ctx``: an :class:`EvalContext`: steps done, epochs
   done, whether this is the last step) and ``eval_every``, the schedule it runs on (an
   :class:`EvalSchedule`: every N steps or at the end of every N-th epoch; the classifier jobs'
@@ -78,7 +82,8 @@ class StepContext:
     train together; ``generator``: a ``torch.Generator`` on the training device seeded from (run seed, step,
     rank) alone (:func:`~milan_lab.engine.rng.step_generator`), so a job that draws its random numbers from
     it draws the same in an unbroken, a resumed and a paired run, whatever the global RNG went through.
-    Each micro-batch of an accumulated step gets a generator of its own, seeded alike."""
+    One context serves every micro-batch of an accumulated step: they draw from its one generator in turn,
+    so each micro-batch gets noise of its own (images j of two micro-batches get different masks)."""
     step: int
     epoch: int
     rank: int
@@ -337,10 +342,11 @@ class Trainer:
         (detached) loss."""
         cfg = self.cfg
         micro = split_batch(batch, cfg.accum_steps)
+        ctx = self.context(step, epoch)  # one per step: its micro-batches draw from the one generator, in turn
         total = torch.zeros((), device=self.device)
         for i, chunk in enumerate(micro):
             with dist_utils.no_sync(net, i < len(micro) - 1), self.autocast():
-                loss = loss_fn(net, chunk, self.context(step, epoch)) / len(micro)
+                loss = loss_fn(net, chunk, ctx) / len(micro)
             self.scaler.scale(loss).backward()
             total += loss.detach().float()
         if cfg.clip_grad:

@@ -56,6 +56,33 @@ def test_loss_fn_sees_each_step_in_order_with_its_own_generator_also_after_a_res
         StepContext(0, 0, 0, 1, None).step = 1
 
 
+def masks_drawn(out, accum_steps):
+    """The random sampler's masks [n, 16] that loss_fn draws from ctx.generator, per micro-batch, over 2 steps
+    of 8 images."""
+    from milan_lab.models.masking import sample_mask
+    cfg = TrainerConfig(batch_size=8, accum_steps=accum_steps, seed=3, device="cpu", output_dir=str(out),
+                        max_steps=2, progress=False, logger=[])
+    trainer, model, drawn = Trainer(cfg, "toy"), torch.nn.Linear(2, 1), []
+
+    def loss_fn(net, batch, ctx):
+        drawn.append((ctx.step, sample_mask("random", 0.75, len(batch), 16, generator=ctx.generator).mask))
+        return net(batch).pow(2).mean()
+
+    trainer.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _Schedule(), lambda epoch, start: iter(
+        torch.rand(2, 8, 2)[start:]), 2, loss_fn, epochs=1)
+    return drawn
+
+
+def test_accumulated_micro_batches_draw_masks_of_their_own_from_the_steps_generator(tmp_path):
+    drawn = masks_drawn(tmp_path / "accum", accum_steps=2)
+    assert [step for step, _ in drawn] == [0, 0, 1, 1]
+    for (_, first), (_, second) in (drawn[0:2], drawn[2:4]):  # image j of one micro-batch and of the other
+        assert first.shape == second.shape == (4, 16)
+        assert all(not torch.equal(a, b) for a, b in zip(first, second))
+    whole = masks_drawn(tmp_path / "whole", accum_steps=1)  # the micro-batches draw in turn from the one generator
+    assert torch.equal(whole[0][1], torch.cat([drawn[0][1], drawn[1][1]]))
+
+
 @pytest.mark.parametrize("eval_every, max_steps, due", [
     ("epoch", None, [4, 8, 12]),
     ("epoch", 6, [4, 6]),              # and at the last step, where max_steps stops the run
