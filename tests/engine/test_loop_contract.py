@@ -12,7 +12,7 @@ from milan_lab.engine.rng import step_generator
 from milan_lab.engine.trainer import EvalSchedule, RunResult, StepContext, Trainer
 from milan_lab.errors import ConfigError
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
-from tests.helpers import tiny_overrides, tiny_teacher_folder
+from tests.helpers import tiny_overrides
 
 STEPS_PER_EPOCH = 4
 
@@ -121,11 +121,6 @@ def test_a_run_result_is_its_summary_with_the_history_and_model_beside_it(tmp_pa
     state = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))["model"]
     assert all(torch.equal(v, state[k]) for k, v in result.model.state_dict().items())
     assert pickle.loads(pickle.dumps(result)) == {"steps": 3}  # pickled (submitit) without the model
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    return tiny_teacher_folder(tmp_path_factory.mktemp("teacher") / "tiny")
 
 
 # Losses of this tiny run as the loop computed them before loss_fn took a StepContext (the mask noise then came
