@@ -17,7 +17,11 @@ The contract with a job. The job builds its model, optimizer, lr schedule and da
   :class:`EvalSchedule`: every N steps or at the end of every N-th epoch; the classifier jobs'
   ``eval_every`` option, pretraining's ``knn_every`` / ``knn_every_steps``). The trainer decides when it
   is due: on rank 0, at the scheduled steps and always after the run's last step (the schedule's end or
-  ``max_steps``), never when the schedule is 0; the row it returns is logged beside the losses;
+  ``max_steps``), never when the schedule is 0; the row it returns is logged beside the losses.
+  ``evaluate`` runs on rank 0 only, while the other ranks wait at their next collective: it is the job's
+  closure over its own, unwrapped model (``ctx.model``: neither the DDP wrapper nor the compiled module,
+  so its forward passes start no gradient all-reduce), and it must not run collectives (all_reduce,
+  barrier, a DDP forward): the other ranks would never join them, and the run would hang;
 * optionally ``after_step(step)``, run after every step (pretraining keeps encoder snapshots in it).
 
 ``fit`` trains the model in place and returns the history (the logged rows); the trained model stays in
@@ -93,11 +97,14 @@ class StepContext:
 
 @dataclass(frozen=True)
 class EvalContext:
-    """What a job's ``evaluate(ctx)`` knows: ``step`` steps are done (``epoch`` epochs, a float), and whether
-    this is the run's last step (``last``: the schedule's end or ``max_steps``)."""
+    """What a job's ``evaluate(ctx)`` knows: ``step`` steps are done (``epoch`` epochs, a float), whether
+    this is the run's last step (``last``: the schedule's end or ``max_steps``), and ``model``: the model the
+    job handed to :meth:`Trainer.fit`, unwrapped (no DDP, no torch.compile). ``evaluate`` runs on rank 0 alone
+    while the other ranks wait at their next collective: it must not run collectives, which they would never join."""
     step: int
     epoch: float
     last: bool
+    model: torch.nn.Module | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,9 @@ class Trainer:
         ``loss_fn(net, batch, ctx)`` returns the loss of one (micro-)batch (``ctx``: a :class:`StepContext`);
         ``evaluate(ctx)`` (``ctx``: an :class:`EvalContext`) runs on rank 0 when ``eval_every`` (an
         :class:`EvalSchedule` or the value :meth:`EvalSchedule.parse` reads) says so and returns a row to log, or
-        None; ``after_step(step)`` runs after each step (``step`` from 0). ``scheduler.step_update(step)`` sets the
+        None; it runs on rank 0 only, on the unwrapped ``model`` (``ctx.model``, not the DDP or compiled wrapper),
+        and must not run collectives (all_reduce, barrier, a DDP forward), which would hang the other ranks;
+        ``after_step(step)`` runs after each step (``step`` from 0). ``scheduler.step_update(step)`` sets the
         lr before each step; ``state_dict()`` / ``load_state_dict(sd)`` default to the model's own (MILAN leaves
         its frozen teacher out)."""
         cfg, device = self.cfg, self.device
@@ -298,7 +307,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['img_per_s']:.0f}")
                 if evaluate is not None and self.main and schedule.due(step, steps_per_epoch, is_last):
                     t_eval = time.time()
-                    row = evaluate(EvalContext(step, step / steps_per_epoch, is_last))
+                    row = evaluate(EvalContext(step, step / steps_per_epoch, is_last, model=model))
                     if row:
                         now = time.time()
                         self.eval_elapsed += now - t_eval

@@ -103,6 +103,19 @@ def test_evaluate_runs_exactly_when_due_and_at_the_last_step(tmp_path, eval_ever
     assert [r["step"] for r in result.history if "score" in r] == due  # each returned row is logged
 
 
+def test_evaluate_is_handed_the_unwrapped_model_and_runs_on_rank_0_alone(tmp_path):
+    models = []
+    result = toy_fit(tmp_path / "run", max_steps=4, evaluate=lambda ctx: models.append(ctx.model))
+    assert models == [result.model] and type(result.model) is torch.nn.Linear  # the job's model, no wrapper
+
+    cfg = TrainerConfig(batch_size=4, device="cpu", output_dir=str(tmp_path / "other"), progress=False, logger=[])
+    other_rank, model, calls = Trainer(cfg, "toy"), torch.nn.Linear(2, 1), []
+    other_rank.main = False  # what every rank but 0 is
+    other_rank.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _Schedule(), lambda e, s: iter(torch.ones(2, 4, 2)),
+                   2, lambda net, batch, ctx: net(batch).mean(), calls.append, epochs=1, eval_every=1)
+    assert calls == []
+
+
 def test_bad_schedules_are_refused_naming_the_option():
     for bad in ("epochs", -1, 2.5, True):
         with pytest.raises(ConfigError, match="eval_every"):
