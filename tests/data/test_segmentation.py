@@ -23,11 +23,11 @@ def test_a_good_folder_opens_with_the_training_classes(tmp_path):
     ("corrupt annotation", r"ADE_2\.png"),
     ("truncated annotation", r"ADE_2\.png"),
     ("corrupt image", r"ADE_0\.jpg"),
-    ("missing annotation", r"images/validation/"),
-    ("no validation split", r"images/validation/"),
-    ("no training split", r"training"),
+    ("missing annotation", r"images/validation/.*ADE_1\.png"),              # the split's folder and the image's annotation
+    ("no validation split", r"images/validation/.*annotations/validation/"),  # both folders the split needs
+    ("no training split", r"images/training/.*annotations/training/"),
     ("flat folder", r"training/.*validation/"),
-    ("empty split", r"images/validation/"),
+    ("empty split", r"images/validation/$"),                                  # the folder alone: no file in it to name
 ])
 def test_a_bad_folder_is_refused_in_one_line_naming_the_file(tmp_path, damage, named):
     root = ade_folder(tmp_path / "ade")
