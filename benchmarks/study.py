@@ -8,9 +8,10 @@ resumable, and its record with the study's tables.
 The plan (arms, paired seeds, preset, scene kind, overrides, probe sizes, the probes, the primary metric, the
 Holm family, the TOST margin, the decision rule) is checked against the runner before any work: every arm
 known, the scene kind one of ``config.SCENE_KINDS``, every probe registered (``evaluation.suite.PROBES``) and
-the primary and the family among their metrics. Runs go seed-major (stopping early leaves whole pairs); a
-finished run (``OUTPUT_DIR/ARM_sSEED/result.json``, stamped with the plan's hash) is reused, one made under
-another plan is refused. ``--device``: where every run trains and is scored (``auto``: CUDA when present).
+the primary and the family among their metrics. Runs go seed-major (stopping early leaves whole pairs); a finished run
+(``OUTPUT_DIR/ARM_sSEED/result.json``, stamped with the plan's hash and the device it was made on) is reused,
+one made under another plan or on another device is refused. ``--device``: where every run trains and is
+scored (``auto``: CUDA when present).
 ``--seeds`` / ``--arms``: a subset of the plan's (the footer says what is missing). With ``--record`` the
 record is rewritten after every seed, so a stopped study still has one.
 

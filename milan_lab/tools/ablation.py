@@ -80,15 +80,16 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
             eval_train: int = 1024, eval_val: int = 512, seg_train: int = 512, seg_val: int = 256,
             seg_steps: int = 200, variant: str = "dense", plan: Plan | None = None, probes=PROBES,
             device: str = "cpu") -> dict:
-    """Pretrain one arm for one seed (none for the random-init arm) and score it (``score_arm``, scored on
-    ``device``; trained there too unless it is the CPU, where the config's own device choice holds); reuses a
-    finished run's ``result.json`` made under the same ``plan`` and scored on the same probes and sizes (a
-    ConfigError for one made otherwise). The result carries the plan's name and hash, the commit the run
-    started from, and what it was scored on (``scored_on``)."""
+    """Pretrain one arm for one seed (none for the random-init arm) on ``device`` and score it there
+    (``score_arm``); reuses a finished run's ``result.json`` made under the same ``plan``, scored on the same
+    probes and sizes and made on the same device (a ConfigError for one made otherwise, or one that does not
+    record its device). The result carries the plan's name and hash, the commit the run started from, and what
+    it was made with (``scored_on``: probes, sizes, device)."""
     out = run_folder(output_dir, arm, seed)
     done = out / "result.json"
     sizes = dict(eval_train=eval_train, eval_val=eval_val, seg_train=seg_train, seg_val=seg_val, seg_steps=seg_steps)
-    scored_on = {"probes": list(probes), "sizes": sizes}  # a finished run scored otherwise is not reused
+    # a finished run scored otherwise, or trained and scored on another device, is not reused
+    scored_on = {"probes": list(probes), "sizes": sizes, "device": device}
     previous = finished_run(done, plan, scored_on)
     if previous is not None:
         return previous
@@ -97,19 +98,28 @@ def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides:
     return write_run_result(done, {**row, "scored_on": scored_on}, start)
 
 
-def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, probes=PROBES,
-              device: str = "cpu", **sizes) -> dict:
-    """One arm's run for one seed in ``out``: trained (but the random-init arm) and scored on ``probes``
-    (``evaluation.suite``) at ``sizes`` on ``device`` (a device other than the CPU trains there too); its row."""
-    for name in probes:  # an unknown probe is refused before the training
-        probe_named(name)
+def arm_config(preset: str, arm: str, seed: int, out: str | Path, overrides: dict | None, variant: str,
+               device: str = "cpu"):
+    """The pretraining config of one arm's run in ``out``: the study's ``overrides``, then the arm's own, then the
+    run's (seed, folder, scene kind and ``device``, always: the preset's ``device: auto`` would pick CUDA on a GPU
+    machine whatever the study was asked); the equal-compute arm trains MILAN's FLOPs' worth of epochs."""
     over = {"keep_every": 0,  # no timeline snapshots unless the study's overrides ask: an arm is scored at its end
             **(overrides or {}), **KNOWN_ARMS[arm], "seed": seed, "knn_every": 0, "output_dir": str(out), "progress": False,
-            "offline_variant": variant, **({"device": device} if device != "cpu" else {})}
+            "offline_variant": variant, "device": device}
     cfg = get_config("pretrain", preset, over)
     if arm == EQUAL_COMPUTE:
         cfg = get_config("pretrain", preset, {**over, "epochs": max(1, round(cfg.epochs * compute_factor(preset)))})
-    row = {"arm": arm, "seed": seed, "variant": variant, **KNOWN_ARMS[arm], **({"device": device} if device != "cpu" else {})}
+    return cfg
+
+
+def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, probes=PROBES,
+              device: str = "cpu", **sizes) -> dict:
+    """One arm's run for one seed in ``out``: trained (but the random-init arm) on ``device`` and scored there on
+    ``probes`` (``evaluation.suite``) at ``sizes``; its row."""
+    for name in probes:  # an unknown probe is refused before the training
+        probe_named(name)
+    cfg = arm_config(preset, arm, seed, out, overrides, variant, device)
+    row = {"arm": arm, "seed": seed, "variant": variant, **KNOWN_ARMS[arm], "device": device}
     if arm == RANDOM:
         encoder = load_encoder("random", cfg.model, seed=seed)
         row.update(steps=0, ms_per_step=None)

@@ -137,9 +137,10 @@ def run_start(plan: Plan | None) -> dict:
 def finished_run(path: str | Path, plan: Plan | None, scored_on: dict | None = None) -> dict | None:
     """The result of a run finished earlier (``path``: its result.json), None if there is none; a
     ConfigError naming the run and both hashes if it was made under another plan (or without one).
-    With ``scored_on`` (what the study scores a run on: its probes and sizes, stored in the result
-    under that key) a result scored on anything else is refused too, naming what differs: its numbers
-    are not those the study would compute."""
+    With ``scored_on`` (what the study makes a run with: its probes and sizes, and the device it trains
+    and is scored on; stored in the result under that key) a result made with anything else, or one that
+    does not record an entry, is refused too, naming what differs: its numbers are not those the study
+    would compute."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -155,7 +156,7 @@ def finished_run(path: str | Path, plan: Plan | None, scored_on: dict | None = N
                           f"not {named(plan.name if plan else None, want)}; pass another output folder or restore that plan")
     if scored_on is not None and result.get("scored_on") != scored_on:
         raise ConfigError(f"{path.parent}: a finished run scored on {_differs(result.get('scored_on'), scored_on)}; "
-                          "pass another output folder or the probes and sizes it was scored on")
+                          "pass another output folder or the probes, sizes and device it was made with")
     return result
 
 
@@ -165,6 +166,8 @@ def _differs(had: dict | None, want: dict) -> str:
         return f"unrecorded probes and sizes, not {want}"
     for key in want.keys() | had.keys():
         a, b = had.get(key), want.get(key)
+        if key not in had:  # a run made before the study recorded it (its device, say)
+            return f"unrecorded {key}, not {b!r}"
         if isinstance(a, dict) and isinstance(b, dict) and a != b:
             return _differs(a, b)
         if a != b:

@@ -111,3 +111,21 @@ def test_compute_factor_counts_the_teacher_for_milan_only(monkeypatch):
     enc, dec = info["gflops_encoder_masked"], info["gflops_decoder_by_type"]
     assert info["gflops_teacher"] > 0 and ablation.compute_factor("milan_vit-micro-p8_offline") == pytest.approx(
         (info["gflops_teacher"] + 3 * (enc + dec["prompting"])) / (3 * (enc + dec["mae"])))
+
+
+class _Stop(Exception):
+    """Raised by a stand-in job once it has seen what a test checks: nothing trains."""
+
+
+def test_an_arm_trains_on_the_device_it_is_asked_for_even_the_cpu(tmp_path, monkeypatch):
+    """The preset says ``device: auto`` (CUDA on a GPU machine): a study asked for the CPU trains there too."""
+    seen = []
+
+    def job(cfg):
+        seen.append(cfg.device)
+        raise _Stop
+    monkeypatch.setattr(ablation, "pretrain", job)
+    assert get_config("pretrain", "milan_vit-micro-p8_offline").device == "auto"
+    with pytest.raises(_Stop):
+        ablation.score_arm("milan_vit-micro-p8_offline", "MILAN", 0, tmp_path, {}, "dense", probes=(), device="cpu")
+    assert seen == ["cpu"]

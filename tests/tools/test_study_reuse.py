@@ -1,6 +1,6 @@
-"""A finished ablation run is reused only when scored on the study's probes and sizes: its result.json
-records them, and a study asking for other probes or sizes is refused (one line naming the run and what
-differs) before any work."""
+"""A finished ablation run is reused only when scored on the study's probes and sizes and made on its device:
+its result.json records them, and a study asking for other probes, sizes or device is refused (one line naming
+the run and what differs) before any work."""
 import json
 
 import pytest
@@ -26,7 +26,7 @@ def calls(monkeypatch):
 def test_a_run_records_what_it_was_scored_on_and_is_reused_for_the_same(tmp_path, calls):
     row = ablation.run_arm(PRESET, "MILAN", 0, tmp_path, probes=("knn_cls",), **SIZES)
     stored = json.loads((ablation.run_folder(tmp_path, "MILAN", 0) / "result.json").read_text())
-    assert stored["scored_on"] == {"probes": ["knn_cls"], "sizes": SIZES} == row["scored_on"]
+    assert stored["scored_on"] == {"probes": ["knn_cls"], "sizes": SIZES, "device": "cpu"} == row["scored_on"]
     assert ablation.run_arm(PRESET, "MILAN", 0, tmp_path, probes=("knn_cls",), **SIZES) == row and len(calls) == 1
 
 
@@ -46,3 +46,22 @@ def test_a_run_that_does_not_record_its_probes_is_refused(tmp_path, calls):
     done.write_text(json.dumps({"arm": "MILAN", "seed": 0, "knn_cls": 0.5, "plan": None, "plan_hash": None}))
     with pytest.raises(ConfigError, match="unrecorded"):
         ablation.run_arm(PRESET, "MILAN", 0, tmp_path, probes=("knn_cls",), **SIZES)
+
+
+def test_a_run_made_on_another_device_is_refused_naming_both(tmp_path, calls):
+    ablation.run_arm(PRESET, "MILAN", 0, tmp_path, probes=("knn_cls",), device="cuda", **SIZES)
+    with pytest.raises(ConfigError) as err:  # resumed on the CPU: the GPU's run is not silently reused
+        ablation.run_arm(PRESET, "MILAN", 0, tmp_path, probes=("knn_cls",), device="cpu", **SIZES)
+    message = str(err.value)
+    assert "MILAN_s0" in message and "'cuda'" in message and "'cpu'" in message and "\n" not in message
+    assert len(calls) == 1
+
+
+def test_a_run_that_does_not_record_its_device_is_refused(tmp_path, calls):
+    done = ablation.run_folder(tmp_path, "MILAN", 0) / "result.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"arm": "MILAN", "seed": 0, "knn_cls": 0.5, "plan": None, "plan_hash": None,
+                                "scored_on": {"probes": ["knn_cls"], "sizes": SIZES}}))  # made before runs recorded it
+    with pytest.raises(ConfigError, match="unrecorded device") as err:
+        ablation.run_arm(PRESET, "MILAN", 0, tmp_path, probes=("knn_cls",), **SIZES)
+    assert "MILAN_s0" in str(err.value) and "\n" not in str(err.value) and not calls
