@@ -7,8 +7,9 @@ resumable, and its record with the study's tables.
 
 The plan (arms, paired seeds, preset, scene kind, overrides, probe sizes, the probes, the primary metric, the
 Holm family, the TOST margin, the decision rule) is checked against the runner before any work: every arm
-known, the scene kind one of ``config.SCENE_KINDS``, every probe registered (``evaluation.suite.PROBES``) and
-the primary and the family among their metrics. Runs go seed-major (stopping early leaves whole pairs); a finished run
+known, the scene kind one of ``config.SCENE_KINDS``, every probe registered (``evaluation.suite.PROBES``),
+the primary and the family among their metrics, and every arm's config (the plan's overrides with the arm's
+own) one the config accepts. Runs go seed-major (stopping early leaves whole pairs); a finished run
 (``OUTPUT_DIR/ARM_sSEED/result.json``, stamped with the plan's hash and the device it was made on) is reused,
 one made under another plan or on another device is refused. ``--device``: where every run trains and is
 scored (``auto``: CUDA when present).
@@ -39,7 +40,7 @@ DEVICES = ("auto", "cpu", "cuda")
 def check_plan(plan) -> None:
     """A ConfigError naming the plan and the first thing of it this runner cannot run."""
     from milan_lab.evaluation.suite import metrics_of, probe_named
-    from milan_lab.tools.ablation import KNOWN_ARMS, plan_probes
+    from milan_lab.tools.ablation import KNOWN_ARMS, check_arms, plan_probes
     where = f"plan {plan.path or plan.name}"
     if plan["study"] != "ablation":
         raise ConfigError(f"{where}: study {plan['study']!r} is not run by benchmarks/study.py (it runs 'ablation' plans)")
@@ -61,6 +62,10 @@ def check_plan(plan) -> None:
         raise ConfigError(f"{where}: metric {outside[0]!r} of its primary or Holm family is not reported by its probes "
                           f"({', '.join(metrics)})")
     C.get_config("pretrain", plan["preset"], dict(plan["overrides"]))  # overrides the config refuses: refused now
+    try:  # and every arm's own settings with them (an arm the preset refuses, before the arms ahead of it train)
+        check_arms(plan["preset"], plan["arms"], plan["overrides"], plan["variant"])
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def resolve_device(name: str) -> str:

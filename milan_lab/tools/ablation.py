@@ -112,6 +112,16 @@ def arm_config(preset: str, arm: str, seed: int, out: str | Path, overrides: dic
     return cfg
 
 
+def check_arms(preset: str, arms, overrides: dict | None, variant: str, device: str = "cpu") -> None:
+    """Every arm's config built before any run (``arm_config``): one the config refuses (the ViT-B preset refuses
+    the label-free teacher's settings) is one ConfigError naming the arm now, not after the arms before it trained."""
+    for arm in arms:
+        try:
+            arm_config(preset, arm, 0, "unused", overrides, variant, device)
+        except ConfigError as e:
+            raise ConfigError(f"arm {arm!r}: {e}") from None
+
+
 def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | None, variant: str, probes=PROBES,
               device: str = "cpu", **sizes) -> dict:
     """One arm's run for one seed in ``out``: trained (but the random-init arm) on ``device`` and scored there on
@@ -152,13 +162,15 @@ def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablati
                  device: str = "cpu", **eval_sizes) -> list[dict]:
     """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each, scored on
     ``probes`` (names in ``evaluation.suite.PROBES``). With a ``plan`` the arguments are checked against it
-    first (arms and seeds among its own, everything else equal) and every run is stamped with it."""
+    first (arms and seeds among its own, everything else equal) and every run is stamped with it. Every arm's
+    config is built before the first run (``check_arms``)."""
     check_study(seeds, arms, **eval_sizes)
     for name in probes:
         probe_named(name)
     if plan is not None:
         check_against_plan(plan, study="ablation", preset=preset, variant=variant, overrides=dict(overrides or {}),
                            sizes={**EVAL_SIZES, **eval_sizes}, arms=list(arms), seeds=list(seeds))
+    check_arms(preset, arms, overrides, variant, device)  # a refused arm is refused before the first run
     return [run_arm(preset, arm, seed, output_dir, overrides, variant=variant, plan=plan, probes=probes, device=device,
                     **eval_sizes) for seed in seeds for arm in arms]
 

@@ -67,7 +67,10 @@ def _plan_file(tmp_path, **changes):
                                            ({"variant": "cluttered"}, "cluttered"),
                                            ({"probes": ["linear_mean", "nope"]}, "nope"),
                                            ({"probes": ["linear_mean"]}, "linear_object"),
-                                           ({"study": "views_grid"}, "views_grid")])
+                                           ({"study": "views_grid"}, "views_grid"),
+                                           # an arm the preset's config refuses, though the plan's overrides pass
+                                           ({"preset": "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k",
+                                             "arms": ["MILAN", "random masking", "label-free teacher"]}, "label-free teacher")])
 def test_a_plan_the_runner_cannot_run_is_one_line_naming_the_file_and_what(tmp_path, capsys, change, named):
     path = _plan_file(tmp_path, **change)
     with pytest.raises(SystemExit) as exit_:

@@ -5,6 +5,7 @@ import torch
 from scipy import stats
 
 from milan_lab.config import get_config
+from milan_lab.errors import ConfigError
 from milan_lab.evaluation.stats import t_interval
 from milan_lab.tools import ablation
 from milan_lab.jobs.pretrain import pretrain
@@ -129,3 +130,13 @@ def test_an_arm_trains_on_the_device_it_is_asked_for_even_the_cpu(tmp_path, monk
     with pytest.raises(_Stop):
         ablation.score_arm("milan_vit-micro-p8_offline", "MILAN", 0, tmp_path, {}, "dense", probes=(), device="cpu")
     assert seen == ["cpu"]
+
+
+def test_an_arm_the_config_refuses_is_refused_before_the_first_run(tmp_path, monkeypatch):
+    """The ViT-B preset refuses the label-free teacher's settings: refused before MILAN trains, naming the arm."""
+    calls = []
+    monkeypatch.setattr(ablation, "score_arm", lambda preset, arm, *a, **kw: calls.append(arm) or {"arm": arm})
+    vit_b = "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k"
+    with pytest.raises(ConfigError, match="label-free teacher") as err:
+        ablation.run_ablation(vit_b, [0], str(tmp_path), {}, arms=("MILAN", "label-free teacher"), probes=())
+    assert "teacher" in str(err.value) and "\n" not in str(err.value) and calls == []
