@@ -40,7 +40,8 @@ CAPTIONS = {"all": "colour, size, shape and place", "no-shape": "colour, size an
 class Option:
     """What a config field admits besides its type: bounds (``gt``/``ge`` below, ``lt``/``le`` above, any of
     them None) or ``choices`` (a tuple, or a registry whose names are read when checked), and a one-line
-    ``help`` for ``--help``. None, for a field typed ``X | None``, always passes (it means "not set")."""
+    ``help`` for ``--help``. None, for a field typed ``X | None``, always passes (it means "not set");
+    :func:`check_fields` refuses it for any other field."""
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
@@ -80,24 +81,31 @@ class Option:
         """The choices' names now (a registry's include the choices registered since the field was declared)."""
         return list(self.choices) if self.choices is not None else []
 
-    def problem(self, value, optional: bool = False) -> str | None:
+    def problem(self, value, optional: bool = False, listed: bool | None = None) -> str | None:
         """What is wrong with ``value`` ("'x'; expected one of (...)", "must be positive, got 0"), None if it is
-        admitted: outside the choices (each item of a list) or the bounds. ``optional``: the field also takes None."""
+        admitted: outside the choices (each item, for a list field) or the bounds. ``optional``: the field also
+        takes None. ``listed``: whether the field is a list (``list[str]``), whose items are checked one by one; a
+        list given to any other field is one value outside its choices. None: a list's items are checked, for a
+        caller that has checked the value's type against the field's already."""
         if value is None:
             return None
         if self.choices is not None:
-            for item in value if isinstance(value, list) else [value]:
+            if listed is None:
+                listed = isinstance(value, list)
+            if listed and not isinstance(value, list):
+                return f"expected a list of {tuple(self.names())}, got {value!r}"
+            for item in value if listed else [value]:
                 if item not in self.choices:
                     return f"{item!r}; expected one of {tuple(self.names())}"
         if self.bounded and not self.admits(value):
             return f"must be {self.range_text()}{' (or none)' if optional else ''}, got {value}"
         return None
 
-    def check(self, key: str, value, optional: bool = False) -> None:
+    def check(self, key: str, value, optional: bool = False, listed: bool | None = None) -> None:
         """Refuse ``value`` for ``key`` in one line (see :meth:`problem`); a registry's own error adds the closest name."""
         if isinstance(self.choices, Registry) and value is not None:
             self.choices.lookup(value, key)
-        problem = self.problem(value, optional)
+        problem = self.problem(value, optional, listed)
         if problem:
             raise ConfigError(f"bad value for {key!r}: {problem}")
 
@@ -128,11 +136,18 @@ def is_optional(tp) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
 
 
+def is_list(tp) -> bool:
+    """Whether a field's type is a list (``list[str]``), optional or not."""
+    return typing.get_origin(tp) is list or any(typing.get_origin(a) is list for a in typing.get_args(tp))
+
+
 def check_fields(cfg) -> None:
     """Every field of ``cfg`` against its declaration (nested configs are checked by their own ``validate``).
 
     Floats are checked to be finite first: NaN passes every comparison a range makes (``nan <= 0`` is false),
-    and infinity passes the lower bounds."""
+    and infinity passes the lower bounds. None is refused for every field whose type is not ``X | None``
+    (set in code, ``cfg.steps = None``: the CLI and the YAML files refuse it as they read it), and the choices
+    of a list field are checked item by item, while a list given to a field of one name is refused."""
     fields = dataclasses.fields(cfg)
     for f in fields:
         v = getattr(cfg, f.name)
@@ -140,9 +155,25 @@ def check_fields(cfg) -> None:
             raise ConfigError(f"bad value for {f.name!r}: must be a finite number, got {v}")
     hints = field_types(type(cfg))
     for f in fields:
+        v, tp = getattr(cfg, f.name), hints[f.name]
+        if v is None and not is_optional(tp):
+            raise ConfigError(f"bad value for {f.name!r}: expected {_type_words(tp)}, got None")
         spec = option_of(type(cfg), f.name)
         if spec is not None:
-            spec.check(f.name, getattr(cfg, f.name), is_optional(hints[f.name]))
+            spec.check(f.name, v, is_optional(tp), is_list(tp))
+
+
+def _type_words(tp) -> str:
+    """A field's type as an error says it: "an integer", "a number", "a list of names", "an EncoderConfig"."""
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if tp in words:
+        return words[tp]
+    if is_list(tp):
+        return "a list of names"
+    name = getattr(tp, "__name__", None)
+    if name is None:
+        return str(tp).replace("typing.", "")
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
 
 
 class Options:

@@ -154,3 +154,27 @@ def test_teacher_train_help_lists_its_options_with_ranges(capsys):
     assert "milan-clip-tiny" in out.split("clip_model", 1)[1].splitlines()[0]
     assert "in [0, 1];" in _help_line(out, "caption_drop")
     assert not any(line.split()[:1] == ["model"] for line in out.splitlines())
+
+
+@pytest.mark.parametrize("make, key", [
+    (lambda: TeacherTrainConfig(steps=None), "steps"),
+    (lambda: dataclasses.replace(PretrainConfig(), epochs=None), "epochs"),
+    (lambda: PretrainConfig(model=dataclasses.replace(ModelConfig(), mask_ratio=None)), "mask_ratio"),
+    (lambda: PretrainConfig(model=None), "model"),
+])
+def test_none_set_in_code_is_refused_for_a_field_that_is_not_optional(make, key):
+    with pytest.raises(ConfigError, match=rf"'{key}'.*got None"):
+        make().validate()
+    PretrainConfig(max_steps=None, clip_grad=None, lr=None).validate()  # the optional ones take None
+
+
+@pytest.mark.parametrize("value", [["bf16"], []])
+def test_a_list_is_no_value_of_a_field_of_one_choice(value):
+    with pytest.raises(ConfigError, match="'precision'"):
+        TeacherTrainConfig(precision=value).validate()
+    with pytest.raises(ConfigError, match="'sampler'"):
+        PretrainConfig(model=dataclasses.replace(ModelConfig(), sampler=value)).validate()
+    with pytest.raises(ConfigError, match="'logger'"):  # a list field takes a list of its choices, not one name
+        TeacherTrainConfig(logger="tensorboard").validate()
+    TeacherTrainConfig(logger=["tensorboard", "mlflow"]).validate()
+    TeacherTrainConfig(logger=[]).validate()
