@@ -134,10 +134,12 @@ def score_arm(preset: str, arm: str, seed: int, out: Path, overrides: dict | Non
         encoder = load_encoder("random", cfg.model, seed=seed)
         row.update(steps=0, ms_per_step=None)
     else:
-        summary = pretrain(cfg)
+        # the steps alone: the job's result carries its whole trained model (student, decoder, teacher), which
+        # would stay in memory (on the GPU where it trained) while the saved encoder is loaded and scored
+        steps = pretrain(cfg)["steps"]
         history = json.loads((out / "metrics.json").read_text())["history"]
         rates = [r["img_per_s"] for r in history if r.get("img_per_s")]  # training steps only, between log rows
-        row.update(steps=summary["steps"], ms_per_step=1e3 * cfg.batch_size / statistics.median(rates) if rates else None)
+        row.update(steps=steps, ms_per_step=1e3 * cfg.batch_size / statistics.median(rates) if rates else None)
         encoder = load_encoder(str(out), cfg.model)
     row.update(score(encoder.to(device), probes, sizes, seed=seed, variant=variant, device=device))
     return row

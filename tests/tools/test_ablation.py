@@ -1,10 +1,15 @@
 """The ablation studio: paired runs and the interval arithmetic behind its conclusions."""
 
+import gc
+import json
+import weakref
+
 import pytest
 import torch
 from scipy import stats
 
 from milan_lab.config import get_config
+from milan_lab.engine.trainer import RunResult
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation.stats import t_interval
 from milan_lab.tools import ablation
@@ -130,6 +135,27 @@ def test_an_arm_trains_on_the_device_it_is_asked_for_even_the_cpu(tmp_path, monk
     with pytest.raises(_Stop):
         ablation.score_arm("milan_vit-micro-p8_offline", "MILAN", 0, tmp_path, {}, "dense", probes=(), device="cpu")
     assert seen == ["cpu"]
+
+
+def test_the_trained_model_is_let_go_before_the_encoder_is_scored(tmp_path, monkeypatch):
+    """The job's result carries its whole model; only its numbers stay while the saved encoder is loaded and scored."""
+    models = []
+
+    def job(cfg):
+        model = torch.nn.Linear(2, 2)
+        models.append(weakref.ref(model))
+        (tmp_path / "metrics.json").write_text(json.dumps({"history": []}))
+        return RunResult({"steps": 3}, [], model)
+
+    def load(source, arch, seed=0):
+        gc.collect()
+        assert models and models[0]() is None, "the trained model is still held while the encoder is loaded"
+        return torch.nn.Identity()
+    monkeypatch.setattr(ablation, "pretrain", job)
+    monkeypatch.setattr(ablation, "load_encoder", load)
+    monkeypatch.setattr(ablation, "score", lambda encoder, probes, sizes, **kw: {})
+    row = ablation.score_arm("milan_vit-micro-p8_offline", "MILAN", 0, tmp_path, {}, "dense", probes=())
+    assert row["steps"] == 3 and row["device"] == "cpu"
 
 
 def test_an_arm_the_config_refuses_is_refused_before_the_first_run(tmp_path, monkeypatch):
