@@ -28,6 +28,7 @@ from pathlib import Path
 
 from milan_lab.config import get_config
 from milan_lab.errors import ConfigError
+from milan_lab.engine.distributed import resolve_device
 from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, paired_test, t_interval, tost
 from milan_lab.evaluation.suite import SIZES, metrics_of, probe_named, score
 from milan_lab.factory.models import load_encoder
@@ -161,11 +162,13 @@ EVAL_SIZES = {k: SIZES[k] for k in ("eval_train", "eval_val", "seg_train", "seg_
 
 def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablation", overrides: dict | None = None,
                  arms=tuple(ARMS), variant: str = "dense", plan: Plan | None = None, probes=PROBES,
-                 device: str = "cpu", **eval_sizes) -> list[dict]:
+                 device: str = "auto", **eval_sizes) -> list[dict]:
     """Every arm for every seed (seed-major, so stopping early leaves whole pairs); one row each, scored on
     ``probes`` (names in ``evaluation.suite.PROBES``). With a ``plan`` the arguments are checked against it
     first (arms and seeds among its own, everything else equal) and every run is stamped with it. Every arm's
-    config is built before the first run (``check_arms``)."""
+    config is built before the first run (``check_arms``). ``device``: where every run trains and is scored
+    ("auto": CUDA where there is one, resolved once so that every row names the device it ran on)."""
+    device = resolve_device(device).type
     check_study(seeds, arms, **eval_sizes)
     for name in probes:
         probe_named(name)
@@ -182,7 +185,7 @@ def plan_probes(plan: Plan) -> tuple[str, ...]:
     return tuple(plan["probes"] or PROBES)
 
 
-def run_plan(plan: Plan, output_dir: str, seeds=None, arms=None, device: str = "cpu") -> list[dict]:
+def run_plan(plan: Plan, output_dir: str, seeds=None, arms=None, device: str = "auto") -> list[dict]:
     """The runs of a plan (all its seeds and arms, or the given subsets of them), on ``device``."""
     return run_ablation(plan["preset"], plan["seeds"] if seeds is None else seeds, output_dir, plan["overrides"],
                         plan["arms"] if arms is None else arms, plan["variant"], plan=plan, probes=plan_probes(plan),
