@@ -80,23 +80,30 @@ DEFAULT_RUN = "the offline default's recipe, seed 0 (`benchmarks/time_to_quality
 
 
 def table_attention(folder: Path, name: str = "attention_shipped", label: str = SHIPPED) -> str:
-    """The attention metric of an encoder (the shipped model's by default), its teacher and random encoders."""
+    """Where an encoder's class token looks (the shipped model's by default), beside its teacher, random
+    encoders and, in records that have it, the pixel-saliency floor; "-" where a record predates a metric."""
     rec = read_record(name, folder)
     r = rec["result"]
+    metrics = ("object_ratio", "object_mass", "object_auroc", "agreement")
 
-    def cell(m, key):
-        if key not in m:
-            return "-"
-        v = m[key]
-        return f"{v['mean']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
-    rows = ["| encoder | object ratio (head mean) | agreement with the teacher (head mean) |", "| --- | --- | --- |",
-            f"| {label} | {cell(r['encoder'], 'object_ratio')} | "
-            f"{cell(r['encoder'], 'agreement')} |",
-            f"| its teacher (`milan-clip-tiny`) | {cell(r['teacher'], 'object_ratio')} | (1) |"]
+    def cells(m, teacher=False):
+        def one(key):
+            if teacher and key == "agreement":
+                return "(1)"
+            if key not in m:
+                return "-"
+            v = m[key]
+            return f"{v['mean']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
+        return " | ".join(one(k) for k in metrics)
+    rows = ["| encoder | object ratio | attention mass on the object | AUROC against the object | agreement with the teacher |",
+            "| --- | --- | --- | --- | --- |", f"| {label} | {cells(r['encoder'])} |",
+            f"| its teacher (`milan-clip-tiny`) | {cells(r['teacher'], teacher=True)} |"]
     seeds = r.get("random_init_seeds", range(len(r["random"])))  # records older than the key drew seeds 0..k-1
-    rows += [f"| random init, seed {k} | {cell(m, 'object_ratio')} | {cell(m, 'agreement')} |" for k, m in zip(seeds, r["random"])]
+    rows += [f"| random init, seed {k} | {cells(m)} |" for k, m in zip(seeds, r["random"])]
+    if "saliency" in r:
+        rows.append(f"| pixel saliency (colour distinctness, no training) | {cells(r['saliency'])} |")
     return _table(rows, rec, f"{r['scenes']} {r.get('variant', 'dense')} validation scenes at {r['image_size']} px; "
-                             f"mean [bootstrap 95 % interval over scenes]. ")
+                             f"class-token attention of the last block, head mean; mean [bootstrap 95 % interval over scenes]. ")
 
 
 def table_teacher(folder: Path) -> str:
@@ -251,6 +258,7 @@ def table_probe_noise(folder: Path) -> str:
 
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder: table_attention(folder, "attention_shipped_sparse"),
+          "attention-mid": lambda folder: table_attention(folder, "attention_shipped_mid"),
           "attention-default": lambda folder: table_attention(folder, "attention_default", DEFAULT_RUN),
           "teacher": table_teacher, "info": table_info,
           "ablation-dense": lambda folder: table_ablation(folder, "ablation_dense"),
