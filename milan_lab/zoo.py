@@ -28,11 +28,10 @@ from milan_lab.data.transforms import eval_transform
 from milan_lab.errors import CheckpointError, ConfigError, DataError, DownloadError
 from milan_lab.evaluation.classifier import evaluate
 from milan_lab.factory.models import create_model, load_model
-from milan_lab.io.locations import cache_dir
+from milan_lab.io.locations import ASSETS, cache_dir
 from milan_lab.io.network import unreachable
 from milan_lab.models.classifier import MILANClassifier
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 _BASE = "https://download.openmmlab.com/mmselfsup/1.x/milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k/"
 VIT_B = "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k"
 TINY = "milan_vit-tiny-p8_offline"

@@ -33,11 +33,11 @@ import torch
 from milan_lab.config import SHIPPED_TEACHERS, TEACHER_ALIASES, check_shipped_teacher
 from milan_lab.data.tokenizer import WordTokenizer
 from milan_lab.errors import CheckpointError, ConfigError, DownloadError
+from milan_lab.io.locations import ASSETS
 from milan_lab.io.network import unreachable
 from milan_lab.io.weights import is_torchscript, load_into, read_weights
 from milan_lab.models.teacher import IMAGENET_MEAN, IMAGENET_STD, Teacher
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED_TEACHER = ASSETS / "teacher"
 # the folder of each shipped teacher (config.SHIPPED_TEACHERS says what each one's captions named)
 SHIPPED_TEACHER_FOLDERS = {"offline-shape": SHIPPED_TEACHER, "offline-noshape": ASSETS / "teacher_noshape"}

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+ASSETS = PACKAGE_DIR / "assets"  # the shipped models, their probes and the offline teachers
 OUTPUTS = Path("outputs")  # relative to the working folder, as every run's output_dir is
 
 

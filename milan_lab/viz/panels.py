@@ -17,6 +17,7 @@ from milan_lab.evaluation.dense import SegProbe, confusion, seg_scores
 from milan_lab.evaluation.probes import probe_candidates
 from milan_lab.factory.models import load_encoder, load_model
 from milan_lab.factory.teachers import load_teacher
+from milan_lab.io.locations import ASSETS
 from milan_lab.io.weights import read_weights
 from milan_lab.models.losses import target_predicts, unpatchify
 from milan_lab.models.masking import sample_mask
@@ -24,7 +25,6 @@ from milan_lab.models.milan import MILAN
 from milan_lab.models.teacher import Teacher
 from milan_lab.viz import maps, text_maps
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED_MODEL = ASSETS / "milan_tiny_offline.safetensors"
 DISPLAY = 256
 # the offline scenes the app and notebooks offer as examples: make_scene(seed, split, index, DISPLAY)
