@@ -13,11 +13,11 @@ from milan_lab.config.devices import check_device
 from milan_lab.config.files import MAX_YAML_CHARS, MAX_YAML_DEPTH, load_yaml, parse_yaml
 from milan_lab.config.overrides import apply_overrides, field_of
 from milan_lab.config.presets import JOBS, PRESET_DIR, PRESETS, SECTIONS, describe, get_config
+from milan_lab.config.options import Option, Options, check_fields, field_types, is_optional, option, option_of
 from milan_lab.config.schema import (
     CAPTIONS, LOGGERS, PRETRAIN_ONLY, SCENE_KINDS, SHIPPED_TEACHERS, TEACHER_ALIASES, VIEW_CONFLICTS,
-    ClassifierJobConfig, EncoderConfig, FinetuneConfig, JobConfig, LinearProbeConfig, ModelConfig, Option, Options,
-    PretrainConfig, TeacherTrainConfig, TrainerConfig, check_fields, check_shipped_teacher, check_views, field_types,
-    is_optional, model_config_from, option, option_of,
+    ClassifierJobConfig, EncoderConfig, FinetuneConfig, JobConfig, LinearProbeConfig, ModelConfig,
+    PretrainConfig, TeacherTrainConfig, TrainerConfig, check_shipped_teacher, check_views, model_config_from,
 )
 
 __all__ = [

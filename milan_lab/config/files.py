@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from milan_lab.config.schema import _shown
+from milan_lab.config.options import _shown
 from milan_lab.errors import ConfigError
 
 MAX_YAML_CHARS = 1 << 20  # a config file is a few hundred characters; one of megabytes is not a config file

@@ -15,7 +15,8 @@ import types
 import typing
 
 from milan_lab.config.files import parse_yaml
-from milan_lab.config.schema import PRETRAIN_ONLY, JobConfig, _shown, field_types
+from milan_lab.config.options import _shown, field_types
+from milan_lab.config.schema import PRETRAIN_ONLY, JobConfig
 from milan_lab.errors import ConfigError
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from milan_lab.config.files import load_yaml, parse_yaml
 from milan_lab.config.overrides import _did_you_mean, _flatten, _kind, _model_type, _naming, _type_name, apply_overrides
-from milan_lab.config.schema import FinetuneConfig, LinearProbeConfig, PretrainConfig, field_types, is_optional, option_of
+from milan_lab.config.options import field_types, is_optional, option_of
+from milan_lab.config.schema import FinetuneConfig, LinearProbeConfig, PretrainConfig
 from milan_lab.errors import ConfigError
 
 
