@@ -69,12 +69,10 @@ def check_plan(plan) -> None:
 
 
 def resolve_device(name: str) -> str:
-    """``auto``: CUDA when this machine has it, else the CPU; ``cuda`` without a GPU is one ConfigError."""
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    C.check_device(name)
-    return name
+    """``auto``: CUDA when this machine has it, else the CPU; ``cuda`` without a GPU is one ConfigError
+    (the engine's own resolution, imported here so that a bad plan is refused before torch loads)."""
+    from milan_lab.engine.distributed import resolve_device as engine_device
+    return str(engine_device(name))
 
 
 def ceilings(variant: str, path: Path = CEILINGS) -> dict:

@@ -168,7 +168,7 @@ def run_ablation(preset: str, seeds=(0, 1, 2), output_dir: str = "outputs/ablati
     first (arms and seeds among its own, everything else equal) and every run is stamped with it. Every arm's
     config is built before the first run (``check_arms``). ``device``: where every run trains and is scored
     ("auto": CUDA where there is one, resolved once so that every row names the device it ran on)."""
-    device = resolve_device(device).type
+    device = str(resolve_device(device))  # "cuda:1" stays "cuda:1"
     check_study(seeds, arms, **eval_sizes)
     for name in probes:
         probe_named(name)
