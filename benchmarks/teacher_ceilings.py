@@ -2,7 +2,7 @@
 ceilings a student distilled from them is read against), beside a random-init encoder of the preset (the floor).
 
     python benchmarks/teacher_ceilings.py [--teachers offline-shape offline-noshape] [--zero-shot-variants dense sparse mid]
-                                          [--probe-variants dense] [--train 1024] [--val 1024] [--zero-shot 512]
+                                          [--probe-variants dense mid] [--train 4096] [--val 8192] [--zero-shot 512]
                                           [--dense-train 512] [--dense-val 256] [--dense-steps 200] [--no-dense]
                                           [--preset milan_vit-tiny-p8_offline] [--seed 0] [--record FILE]
 
@@ -12,8 +12,9 @@ Per shipped teacher (``milan_lab.config.SHIPPED_TEACHERS``: named by what their 
   scenes (``evaluation.teacher.evaluate_teacher``: shape, colour, size, place, the bare shape prompt);
 * ``probes``: per scene kind, the probes the studies score students with (``evaluation.suite.score``), on the
   teacher's own targets (every token after ``ln_post`` and ``proj``, what the student regresses;
-  ``evaluation.teacher.TeacherTokens``): kNN (k = 20, cosine, T = 0.07) and the quick linear probe on the class
-  token and on the mean patch token (``--train`` training and ``--val`` validation scenes), and the dense probe's
+  ``evaluation.teacher.TeacherTokens``): kNN (k = 20, cosine, T = 0.07) and the quick linear probe on the patch
+  tokens pooled over the main object's ground-truth coverage, on the class token and on the mean patch token
+  (``--train`` training and ``--val`` validation scenes, by default the studies' sizes), and the dense probe's
   mIoU on the patch tokens (the ablation's sizes), each accuracy with its binomial standard error.
 
 The same probes on a randomly initialised encoder of ``--preset`` (seed 0) give the floor. Nothing is trained but
@@ -31,7 +32,7 @@ from milan_lab.cli import OneLineParser, nonnegative_int, positive_int, preset_n
 from milan_lab.commands.common import record_option
 
 TEACHERS = tuple(C.SHIPPED_TEACHERS)
-PROBES = ("knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
+PROBES = ("knn_object", "linear_object", "knn_cls", "knn_mean", "linear_cls", "linear_mean", "miou")
 FLOOR = "random init"
 
 
@@ -129,9 +130,10 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="teacher_ceilings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teachers", type=shipped_teacher, nargs="+", default=list(TEACHERS))
     p.add_argument("--zero-shot-variants", nargs="+", default=list(C.SCENE_KINDS), choices=C.SCENE_KINDS)
-    p.add_argument("--probe-variants", nargs="+", default=["dense"], choices=C.SCENE_KINDS)
-    p.add_argument("--train", type=positive_int, default=1024, help="training scenes of the kNN and linear probes")
-    p.add_argument("--val", type=positive_int, default=1024, help="validation scenes of the kNN and linear probes")
+    p.add_argument("--probe-variants", nargs="+", default=["dense", "mid"], choices=C.SCENE_KINDS,
+                   help="scene kinds to probe on (the studies' kinds)")
+    p.add_argument("--train", type=positive_int, default=4096, help="training scenes of the kNN and linear probes (the studies')")
+    p.add_argument("--val", type=positive_int, default=8192, help="validation scenes of the kNN and linear probes (the studies')")
     p.add_argument("--zero-shot", type=positive_int, default=512, help="held-out scenes per kind for zero-shot")
     p.add_argument("--dense-train", type=positive_int, default=512)
     p.add_argument("--dense-val", type=positive_int, default=256)

@@ -84,13 +84,17 @@ class Bench:
             key = next(iter(bad))
             raise ConfigError(f"bad value for probe size {key!r}: must be an integer of at least 1, got {bad[key]!r}")
 
+    # A student's sizes are its patch embedding's; an encoder without one (a teacher seen as an encoder,
+    # ``evaluation.teacher.TeacherTokens``) names them itself.
     @property
     def image_size(self) -> int:
-        return self.encoder.patch_embed.img_size[0]
+        embed = getattr(self.encoder, "patch_embed", None)
+        return embed.img_size[0] if embed is not None else self.encoder.image_size
 
     @property
     def patch_size(self) -> int:
-        return self.encoder.patch_embed.patch_size[0]
+        embed = getattr(self.encoder, "patch_embed", None)
+        return embed.patch_size[0] if embed is not None else self.encoder.patch_size
 
     def label(self, what: str) -> str | None:
         """A progress bar's label ("PROGRESS: what"), None when the caller asked for no bars."""

@@ -99,6 +99,14 @@ class TeacherTokens(torch.nn.Module):
         super().__init__()
         self.teacher = teacher
 
+    @property
+    def image_size(self) -> int:
+        return self.teacher.image_size
+
+    @property
+    def patch_size(self) -> int:
+        return self.teacher.patch_size
+
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """images [N, 3, H, W], the student's normalised view (as MILAN hands it to the teacher) -> [N, L+1, D_t]."""
         return self.teacher(images)[0]

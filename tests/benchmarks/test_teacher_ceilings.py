@@ -49,7 +49,7 @@ def test_a_small_run_writes_a_record_and_its_table(tmp_path, capsys):
     rec = tmp_path / "teacher_ceilings.json"
     assert teacher_ceilings.main(["--teachers", "offline-shape", "--zero-shot-variants", "mid", "--train", "16",
                                   "--val", "16", "--zero-shot", "8", "--dense-train", "8", "--dense-val", "4",
-                                  "--dense-steps", "2", "--record", str(rec)]) == 0
+                                  "--dense-steps", "2", "--probe-variants", "dense", "--record", str(rec)]) == 0
     record = json.loads(rec.read_text())
     assert record["kind"] == "teacher-ceilings" and record["commit"] and record["seeds"] == [0]
     r = record["result"]
