@@ -2,7 +2,7 @@
 ceilings a student distilled from them is read against), beside a random-init encoder of the preset (the floor).
 
     python benchmarks/teacher_ceilings.py [--teachers offline-shape offline-noshape] [--zero-shot-variants dense sparse mid]
-                                          [--probe-variants dense mid] [--train 4096] [--val 8192] [--zero-shot 512]
+                                          [--probe-variants dense mid] [--train 1024] [--val 1024] [--zero-shot 512]
                                           [--dense-train 512] [--dense-val 256] [--dense-steps 200] [--no-dense]
                                           [--preset milan_vit-tiny-p8_offline] [--seed 0] [--record FILE]
 
@@ -14,7 +14,7 @@ Per shipped teacher (``milan_lab.config.SHIPPED_TEACHERS``: named by what their 
   teacher's own targets (every token after ``ln_post`` and ``proj``, what the student regresses;
   ``evaluation.teacher.TeacherTokens``): kNN (k = 20, cosine, T = 0.07) and the quick linear probe on the patch
   tokens pooled over the main object's ground-truth coverage, on the class token and on the mean patch token
-  (``--train`` training and ``--val`` validation scenes, by default the studies' sizes), and the dense probe's
+  (``--train`` training and ``--val`` validation scenes: a ceiling needs no more than its standard error says), and the dense probe's
   mIoU on the patch tokens (the ablation's sizes), each accuracy with its binomial standard error.
 
 The same probes on a randomly initialised encoder of ``--preset`` (seed 0) give the floor. Nothing is trained but
@@ -132,8 +132,8 @@ def main(argv=None) -> int:
     p.add_argument("--zero-shot-variants", nargs="+", default=list(C.SCENE_KINDS), choices=C.SCENE_KINDS)
     p.add_argument("--probe-variants", nargs="+", default=["dense", "mid"], choices=C.SCENE_KINDS,
                    help="scene kinds to probe on (the studies' kinds)")
-    p.add_argument("--train", type=positive_int, default=4096, help="training scenes of the kNN and linear probes (the studies')")
-    p.add_argument("--val", type=positive_int, default=8192, help="validation scenes of the kNN and linear probes (the studies')")
+    p.add_argument("--train", type=positive_int, default=1024, help="training scenes of the kNN and linear probes")
+    p.add_argument("--val", type=positive_int, default=1024, help="validation scenes of the kNN and linear probes")
     p.add_argument("--zero-shot", type=positive_int, default=512, help="held-out scenes per kind for zero-shot")
     p.add_argument("--dense-train", type=positive_int, default=512)
     p.add_argument("--dense-val", type=positive_int, default=256)
