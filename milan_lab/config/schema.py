@@ -231,7 +231,7 @@ class ClassifierJobConfig(JobConfig):
     checkpoint: str = option("", help="pretraining checkpoint or output_dir; empty: random init")
     num_classes: int = option(0, ge=0, help="classes (0: from the data)")
     eval_size: int = option(1024, gt=0, help="evaluation images")
-    # read by the trainer's schedule (engine/trainer.py EvalSchedule), which also evaluates after the last step
+    # read by the trainer's schedule (engine/contract.py EvalSchedule), which also evaluates after the last step
     eval_every: int | str = option("epoch", help="steps between evaluations on the validation set, or 'epoch'")
 
     def validate(self) -> None:

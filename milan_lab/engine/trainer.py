@@ -1,33 +1,9 @@
 """The one training loop every job uses (pretraining, fine-tuning, linear probing, the teacher).
 
-The contract with a job. The job builds its model, optimizer, lr schedule and data, then calls
-:meth:`Trainer.fit` with
-
-* ``loss_fn(net, batch, ctx) -> loss`` for one (micro-)batch, where ``ctx`` is a frozen
-  :class:`StepContext`: ``step`` (from 0; a resumed run goes on from its checkpoint's), ``epoch``,
-  ``rank``, ``world_size`` and ``generator``, a ``torch.Generator`` on the device seeded from
-  (seed, step, rank) alone, for the job's per-step randomness (pretraining draws its mask noise from
-  it, so paired and resumed runs draw the same noise whatever the global RNG went through). With
-  ``accum_steps`` > 1 the step's micro-batches share its one context and draw from its generator in
-  turn, so each micro-batch gets noise of its own. (Earlier versions gave each micro-batch a generator
-  of its own, seeded alike, so image j of every micro-batch got the same mask; runs with
-  ``accum_steps`` = 1 draw the numbers they drew then, runs with more micro-batches draw other ones.);
-* optionally ``evaluate(ctx) -> row | None`` (``ctx``: an :class:`EvalContext`: steps done, epochs
-  done, whether this is the last step) and ``eval_every``, the schedule it runs on (an
-  :class:`EvalSchedule`: every N steps or at the end of every N-th epoch; the classifier jobs'
-  ``eval_every`` option, pretraining's ``knn_every`` / ``knn_every_steps``). The trainer decides when it
-  is due: on rank 0, at the scheduled steps and always after the run's last step (the schedule's end or
-  ``max_steps``), never when the schedule is 0; the row it returns is logged beside the losses.
-  ``evaluate`` runs on rank 0 only, while the other ranks wait at their next collective: it is the job's
-  closure over its own, unwrapped model (``ctx.model``: neither the DDP wrapper nor the compiled module,
-  so its forward passes start no gradient all-reduce), and it must not run collectives (all_reduce,
-  barrier, a DDP forward): the other ranks would never join them, and the run would hang;
-* optionally ``after_step(step)``, run after every step (pretraining keeps encoder snapshots in it).
-
-``fit`` trains the model in place and returns the history (the logged rows); the trained model stays in
-memory. :meth:`Trainer.finish` writes ``metrics.json`` and returns the job's summary as a
-:class:`RunResult`: a dict (what the CLI prints as JSON) carrying ``.history`` and ``.model``, which a
-job function hands back to its caller (a notebook, a study).
+Its contract with a job (what the job hands :meth:`Trainer.fit` and gets back: ``loss_fn(net, batch, ctx)``,
+``evaluate(ctx)`` on an ``eval_every`` schedule, ``after_step(step)``; a :class:`RunResult` from
+:meth:`Trainer.finish`) is written down, with its types, in :mod:`milan_lab.engine.contract`; compiling the
+model, and falling back to eager when it cannot be compiled, in :mod:`milan_lab.engine.compile`.
 
 The trainer owns the rest, as timm's train.py and nanoGPT's train.py do in one place:
 
@@ -46,9 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from timm.data.loader import PrefetchLoader
@@ -66,6 +40,8 @@ from milan_lab.engine.common import (
     user_errors_from_workers,
     write_json,
 )
+from milan_lab.engine.compile import compiled, eager_warning
+from milan_lab.engine.contract import Batches, EvalContext, EvalSchedule, RunResult, StepContext
 from milan_lab.engine.loggers import check_loggers, finish_loggers, open_loggers
 from milan_lab.engine.rng import rng_state, seed_everything, set_rng_state, step_generator
 from milan_lab.errors import ConfigError, DataError, TrainingDiverged
@@ -73,119 +49,6 @@ from milan_lab.factory.models import check_resumable, task_of_model
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import remove_stale_temporaries
-
-Batches = Callable[[int, int], Iterable]  # (epoch, first batch) -> iterable of global batches
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a job's ``loss_fn(net, batch, ctx)`` knows of the step it computes.
-
-    ``step``: the step being taken, from 0 (a resumed run goes on from its checkpoint's); ``epoch``: the
-    epoch it belongs to (``step // steps_per_epoch``); ``rank`` / ``world_size``: this process and how many
-    train together; ``generator``: a ``torch.Generator`` on the training device seeded from (run seed, step,
-    rank) alone (:func:`~milan_lab.engine.rng.step_generator`), so a job that draws its random numbers from
-    it draws the same in an unbroken, a resumed and a paired run, whatever the global RNG went through.
-    One context serves every micro-batch of an accumulated step: they draw from its one generator in turn,
-    so each micro-batch gets noise of its own (images j of two micro-batches get different masks)."""
-    step: int
-    epoch: int
-    rank: int
-    world_size: int
-    generator: torch.Generator
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """What a job's ``evaluate(ctx)`` knows: ``step`` steps are done (``epoch`` epochs, a float), whether
-    this is the run's last step (``last``: the schedule's end or ``max_steps``), and ``model``: the model the
-    job handed to :meth:`Trainer.fit`, unwrapped (no DDP, no torch.compile). ``evaluate`` runs on rank 0 alone
-    while the other ranks wait at their next collective: it must not run collectives, which they would never join."""
-    step: int
-    epoch: float
-    last: bool
-    model: torch.nn.Module | None = None
-
-
-@dataclass(frozen=True)
-class EvalSchedule:
-    """When the trainer calls a job's ``evaluate``: after every ``steps`` steps, or at the end of every
-    ``epochs``-th epoch (``steps`` wins when both are set), and always after the run's last step; never when
-    both are 0. Jobs hand their option to :meth:`Trainer.fit` (``eval_every``); :meth:`parse` reads it."""
-    steps: int = 0
-    epochs: int = 0
-
-    @classmethod
-    def parse(cls, value, option: str = "eval_every") -> "EvalSchedule":
-        """An option's value: a number of steps (0: never) or ``"epoch"`` (each epoch's end); a schedule as it is."""
-        if isinstance(value, cls):
-            return value
-        if value == "epoch":
-            return cls(epochs=1)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return cls(steps=value)
-        raise ConfigError(f"bad value for {option!r}: expected a number of steps (0: never) or 'epoch', got {value!r}")
-
-    def due(self, done: int, steps_per_epoch: int, last: bool) -> bool:
-        """Whether to evaluate once ``done`` steps are taken (``last``: the run stops here)."""
-        if not (self.steps or self.epochs):
-            return False
-        if last:
-            return True
-        if self.steps:
-            return done % self.steps == 0
-        return done % steps_per_epoch == 0 and (done // steps_per_epoch) % self.epochs == 0
-
-
-class RunResult(dict):
-    """What a job returns: its summary (this dict, as written to ``metrics.json``; printable as JSON) with the
-    run's logged rows (``history``) and its trained model, in memory (``model``), beside it; neither is an item,
-    so ``json.dumps(result)`` and ``dict(result)`` give the summary alone."""
-
-    def __init__(self, summary: dict, history: list[dict], model: torch.nn.Module | None):
-        super().__init__(summary)
-        self.history, self.model = history, model
-
-    @property
-    def summary(self) -> dict:
-        return dict(self)
-
-    def __reduce__(self):  # pickled (submitit sends a task's result back) as the summary alone: no model on the wire
-        return dict, (dict(self),)
-
-
-def compiled(module: torch.nn.Module, device: torch.device | None = None) -> torch.nn.Module:
-    """``torch.compile(module)``, or ``module`` itself with one warning line when compilation is not
-    possible here: torch.compile missing or refusing, or (on CPU) no working C++ compiler for inductor,
-    checked up front as inductor itself looks for one (``$CXX``, else g++), because inductor compiles
-    lazily, inside the first step, after dynamo has traced the whole model. Whatever fails later, in the
-    first compiled step, is caught by :meth:`Trainer.fit`, which takes that step again eagerly."""
-    try:
-        if device is not None and device.type == "cpu" and (get_cpp_compiler := _cpp_compiler_check()):
-            get_cpp_compiler()  # runs "$CXX --version"; raises InvalidCxxCompiler when there is none
-        return torch.compile(module)
-    except Exception as e:  # noqa: BLE001 -- any failure to set up compilation means: run eagerly
-        _eager_warning("torch.compile is not available here", e)
-        return module
-
-
-def _cpp_compiler_check():
-    """inductor's own search for a C++ compiler, or None when this torch has it elsewhere: the module is
-    private and moves between releases, and a missing check is no missing compiler (the first step's
-    fallback in :meth:`Trainer.fit` still catches a compile that fails)."""
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-    except ImportError:
-        return None
-    return get_cpp_compiler
-
-
-def _eager_warning(what: str, error: BaseException) -> None:
-    """The one warning of a run that asked for compile=true and runs eagerly: ``what`` and the error's first line."""
-    import warnings
-    first = (str(error).strip().splitlines() or [""])[0][:200]
-    warnings.warn(f"compile=true: {what} ({type(error).__name__}: {first}); running eagerly", RuntimeWarning,
-                  stacklevel=3)
 
 
 class Trainer:
@@ -386,7 +249,7 @@ class Trainer:
                 raise ConfigError(f"compile=true: compiling the model failed on rank {self.rank} of {self.world} "
                                   f"({type(e).__name__}: {first}); under DDP the step cannot be retaken eagerly, "
                                   "run with compile=false") from e
-            _eager_warning("compiling the model failed", e)
+            eager_warning("compiling the model failed", e)
         optimizer.zero_grad(set_to_none=True)
         set_rng_state(state)
         return self._step(eager, model, optimizer, batch, loss_fn, step, epoch), eager

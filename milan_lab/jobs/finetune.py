@@ -13,7 +13,8 @@ from torchvision import transforms as T
 
 from milan_lab.config import FinetuneConfig
 from milan_lab.data.transforms import DecodeCrop
-from milan_lab.engine.trainer import RunResult, Trainer
+from milan_lab.engine.contract import RunResult
+from milan_lab.engine.trainer import Trainer
 from milan_lab.factory.models import create_model, load_encoder_weights
 from milan_lab.jobs.supervised import classifier_datasets, train_classifier
 

@@ -10,7 +10,8 @@ from timm.optim import create_optimizer_v2
 from torchvision import transforms as T
 
 from milan_lab.config import LinearProbeConfig
-from milan_lab.engine.trainer import RunResult, Trainer
+from milan_lab.engine.contract import RunResult
+from milan_lab.engine.trainer import Trainer
 from milan_lab.factory.models import create_model, load_encoder_weights
 from milan_lab.jobs.supervised import classifier_datasets, train_classifier
 

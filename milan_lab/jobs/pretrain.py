@@ -16,7 +16,8 @@ from milan_lab.config import PretrainConfig
 from milan_lab.data.datasets import OfflineScenes, build_dataset
 from milan_lab.data.transforms import DecodeCrop, DecodeView, eval_transform, normalize_uint8, pretrain_transform
 from milan_lab.engine.common import build_scheduler
-from milan_lab.engine.trainer import EvalSchedule, RunResult, Trainer
+from milan_lab.engine.contract import EvalSchedule, RunResult
+from milan_lab.engine.trainer import Trainer
 from milan_lab.evaluation.suite import score
 from milan_lab.factory.models import create_model
 from milan_lab.io import timeline
@@ -60,7 +61,7 @@ def knn_schedule(cfg: PretrainConfig) -> EvalSchedule:
 
 def pretrain(cfg: PretrainConfig, model: MILAN | None = None) -> RunResult:
     """Run (or resume) pretraining; returns the summary (also written to metrics.json) as a
-    :class:`~milan_lab.engine.trainer.RunResult`: ``.history`` the logged rows, ``.model`` the trained MILAN."""
+    :class:`~milan_lab.engine.contract.RunResult`: ``.history`` the logged rows, ``.model`` the trained MILAN."""
     trainer = Trainer(cfg, "pretrain", arch=cfg.model)
     # the student is initialised from the seed alone, after the teacher is loaded (loading one
     # draws random numbers), so runs that differ only in their teacher use start alike

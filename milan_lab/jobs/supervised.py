@@ -7,7 +7,8 @@ import torch
 from milan_lab.data.datasets import ClassFolder, build_dataset, check_classes, classifier_split_folders
 from milan_lab.data.transforms import eval_transform
 from milan_lab.engine.common import build_scheduler
-from milan_lab.engine.trainer import RunResult, Trainer
+from milan_lab.engine.contract import RunResult
+from milan_lab.engine.trainer import Trainer
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation.classifier import evaluate
 

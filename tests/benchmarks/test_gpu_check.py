@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from milan_lab.data import datasets
-from milan_lab.engine.trainer import RunResult
+from milan_lab.engine.contract import RunResult
 from milan_lab.jobs import pretrain as pretrain_job
 from tests.helpers import ROOT
 

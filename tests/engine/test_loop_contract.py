@@ -1,5 +1,5 @@
-"""The training loop's contract with the jobs (milan_lab/engine/trainer.py): what ``loss_fn(net, batch, ctx)``
-sees, when ``evaluate(ctx)`` runs, and what a job returns (its history and its trained model)."""
+"""The training loop's contract with the jobs (milan_lab/engine/contract.py, kept by engine/trainer.py): what
+``loss_fn(net, batch, ctx)`` sees, when ``evaluate(ctx)`` runs, and what a job returns (its history and its trained model)."""
 import dataclasses
 import json
 import pickle
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from milan_lab.config import TrainerConfig, get_config
+from milan_lab.engine.contract import EvalSchedule, RunResult, StepContext
 from milan_lab.engine.rng import step_generator
-from milan_lab.engine.trainer import EvalSchedule, RunResult, StepContext, Trainer
+from milan_lab.engine.trainer import Trainer
 from milan_lab.errors import ConfigError
 from milan_lab.io.checkpoints import latest_checkpoint, load_checkpoint
 from tests.helpers import tiny_overrides

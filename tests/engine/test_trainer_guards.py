@@ -1,4 +1,4 @@
-"""The trainer's guards (engine/trainer.py): a diverging loss stops at its step keeping the last good
+"""The trainer's guards (engine/trainer.py, engine/compile.py): a diverging loss stops at its step keeping the last good
 checkpoint; compile=true skips a private compiler check it cannot import, and under DDP a failed first
 compiled step is not retaken on one rank alone."""
 import sys
@@ -34,13 +34,13 @@ def test_a_diverging_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(teach
 
 
 def test_compiler_check_that_cannot_be_imported_is_skipped(monkeypatch):
-    from milan_lab.engine import trainer
+    from milan_lab.engine.compile import compiled
     monkeypatch.setitem(sys.modules, "torch._inductor.cpp_builder", None)  # import raises ImportError
     marker = torch.nn.Identity()
     monkeypatch.setattr(torch, "compile", lambda module, **kw: marker)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "running eagerly" warning
-        assert trainer.compiled(torch.nn.Linear(2, 2), torch.device("cpu")) is marker
+        assert compiled(torch.nn.Linear(2, 2), torch.device("cpu")) is marker
 
 
 def test_failed_first_compiled_step_under_ddp_is_not_retaken(monkeypatch):

@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 from milan_lab.config import get_config
-from milan_lab.engine.trainer import RunResult
+from milan_lab.engine.contract import RunResult
 from milan_lab.errors import ConfigError
 from milan_lab.evaluation.stats import t_interval
 from milan_lab.tools import ablation
