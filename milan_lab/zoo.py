@@ -35,7 +35,7 @@ from milan_lab.models.classifier import MILANClassifier
 _BASE = "https://download.openmmlab.com/mmselfsup/1.x/milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k/"
 VIT_B = "milan_vit-base-p16_16xb256-amp-coslr-400e_in1k"
 TINY = "milan_vit-tiny-p8_offline"
-SHIPPED_PRETRAIN = "milan_vit-tiny-p8_randcrop-6e_offline"
+SHIPPED_PRETRAIN = TINY  # the preset's default recipe's output, named like the ViT-B entry after its preset
 
 MODELS = {
     VIT_B: dict(task="pretrain", preset=VIT_B, num_classes=0, classes=None,
@@ -46,10 +46,9 @@ MODELS = {
     "vit-base-p16_milan-pre_8xb2048-linear-coslr-100e_in1k": dict(
         task="linear", preset=VIT_B, num_classes=1000, classes="imagenet", top1=78.9,
         url=_BASE + "vit-base-p16_linear-8xb2048-coslr-100e_in1k/vit-base-p16_linear-8xb2048-coslr-100e_in1k_20221129-03f26f85.pth"),
-    # offline models shipped inside the package. The pretraining model is named after its recipe, which is not the
-    # preset's current default: random crops (scale 0.2-1), 6 epochs of 12,800 scenes at batch 128 (the file's
-    # metadata holds the whole config); the preset's default (fixed views, teacher cache) is what
-    # notebooks/pretrain.ipynb trains.
+    # offline models shipped inside the package. The pretraining model is what `milan-lab pretrain` and
+    # notebooks/pretrain.ipynb train with the preset's defaults (seed 0; the file's metadata holds the whole config);
+    # the classifier is fine-tuned from it with the fine-tuning preset's defaults.
     SHIPPED_PRETRAIN: dict(task="pretrain", preset=TINY, num_classes=0, classes=None, file="milan_tiny_offline.safetensors"),
     "vit-tiny-p8_milan-pre_offline-ft": dict(task="finetune", preset=TINY, num_classes=len(SHAPES), classes="offline",
                                              file="milan_tiny_offline_ft.safetensors"),

@@ -75,8 +75,7 @@ def table_probes(folder: Path) -> str:
     return "\n".join(rows) + f"\n\nMachine: {_machine(knn[0])}; commit {knn[0]['commit']}."
 
 
-SHIPPED = "shipped `milan_vit-tiny-p8_randcrop-6e_offline`"
-DEFAULT_RUN = "the offline default's recipe, seed 0 (`benchmarks/time_to_quality.py`'s run)"
+SHIPPED = "shipped `milan_vit-tiny-p8_offline`"
 
 
 def table_attention(folder: Path, name: str = "attention_shipped", label: str = SHIPPED) -> str:
@@ -259,14 +258,14 @@ def table_probe_noise(folder: Path) -> str:
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder: table_attention(folder, "attention_shipped_sparse"),
           "attention-mid": lambda folder: table_attention(folder, "attention_shipped_mid"),
-          "attention-default": lambda folder: table_attention(folder, "attention_default", DEFAULT_RUN),
           "teacher": table_teacher, "info": table_info,
           "ablation-dense": lambda folder: table_ablation(folder, "ablation_dense"),
           "ablation-sparse": lambda folder: table_ablation(folder, "ablation_sparse"),
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
           "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
           "hidden-object": table_hidden_object, "teacher-ceilings": table_teacher_ceilings,
-          "probe-noise": table_probe_noise, "text-maps": table_text_maps}
+          "probe-noise": table_probe_noise, "text-maps": table_text_maps,
+          "study-masking_mid": lambda folder: table_study(folder, "masking_mid")}
 
 
 def render_tables(text: str, folder: str | Path) -> str:

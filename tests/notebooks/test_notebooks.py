@@ -118,16 +118,21 @@ def test_tour_on_your_own_run_and_picture(pretrained, picture, tmp_path):
     assert t["mask_ratio"] == RATIO  # None: the model's own ratio
     assert t["kept_attention"]["semantic"] > t["kept_attention"]["random"]
     assert len(t["figures"]) == 6 and all(Path(f).is_file() for f in t["figures"])
-    assert set(t["attention_agreement"]) == {"student", "random", "student_object_ratio", "random_object_ratio"}
+    assert set(t["attention_agreement"]) == {"student", "random", "student_object_mass", "random_object_mass",
+                                             "saliency_object_mass"}
 
 
-def test_the_tours_claim_the_shipped_student_attends_where_its_teacher_does():
-    """Section 7 of the tour, on the shipped model (the tour's default): its student's attention agrees
-    with the teacher's far more than the best of three random encoders of its size does."""
+def test_what_the_tour_shows_of_the_shipped_students_attention():
+    """Section 7 of the tour, on the shipped model (the tour's default), over its validation scenes: the student
+    puts more than twice the attention of the best of three random encoders of its size on the main object, and
+    more than the colour-saliency map does; its correlation with the teacher's map is above every random
+    encoder's, but by less than 0.1 (why the tour reads mass, not agreement)."""
     report = attention_eval(SHIPPED_MODEL, n=64, random_inits=3)
     student, randoms = report["encoder"], report["random"]
-    assert student["agreement"]["mean"] > max(r["agreement"]["mean"] for r in randoms) + 0.1
-    assert student["object_ratio"]["mean"] > max(r["object_ratio"]["mean"] for r in randoms)
+    best_random = max(r["object_mass"]["mean"] for r in randoms)
+    assert student["object_mass"]["mean"] > 2 * best_random
+    assert student["object_mass"]["ci95"][0] > report["saliency"]["object_mass"]["mean"]
+    assert 0 < student["agreement"]["mean"] - max(r["agreement"]["mean"] for r in randoms) < 0.1
 
 
 def test_explore_on_your_own_run_and_picture(pretrained, picture, tmp_path):
