@@ -20,6 +20,14 @@ from milan_lab.io.targets import check_writable
 from milan_lab.io.weights import atomic_write
 
 
+def code_changes(porcelain: str) -> list[str]:
+    """The changed tracked paths of ``git status --porcelain`` output that can change a measurement: every one but
+    the records themselves (``*.json`` in a folder named ``results``), so that re-measuring several records in a
+    row from one commit leaves each of them clean (the second is written after the first has changed the tree)."""
+    paths = [line[3:].split(" -> ")[-1].strip('"') for line in porcelain.splitlines() if line.strip()]
+    return [p for p in paths if not (p.endswith(".json") and "results" in p.split("/")[:-1])]
+
+
 def provenance(command: str | None = None) -> dict:
     """Where a measurement comes from: the command line, the code's commit, the machine (CPU model,
     cores, GPU), torch and its threads, and the date. Every benchmark record starts with it."""
@@ -31,8 +39,8 @@ def provenance(command: str | None = None) -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                    text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip())
+        dirty = bool(code_changes(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                                 text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout))
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     cpu = platform.processor() or platform.machine()

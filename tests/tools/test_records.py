@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from milan_lab.tools.records import write_record
+from milan_lab.tools.records import code_changes, write_record
 
 
 def test_write_record_holds_the_provenance(tmp_path):
@@ -72,3 +72,15 @@ def test_a_table_renderer_that_fails_leaves_the_record_written_and_its_error_sur
     with pytest.raises(KeyError, match="a renderer's bug"):
         records.measure_and_record(tmp_path / "r.json", "demo", lambda: {"x": 1.5}, table)
     assert json.loads((tmp_path / "r.json").read_text())["result"] == {"x": 1.5}
+
+
+def test_records_changed_by_earlier_measurements_do_not_make_the_code_dirty():
+    """Re-measuring several records from one commit: the records already rewritten are not code changes;
+    anything else is, a JSON file outside a results folder (a model config) included."""
+    porcelain = (" M docs/results/knn_shipped.json\n M docs/results/attention_shipped.json\n"
+                 "R  docs/results/old.json -> docs/results/new.json\n")
+    assert code_changes(porcelain) == []
+    assert code_changes(porcelain + " M milan_lab/tools/records.py\n") == ["milan_lab/tools/records.py"]
+    assert code_changes(" M milan_lab/assets/model_configs/milan-clip-tiny.json\n") == [
+        "milan_lab/assets/model_configs/milan-clip-tiny.json"]
+    assert code_changes(" M results.json\n") == ["results.json"]  # a file named so, not a record folder
