@@ -81,8 +81,10 @@ def ceilings(variant: str, path: Path = CEILINGS) -> dict:
     import json
     if not path.is_file():
         return {}
-    teachers = json.loads(path.read_text())["result"]["teachers"]
-    return {name: t["probes"][variant] for name, t in teachers.items() if variant in t.get("probes", {})}
+    result = json.loads(path.read_text())["result"]
+    train = result.get("train")  # the probes' training scenes: a ceiling reads against a study at the same sizes only
+    return {name: {m: {**v, "train": train} for m, v in t["probes"][variant].items()}
+            for name, t in result["teachers"].items() if variant in t.get("probes", {})}
 
 
 def run(plan, output_dir: str, seeds=None, arms=None, device: str = "cpu", record: str | None = None,
@@ -133,7 +135,9 @@ def table(result: dict, teacher_ceilings: dict | None = None) -> str:
     refs = ["| reference | " + " | ".join(f"{NAMES[m]} %" for m in shown) + " |", "| --- | " + " | ".join("---" for _ in shown) + " |"]
     for name, scores in (teacher_ceilings or {}).items():
         n = next((v["n"] for v in scores.values() if "n" in v), None)  # the ceilings' own validation scenes
-        refs.append(f"| teacher `{name}` (its own tokens{f', {n:,} validation scenes' if n else ''}: the ceiling) | " + " | ".join(
+        train = next((v["train"] for v in scores.values() if v.get("train")), None)
+        sizes = ", ".join(([f"probes trained on {train:,} scenes"] if train else []) + ([f"{n:,} validation scenes"] if n else []))
+        refs.append(f"| teacher `{name}` (its own tokens{', ' + sizes if sizes else ''}: the ceiling) | " + " | ".join(
             f"{100 * scores[m]['mean']:.1f} ± {100 * scores[m]['se']:.1f}" if m in scores else "not recorded" for m in shown) + " |")
     floor = next((r for r in summary if r["arm"] == RANDOM), None)
     if floor is not None:

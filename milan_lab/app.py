@@ -113,7 +113,7 @@ CAPTIONS = {
     "attention-rollout": "Attention multiplied through all layers (Abnar & Zuidema, 2020), with the residual. "
                          "Bright: patches that reach the class token through the whole network.",
     "student-attention": "The MILAN encoder's own class-token attention, last block. Bright: where the "
-                         "student looks; after pretraining it looks where CLIP looks.",
+                         "student looks; after pretraining more of it falls on the objects than a random encoder's.",
     "random-attention": "The same for a randomly initialised encoder of the same size, the floor: "
                         "nearly uniform, or bright where the image itself is.",
     "mask": "Bright: patches the encoder sees; grey: patches removed, whose features the model must predict.",

@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from milan_lab import get_model, inference_model, list_models
+from milan_lab import get_model, inference_model, list_models, zoo
 from milan_lab.config import ModelConfig
 from milan_lab.convert import from_mmpretrain, from_timm, to_mmpretrain
 from milan_lab.errors import DataError
@@ -49,7 +49,7 @@ def test_shipped_offline_models_run_the_seed_snippets(tmp_path):
         pred = inference_model(model, str(path))
         assert set(pred) >= {"pred_label", "pred_score", "pred_class"} and 0 < pred["pred_score"] <= 1
         correct += pred["pred_class"] == spec.shape
-    assert correct >= 32  # the shipped fine-tuned classifier (79 % top-1 at shipping) recognises shapes; chance is 8 of 64
+    assert correct >= 32  # the shipped fine-tuned classifier recognises shapes; chance is 8 of 64
     pre = get_model("milan_vit-tiny-p8_offline", pretrained=True)
     assert pre.extract_feat(inputs).shape == (1, 65, 192)
 
@@ -224,18 +224,24 @@ def test_test_command_maps_labels_by_class_name(tmp_path):
         evaluate_folder(model, str(renamed))
 
 
-@pytest.mark.parametrize("job, file", [("pretrain", "milan_tiny_offline.safetensors"),
-                                       ("finetune", "milan_tiny_offline_ft.safetensors")])
-def test_the_shipped_offline_models_are_the_presets_default_recipes(job, file):
-    """What users train is what ships: every option in the shipped file's metadata is the preset's default (the
-    run's folder, and the fine-tuned model's source run, aside), model included."""
+SHIPPED_ENTRIES = [name for name, entry in zoo.MODELS.items() if "file" in entry]
+
+
+@pytest.mark.parametrize("name", SHIPPED_ENTRIES)
+def test_the_shipped_offline_models_are_the_presets_default_recipes(name):
+    """What users train is what ships: every option of the zoo entry's job at its preset is in the shipped file's
+    metadata with its default value, model included (the run's folder and the fine-tuned model's source run aside),
+    and the file holds the run's last step."""
     from dataclasses import asdict
 
     from milan_lab.config import get_config
     from milan_lab.factory.models import read_checkpoint, saved_config
     from milan_lab.io.locations import ASSETS
-    shipped = saved_config(read_checkpoint(ASSETS / file)[1])
-    default = asdict(get_config(job, "milan_vit-tiny-p8_offline"))
+    entry = zoo.MODELS[name]
+    shipped = saved_config(read_checkpoint(ASSETS / entry["file"])[1])
+    default = asdict(get_config(entry["task"], entry["preset"]))
     where = {"output_dir", "checkpoint"}
-    differ = {k: (shipped.get(k), v) for k, v in default.items() if k not in where and shipped.get(k) != v}
-    assert not differ, f"shipped {file} was trained with other options than the preset's defaults: {differ}"
+    assert set(default) - where <= set(shipped), f"{name}: options missing from the file: {set(default) - set(shipped)}"
+    differ = {k: (shipped[k], v) for k, v in default.items() if k not in where and shipped[k] != v}
+    assert not differ, f"shipped {name} was trained with other options than its preset's defaults: {differ}"
+    assert shipped["shipped_from_step"] == default["epochs"] * default["offline_size"] // default["batch_size"]

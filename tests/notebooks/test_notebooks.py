@@ -123,16 +123,16 @@ def test_tour_on_your_own_run_and_picture(pretrained, picture, tmp_path):
 
 
 def test_what_the_tour_shows_of_the_shipped_students_attention():
-    """Section 7 of the tour, on the shipped model (the tour's default), over its validation scenes: the student
-    puts more than twice the attention of the best of three random encoders of its size on the main object, and
-    more than the colour-saliency map does; its correlation with the teacher's map is above every random
-    encoder's, but by less than 0.1 (why the tour reads mass, not agreement)."""
+    """Section 7 of the tour, on the shipped model (the tour's default), over its dense validation scenes: the
+    student puts more than twice the attention of the best of three random encoders of its size on the main
+    object, and more than the colour-saliency map does; its map correlates with the teacher's more than every
+    random encoder's does."""
     report = attention_eval(SHIPPED_MODEL, n=64, random_inits=3)
     student, randoms = report["encoder"], report["random"]
     best_random = max(r["object_mass"]["mean"] for r in randoms)
     assert student["object_mass"]["mean"] > 2 * best_random
     assert student["object_mass"]["ci95"][0] > report["saliency"]["object_mass"]["mean"]
-    assert 0 < student["agreement"]["mean"] - max(r["agreement"]["mean"] for r in randoms) < 0.1
+    assert student["agreement"]["mean"] > max(r["agreement"]["mean"] for r in randoms)
 
 
 def test_explore_on_your_own_run_and_picture(pretrained, picture, tmp_path):
