@@ -4,7 +4,7 @@
 #     notebooks/pretrain.ipynb trains it;
 #   the classifier: `milan-lab finetune` from that run with the fine-tuning defaults;
 #   the dense probe the app's Segmentation tab uses, trained on the shipped (fp16) pretraining model.
-# About 15 minutes on a 2-core CPU. Run folders go to the git-ignored DIR (default outputs/ship).
+# About 20 minutes on a 2-core CPU. Run folders go to the git-ignored DIR (default outputs/ship).
 #
 #     bash scripts/ship_offline.sh [DIR]
 set -euo pipefail

@@ -146,10 +146,11 @@ def test_student_attention_and_segmentation_panels(explorer, scene_png):
     assert r["student"].shape == r["random"].shape == r["teacher"].shape == (256, 256, 3)
     # what the caption says: more of the pretrained student's attention falls on the scene's main object
     from milan_lab.data.scenes import make_scene_with_main_object
+    from milan_lab.evaluation.attention import object_mass
     from milan_lab.evaluation.features import patch_cover
     _, main = make_scene_with_main_object(0, "test", 1, 200)
-    cover = patch_cover(main[None], 25)[0]  # the 200-px scene's main object on the model's 8 x 8 patch grid
-    mass = {k: float((r["values"][k].numpy() * cover).sum() / r["values"][k].sum()) for k in ("student", "random")}
+    cover = patch_cover(main[None], 25)  # the 200-px scene's main object on the model's 8 x 8 patch grid
+    mass = {k: float(object_mass(r["values"][k].numpy()[None], cover)[0]) for k in ("student", "random")}
     assert mass["student"] > 2 * mass["random"]
     seg = explorer.segmentation(str(scene_png))  # the shipped model ships with its dense probe
     assert seg["overlay"].shape == (256, 256, 3) and seg["labels"].shape == (64, 64)
