@@ -265,7 +265,8 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
           "hidden-object": table_hidden_object, "teacher-ceilings": table_teacher_ceilings,
           "probe-noise": table_probe_noise, "text-maps": table_text_maps,
-          "study-masking_mid": lambda folder: table_study(folder, "masking_mid")}
+          "study-masking_mid": lambda folder: table_study(folder, "masking_mid"),
+          "study-masking_dense": lambda folder: table_study(folder, "masking_dense")}
 
 
 def render_tables(text: str, folder: str | Path) -> str:
