@@ -6,21 +6,22 @@ import pytest
 from PIL import Image
 
 from milan_lab.errors import BadImage
-from tests.helpers import SHIPPED_FT, call_cli, run_cli, scene_folder
+from tests.helpers import SHIPPED_FT, call_cli, scene_folder
 
 
-def test_predict_and_test_go_on_past_bad_files(tmp_path):
+def test_predict_and_test_go_on_past_bad_files(tmp_path, capsys):
+    # in this process: the commands in a fresh interpreter are tested in tests/commands/test_cli.py
     data = scene_folder(tmp_path / "data", ["star", "ring"], per_class=3)
     (data / "star" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 50)
     good = sorted(str(p) for p in data.rglob("*.png") if p.name != "corrupt.png")
-    res = run_cli("predict", SHIPPED_FT, good[0], str(data / "star" / "corrupt.png"), good[1])
-    assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert good[0] in res.stdout and good[1] in res.stdout and "corrupt.png" not in res.stdout
-    assert "skipped" in res.stderr and "corrupt.png" in res.stderr
-    res = run_cli("test", SHIPPED_FT, "--data", str(data))
-    assert res.returncode == 1 and "Traceback" not in res.stderr
-    result = json.loads(res.stdout)
-    assert result["images"] == 6 and result["skipped"] == 1 and "corrupt.png" in res.stderr
+    code, out, err = call_cli(["predict", SHIPPED_FT, good[0], str(data / "star" / "corrupt.png"), good[1]], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert good[0] in out and good[1] in out and "corrupt.png" not in out
+    assert "skipped" in err and "corrupt.png" in err
+    code, out, err = call_cli(["test", SHIPPED_FT, "--data", str(data)], capsys)
+    assert code == 1 and "Traceback" not in err
+    result = json.loads(out[:out.rindex("}") + 1])
+    assert result["images"] == 6 and result["skipped"] == 1 and "corrupt.png" in err
 
 
 @pytest.mark.parametrize("side", [1, 3, 15])

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from milan_lab.errors import CheckpointError
-from tests.helpers import ASSETS, SHIPPED_FT, call_cli, run_cli
+from tests.helpers import ASSETS, SHIPPED_FT, call_cli
 
 PRESET = "milan_vit-tiny-p8_offline"
 # file name -> words its message must hold (random files: only "not a checkpoint" or "truncated")
@@ -109,14 +109,15 @@ def test_a_bad_parse_of_a_well_formed_header_is_still_one_line(tmp_path):
     _refused(read_weights, bad_config, "safetensors")
 
 
-def test_cli_refuses_a_csv_and_random_bytes_in_one_line(corpus):
+def test_cli_refuses_a_csv_and_random_bytes_in_one_line(corpus, capsys):
+    # in this process: the CLI's own refusal in a fresh interpreter is tested in tests/commands/test_cli.py
     d = next(iter(corpus)).parent
     for argv in (["knn", str(d / "metrics.csv")], ["attention", str(d / "random_1.pth")]):
         name = Path(argv[1]).name
-        r = run_cli(*argv)
-        assert r.returncode == 2, (argv, r.stderr[-2000:])
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"milan-lab {argv[0]}: error:") and name in lines[0], r.stderr
+        code, _, err = call_cli(argv, capsys)
+        assert code == 2, (argv, err[-2000:])
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"milan-lab {argv[0]}: error:") and name in lines[0], err
 
 
 class _RunsCode:
