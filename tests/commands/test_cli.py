@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from milan_lab.cli import main
-from tests.helpers import MICRO, ROOT, run_cli, tiny_overrides
+from tests.helpers import MICRO, ROOT, call_cli, run_cli, tiny_overrides
 
 
 def test_info_vit_b16_reports_the_runnable_count():
@@ -39,7 +39,7 @@ def test_bad_key_fails_before_any_work():
     assert res.returncode == 2 and "bad value for 'layer_decay'" in res.stderr
 
 
-def test_predict_and_test_commands_with_the_shipped_classifier(tmp_path):
+def test_predict_and_test_commands_with_the_shipped_classifier(tmp_path, capsys):
     from PIL import Image
 
     from milan_lab.data.scenes import SHAPES, make_scene
@@ -49,22 +49,22 @@ def test_predict_and_test_commands_with_the_shipped_classifier(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{i}.png")
     first = next((tmp_path / "data").rglob("*.png"))
-    res = run_cli("predict", "vit-tiny-p8_milan-pre_offline-ft", str(first))
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert len([line for line in res.stdout.splitlines() if line.startswith("  ")]) == 5
-    res = run_cli("test", "vit-tiny-p8_milan-pre_offline-ft", "--data", str(tmp_path / "data"))
-    assert res.returncode == 0, res.stderr[-2000:]
-    metrics = json.loads(res.stdout)
+    code, out, err = call_cli(["predict", "vit-tiny-p8_milan-pre_offline-ft", str(first)], capsys)
+    assert code == 0, err[-2000:]
+    assert len([line for line in out.splitlines() if line.startswith("  ")]) == 5
+    code, out, err = call_cli(["test", "vit-tiny-p8_milan-pre_offline-ft", "--data", str(tmp_path / "data")], capsys)
+    assert code == 0, err[-2000:]
+    metrics = json.loads(out)
     assert metrics["images"] == 24 and metrics["top1"] > 0.4 and metrics["top5"] >= metrics["top1"]
 
 
-def test_teacher_eval_and_knn_commands():
-    res = run_cli("teacher", "eval", "--json", "-n", "64")
-    assert res.returncode == 0, res.stderr[-2000:]
-    result = json.loads(res.stdout)
+def test_teacher_eval_and_knn_commands(capsys):
+    code, out, err = call_cli(["teacher", "eval", "--json", "-n", "64"], capsys)
+    assert code == 0, err[-2000:]
+    result = json.loads(out)
     assert result["zero_shot"]["shape"] > 0.8 and result["attention_on_objects"] > 2
-    res = run_cli("knn", "random", "--train-size", "128", "--val-size", "64", "--json")
-    assert res.returncode == 0 and 0 <= json.loads(res.stdout)["knn_top1"] <= 1
+    code, out, err = call_cli(["knn", "random", "--train-size", "128", "--val-size", "64", "--json"], capsys)
+    assert code == 0 and 0 <= json.loads(out)["knn_top1"] <= 1
 
 
 def test_a_value_error_inside_torch_is_a_traceback_not_a_user_error(teacher_dir, tmp_path, monkeypatch, capsys):

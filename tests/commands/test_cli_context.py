@@ -18,7 +18,7 @@ from PIL import Image
 
 from milan_lab.cli import main
 from milan_lab.errors import DownloadError
-from tests.helpers import ROOT, SHIPPED, SHIPPED_FT, env, run_cli
+from tests.helpers import ROOT, SHIPPED, SHIPPED_FT, call_cli, env, run_cli
 
 PRESET = "milan_vit-tiny-p8_offline"  # the shipped model's architecture
 TINY = ["--train-size", "64", "--val-size", "64"]
@@ -108,12 +108,12 @@ def test_seg_probe_reports_the_random_init_floor_and_its_chance_rule(capsys):
 
 # --- predict and list-models: what a model knows, what the zoo holds -------------------------------
 
-def test_predict_names_the_classes_the_model_knows(tmp_path):
+def test_predict_names_the_classes_the_model_knows(tmp_path, capsys):
     from milan_lab.data.scenes import SHAPES, make_scene
     Image.fromarray(make_scene(0, "test", 0, 64)[0]).save(tmp_path / "scene.png")
-    res = run_cli("predict", SHIPPED_FT, str(tmp_path / "scene.png"))
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.splitlines()[0] == f"model knows 8 classes: {', '.join(SHAPES)}"
+    code, out, err = call_cli(["predict", SHIPPED_FT, str(tmp_path / "scene.png")], capsys)
+    assert code == 0, err[-2000:]
+    assert out.splitlines()[0] == f"model knows 8 classes: {', '.join(SHAPES)}"
 
 
 def test_an_imagenet_classifier_is_said_to_know_imagenet():
