@@ -10,7 +10,7 @@ from tests.helpers import SHIPPED_FT, call_cli, scene_folder
 
 
 def test_predict_and_test_go_on_past_bad_files(tmp_path, capsys):
-    # in this process: the commands in a fresh interpreter are tested in tests/commands/test_cli.py
+    # in this process: `python -m milan_lab` in a fresh interpreter is tested in tests/commands/test_cli.py (help, bad keys)
     data = scene_folder(tmp_path / "data", ["star", "ring"], per_class=3)
     (data / "star" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 50)
     good = sorted(str(p) for p in data.rglob("*.png") if p.name != "corrupt.png")
