@@ -14,7 +14,10 @@ own) one the config accepts. Runs go seed-major (stopping early leaves whole pai
 one made under another plan or on another device is refused. ``--device``: where every run trains and is
 scored (``auto``: CUDA when present).
 ``--seeds`` / ``--arms``: a subset of the plan's (the footer says what is missing). With ``--record`` the
-record is rewritten after every seed, so a stopped study still has one.
+record is rewritten after every seed, so a stopped study still has one. ``--resume RECORD``: continue from a
+record of the same plan when its run folders are gone: its finished runs are written back into the output folder
+(``tools.ablation.restore_runs``) and reused, and the new record keeps the earlier sittings' machines and times
+(``earlier_sittings``), so the compute a study took over several sittings stays on its record.
 
 The tables: per arm mean ± std over seeds of each probe, the paired differences MILAN - arm with their
 intervals, raw and Holm-adjusted p and TOST p, the minimum detectable effects, then the references: the
@@ -88,9 +91,10 @@ def ceilings(variant: str, path: Path = CEILINGS) -> dict:
 
 
 def run(plan, output_dir: str, seeds=None, arms=None, device: str = "cpu", record: str | None = None,
-        on_seed=None) -> dict:
+        on_seed=None, earlier: list | None = None) -> dict:
     """The plan's runs for ``seeds`` x ``arms`` (default: the plan's), seed by seed, with the result (rows,
-    summary, plan, runs) written to ``record`` after every seed; returns the result."""
+    summary, plan, runs, and the ``earlier`` sittings of a resumed record) written to ``record`` after every
+    seed; returns the result."""
     import time
 
     from milan_lab.tools.ablation import plan_result, run_plan
@@ -102,12 +106,33 @@ def run(plan, output_dir: str, seeds=None, arms=None, device: str = "cpu", recor
         lap = time.perf_counter()
         rows += run_plan(plan, output_dir, seeds=[seed], arms=arms, device=device)
         result = {**plan_result(plan, rows, since), "plan_file": _shown(plan.path), "device": device,
-                  "output_dir": str(output_dir)}
+                  "output_dir": str(output_dir), **({"earlier_sittings": earlier} if earlier else {})}
         if record:
             write_record(record, "study", result, sorted({r["seed"] for r in rows}), time.perf_counter() - start, peak)
         if on_seed:
             on_seed(seed, time.perf_counter() - lap)
     return result
+
+
+def resume(path: str, plan, output_dir: str) -> tuple[list[str], list[dict]]:
+    """``--resume``: the record at ``path`` (a study's, of ``plan``: a ConfigError or DataError naming the file
+    otherwise) restored into ``output_dir``; returns the run folders restored and the sittings it took (its own
+    and those it had resumed), each its commit, date, machine, matmul peak and wall time."""
+    from milan_lab.tools.ablation import restore_runs
+    from milan_lab.tools.records import read_record
+    path = Path(path)
+    if path.suffix != ".json":
+        raise ConfigError(f"{path}: a study's record is a .json file (the one --record wrote)")
+    prior = read_record(path.stem, path.parent)
+    result = prior.get("result") if isinstance(prior.get("result"), dict) else {}
+    if prior.get("kind") != "study" or not isinstance(result.get("rows"), list):
+        raise ConfigError(f"{path}: not a study's record (kind {prior.get('kind')!r}); --resume reads a record study.py wrote")
+    made = (result.get("plan") or {}).get("hash")
+    if made != plan.hash:
+        raise ConfigError(f"{path}: a record of plan {(result.get('plan') or {}).get('name')!r} ({str(made)[:12]}), "
+                          f"not {plan.name!r} ({plan.hash[:12]}); resume it with the plan it was made under")
+    sitting = {k: prior.get(k) for k in ("commit", "date", "cpu", "cores", "gpu", "threads", "matmul_peak_gflops", "wall_s")}
+    return restore_runs(result["rows"], plan, output_dir), [*result.get("earlier_sittings", []), sitting]
 
 
 def _shown(path) -> str | None:
@@ -158,6 +183,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=DEVICES, default="auto", help="where every run trains and is scored (auto: CUDA when present)")
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, help="a subset of the plan's seeds")
     p.add_argument("--arms", nargs="+", default=None, help="a subset of the plan's arms")
+    p.add_argument("--resume", default=None, metavar="RECORD",
+                   help="a record of this plan whose finished runs go back into the output folder (its folders are gone)")
     args = p.parse_args(argv)
     from milan_lab.tools.plans import check_against_plan, load_plan
     try:  # the plan, its arms, probes and overrides, the subsets and the device: checked before any work
@@ -165,14 +192,17 @@ def main(argv=None) -> int:
         check_plan(plan)
         check_against_plan(plan, **({"seeds": args.seeds} if args.seeds else {}), **({"arms": args.arms} if args.arms else {}))
         device = resolve_device(args.device)
+        output_dir = args.output_dir or f"outputs/studies/{plan.name}"
+        restored, earlier = resume(args.resume, plan, output_dir) if args.resume else ([], [])
     except MilanLabError as e:
         p.error(str(e))
-    output_dir = args.output_dir or f"outputs/studies/{plan.name}"
+    if restored:
+        print(f"restored from {args.resume}: {', '.join(restored)}", file=sys.stderr, flush=True)
 
     def said(seed, seconds):
         print(f"seed {seed}: {seconds / 60:.1f} min", file=sys.stderr, flush=True)
     try:
-        result = run(plan, output_dir, args.seeds, args.arms, device, args.record, on_seed=said)
+        result = run(plan, output_dir, args.seeds, args.arms, device, args.record, on_seed=said, earlier=earlier)
     except MilanLabError as e:  # a finished run of another plan in the output folder, a bad cache size...
         p.error(str(e))
     print(table(result, ceilings(plan["variant"])))

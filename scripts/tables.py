@@ -173,8 +173,14 @@ def table_study(folder: Path, name: str) -> str:
     ceilings = benchmark("study").ceilings(p["variant"], Path(folder) / "teacher_ceilings.json")
     note = (f"{len(rec['seeds'])} paired seeds, {p['variant']} scenes, {p['preset']}, runs on {res['device']}; mean ± std over "
             f"seeds; * : Holm-adjusted p < 0.05 over the plan's family; = : equivalent within the plan's TOST margin; "
-            f"{rec['wall_s'] / 60:.0f} min in the sitting that wrote the record (finished runs are reused). ")
-    return _table([benchmark("study").table(res, ceilings)], rec, note)
+            f"{rec['wall_s'] / 60:.0f} min in the sitting that wrote the record (finished runs are reused)")
+    earlier = res.get("earlier_sittings") or []  # a study resumed from its record (--resume) keeps what they took
+    if earlier:
+        peaks = [e["matmul_peak_gflops"] for e in earlier if e.get("matmul_peak_gflops")]
+        spread = f" (fp32 matmul peak {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s)" if peaks else ""
+        note += (f", {sum(e.get('wall_s') or 0 for e in earlier) / 60:.0f} min in {len(earlier)} earlier sitting"
+                 f"{'s' if len(earlier) > 1 else ''}{spread}")
+    return _table([benchmark("study").table(res, ceilings)], rec, note + ". ")
 
 
 def table_app_latency(folder: Path) -> str:

@@ -30,7 +30,7 @@ from milan_lab.config import get_config
 from milan_lab.errors import ConfigError
 from milan_lab.engine.distributed import resolve_device
 from milan_lab.evaluation.stats import T_TEST, holm, min_detectable_effect, paired_test, t_interval, tost
-from milan_lab.evaluation.suite import SIZES, metrics_of, probe_named, score
+from milan_lab.evaluation.suite import SIZES, metrics_of, probe_named, score, write_result
 from milan_lab.factory.models import load_encoder
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
@@ -75,6 +75,28 @@ def compute_factor(preset: str) -> float:
 
 def run_folder(output_dir: str | Path, arm: str, seed: int) -> Path:
     return Path(output_dir) / f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')}_s{seed}"
+
+
+def restore_runs(rows: list[dict], plan: Plan, output_dir: str | Path) -> list[str]:
+    """Write back, as ``result.json`` in their run folders under ``output_dir``, the finished runs a study's record
+    holds (``rows``: its ``result["rows"]``, each a run's result as it was written) where the folder has none, so
+    that a study continues from its record when its run folders are gone (a wiped scratch disk, another machine).
+    Every row must be stamped with ``plan``'s hash (a ConfigError naming the run otherwise, before anything is
+    written); a run folder that has its own result keeps it. Restored runs are then reused like any finished run:
+    checked for their probes, sizes and device, and listed with the commit they started from. Returns the folders'
+    names, restored ones only."""
+    for row in rows:
+        if row.get("plan_hash") != plan.hash:
+            raise ConfigError(f"run {row.get('arm')!r} seed {row.get('seed')} of the record was made under plan "
+                              f"{row.get('plan')!r} ({str(row.get('plan_hash'))[:12]}), not {plan.name!r} ({plan.hash[:12]})")
+    restored = []
+    for row in rows:
+        done = run_folder(output_dir, row["arm"], row["seed"]) / "result.json"
+        if not done.exists():
+            done.parent.mkdir(parents=True, exist_ok=True)
+            write_result(done, row)
+            restored.append(done.parent.name)
+    return restored
 
 
 def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides: dict | None = None,

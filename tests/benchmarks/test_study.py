@@ -3,6 +3,7 @@ teacher arm loads the other teacher, and one command runs a plan into a record w
 import json
 import shutil
 import sys
+import time
 
 import pytest
 import yaml
@@ -123,3 +124,60 @@ def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path, capsys, monkeyp
     with pytest.raises(SystemExit):
         study.main(["--plan", str(_plan_file(tmp_path)), "--device", "cuda", "--output-dir", str(tmp_path / "runs")])
     assert "cuda" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_a_study_resumes_from_its_record_when_its_run_folders_are_gone(tmp_path, capsys, monkeypatch):
+    from milan_lab.tools import records
+    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: 1.0)
+    trained = []
+
+    def score(preset, arm, seed, out, overrides, variant, probes=ablation.PROBES, **sizes):  # a run without the training
+        trained.append((arm, seed))
+        return {"arm": arm, "seed": seed, "variant": variant, "steps": 1, **{m: 0.5 + 0.01 * seed for m in metrics_of(probes)}}
+    monkeypatch.setattr(ablation, "score_arm", score)
+    path = _plan_file(tmp_path, seeds=[0, 1], arms=["MILAN", "random init"])
+    first, runs = tmp_path / "first.json", tmp_path / "runs"
+    base = ["--plan", str(path), "--device", "cpu", "--arms", "MILAN", "random init"]
+    assert study.main([*base, "--output-dir", str(runs), "--record", str(first), "--seeds", "0"]) == 0
+    shutil.rmtree(runs)  # the scratch disk is wiped: only the record is left
+    time.sleep(1.1)  # a later sitting: runs count as reused when they started before it (dates to the second)
+    second = tmp_path / "second.json"
+    assert study.main([*base, "--output-dir", str(runs), "--record", str(second), "--resume", str(first)]) == 0
+    assert "restored from" in capsys.readouterr().err
+    assert trained == [("MILAN", 0), ("random init", 0), ("MILAN", 1), ("random init", 1)]  # seed 0 not trained again
+    old, new = json.loads(first.read_text()), json.loads(second.read_text())
+    assert new["result"]["rows"][:2] == old["result"]["rows"]  # the restored runs, as they were recorded
+    assert [r["reused"] for r in new["result"]["runs"]] == [True, True, False, False]
+    sitting = new["result"]["earlier_sittings"]
+    assert len(sitting) == 1 and sitting[0]["wall_s"] == old["wall_s"] and sitting[0]["commit"] == old["commit"]
+    assert (runs / "MILAN_s0" / "result.json").exists()
+    shutil.copy(ROOT / "docs" / "results" / "teacher_ceilings.json", tmp_path / "teacher_ceilings.json")
+    assert "min in 1 earlier sitting (fp32 matmul peak 1-1 GFLOP/s)" in tables.table_study(tmp_path, "second")
+
+
+@pytest.mark.parametrize("damage, named", [("plan", "toy"), ("row", "seed 0"), ("kind", "not a study's record")])
+def test_resuming_from_another_plans_record_is_one_line_before_anything_is_written(tmp_path, capsys, damage, named):
+    path = _plan_file(tmp_path)
+    plan = plans.load_plan(path)
+    row = {"arm": "MILAN", "seed": 0, "plan": "toy", "plan_hash": plan.hash}
+    result = {"plan": plan.summary(), "rows": [row]}
+    if damage == "plan":
+        result["plan"] = {**result["plan"], "hash": "0" * 64}
+    elif damage == "row":
+        row["plan_hash"] = "f" * 64
+    record = tmp_path / "old.json"
+    record.write_text(json.dumps({"kind": "bench" if damage == "kind" else "study", "result": result}))
+    with pytest.raises(SystemExit) as exit_:
+        study.main(["--plan", str(path), "--device", "cpu", "--output-dir", str(tmp_path / "runs"), "--resume", str(record)])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and named in err and "\n" not in err and not (tmp_path / "runs").exists()
+
+
+def test_restoring_keeps_a_run_folders_own_result(tmp_path):
+    plan = plans.load_plan(_plan_file(tmp_path))
+    mine = ablation.run_folder(tmp_path / "runs", "MILAN", 0) / "result.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text('{"arm": "MILAN", "seed": 0, "mine": true}')
+    rows = [{"arm": arm, "seed": 0, "plan_hash": plan.hash} for arm in ("MILAN", "random init")]
+    assert ablation.restore_runs(rows, plan, tmp_path / "runs") == ["random_init_s0"]
+    assert json.loads(mine.read_text())["mine"] is True
