@@ -14,7 +14,7 @@ own) one the config accepts. Runs go seed-major (stopping early leaves whole pai
 one made under another plan or on another device is refused. ``--device``: where every run trains and is
 scored (``auto``: CUDA when present).
 ``--seeds`` / ``--arms``: a subset of the plan's (the footer says what is missing). With ``--record`` the
-record is rewritten after every seed, so a stopped study still has one. ``--resume RECORD``: continue from a
+record is rewritten after every run, so a stopped study still has one, with every run it finished. ``--resume RECORD``: continue from a
 record of the same plan when its run folders are gone: its finished runs are written back into the output folder
 (``tools.ablation.restore_runs``) and reused, and the new record keeps the earlier sittings' machines and times
 (``earlier_sittings``), so the compute a study took over several sittings stays on its record.
@@ -94,21 +94,22 @@ def run(plan, output_dir: str, seeds=None, arms=None, device: str = "cpu", recor
         on_seed=None, earlier: list | None = None) -> dict:
     """The plan's runs for ``seeds`` x ``arms`` (default: the plan's), seed by seed, with the result (rows,
     summary, plan, runs, and the ``earlier`` sittings of a resumed record) written to ``record`` after every
-    seed; returns the result."""
+    run; returns the result."""
     import time
 
     from milan_lab.tools.ablation import plan_result, run_plan
     from milan_lab.tools.plans import now
     from milan_lab.tools.records import matmul_peak_gflops, write_record
     since, rows, start = now(), [], time.perf_counter()
-    peak = matmul_peak_gflops() if record else None  # once per sitting: the record is rewritten after every seed
+    peak = matmul_peak_gflops() if record else None  # once per sitting: the record is rewritten after every run
     for seed in (plan["seeds"] if seeds is None else seeds):
         lap = time.perf_counter()
-        rows += run_plan(plan, output_dir, seeds=[seed], arms=arms, device=device)
-        result = {**plan_result(plan, rows, since), "plan_file": _shown(plan.path), "device": device,
-                  "output_dir": str(output_dir), **({"earlier_sittings": earlier} if earlier else {})}
-        if record:
-            write_record(record, "study", result, sorted({r["seed"] for r in rows}), time.perf_counter() - start, peak)
+        for arm in (plan["arms"] if arms is None else arms):  # the record after every run: a stop loses none
+            rows += run_plan(plan, output_dir, seeds=[seed], arms=[arm], device=device)
+            result = {**plan_result(plan, rows, since), "plan_file": _shown(plan.path), "device": device,
+                      "output_dir": str(output_dir), **({"earlier_sittings": earlier} if earlier else {})}
+            if record:
+                write_record(record, "study", result, sorted({r["seed"] for r in rows}), time.perf_counter() - start, peak)
         if on_seed:
             on_seed(seed, time.perf_counter() - lap)
     return result
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--plan", required=True, help="a plan file (benchmarks/plans/NAME.yaml) of study 'ablation'")
     p.add_argument("--output-dir", default=None, help="the runs' folder (default: outputs/studies/PLAN_NAME)")
-    p.add_argument("--record", type=output_file, default=None, help="write the study's JSON record here (after every seed)")
+    p.add_argument("--record", type=output_file, default=None, help="write the study's JSON record here (after every run)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where every run trains and is scored (auto: CUDA when present)")
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, help="a subset of the plan's seeds")
     p.add_argument("--arms", nargs="+", default=None, help="a subset of the plan's arms")

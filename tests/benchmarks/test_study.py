@@ -181,3 +181,19 @@ def test_restoring_keeps_a_run_folders_own_result(tmp_path):
     rows = [{"arm": arm, "seed": 0, "plan_hash": plan.hash} for arm in ("MILAN", "random init")]
     assert ablation.restore_runs(rows, plan, tmp_path / "runs") == ["random_init_s0"]
     assert json.loads(mine.read_text())["mine"] is True
+
+
+def test_a_study_stopped_between_runs_has_every_finished_run_in_its_record(tmp_path, monkeypatch):
+    from milan_lab.tools import records
+    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: 1.0)
+
+    def score(preset, arm, seed, out, overrides, variant, probes=ablation.PROBES, **sizes):
+        if arm == "random init":
+            raise KeyboardInterrupt  # stopped during the second run of the seed
+        return {"arm": arm, "seed": seed, "variant": variant, "steps": 1, **{m: 0.5 for m in metrics_of(probes)}}
+    monkeypatch.setattr(ablation, "score_arm", score)
+    record = tmp_path / "stopped.json"
+    with pytest.raises(KeyboardInterrupt):
+        study.run(plans.load_plan(_plan_file(tmp_path, arms=["MILAN", "random init"])), str(tmp_path / "runs"),
+                  device="cpu", record=str(record))
+    assert [(r["arm"], r["seed"]) for r in json.loads(record.read_text())["result"]["rows"]] == [("MILAN", 0)]
