@@ -9,15 +9,18 @@ The plan (arms, paired seeds, preset, scene kind, overrides, probe sizes, the pr
 Holm family, the TOST margin, the decision rule) is checked against the runner before any work: every arm
 known, the scene kind one of ``config.SCENE_KINDS``, every probe registered (``evaluation.suite.PROBES``),
 the primary and the family among their metrics, and every arm's config (the plan's overrides with the arm's
-own) one the config accepts. Runs go seed-major (stopping early leaves whole pairs); a finished run
-(``OUTPUT_DIR/ARM_sSEED/result.json``, stamped with the plan's hash and the device it was made on) is reused,
-one made under another plan or on another device is refused. ``--device``: where every run trains and is
-scored (``auto``: CUDA when present).
+own) one the config accepts. Runs go seed-major (a stop leaves whole pairs but for the seed it stopped in; the
+record's ``seeds`` are the whole ones); a finished run (``OUTPUT_DIR/ARM_sSEED/result.json``, stamped with the
+plan's hash and the device it was made on) is reused, one made under another plan or on another device is
+refused. ``--device``: where every run trains and is scored (``auto``: CUDA when present).
 ``--seeds`` / ``--arms``: a subset of the plan's (the footer says what is missing). With ``--record`` the
-record is rewritten after every run, so a stopped study still has one, with every run it finished. ``--resume RECORD``: continue from a
-record of the same plan when its run folders are gone: its finished runs are written back into the output folder
-(``tools.ablation.restore_runs``) and reused, and the new record keeps the earlier sittings' machines and times
-(``earlier_sittings``), so the compute a study took over several sittings stays on its record.
+record is rewritten after every run, so a stopped study still has one with every run it finished.
+``--resume RECORD``: continue from a record of the same plan when its run folders are gone (a wiped scratch
+disk, another machine): its finished runs, checked like those in a folder (plan, probes, sizes, device), are
+written back into the output folder (``tools.ablation.restore_runs``) and reused; runs outside ``--seeds`` /
+``--arms`` stay in the new record; and the new record keeps the earlier sittings (``earlier_sittings``: commit,
+date, machine, matmul peak, minutes). Pass it in every later sitting: a sitting without it records its own
+minutes only.
 
 The tables: per arm mean ± std over seeds of each probe, the paired differences MILAN - arm with their
 intervals, raw and Holm-adjusted p and TOST p, the minimum detectable effects, then the references: the
@@ -91,49 +94,71 @@ def ceilings(variant: str, path: Path = CEILINGS) -> dict:
 
 
 def run(plan, output_dir: str, seeds=None, arms=None, device: str = "cpu", record: str | None = None,
-        on_seed=None, earlier: list | None = None) -> dict:
+        on_seed=None, earlier: list | None = None, kept: list | None = None) -> dict:
     """The plan's runs for ``seeds`` x ``arms`` (default: the plan's), seed by seed, with the result (rows,
-    summary, plan, runs, and the ``earlier`` sittings of a resumed record) written to ``record`` after every
-    run; returns the result."""
+    summary, plan, runs, and a resumed record's ``earlier`` sittings and ``kept`` runs, those outside the
+    subset) written to ``record`` after every run; returns the result."""
     import time
 
     from milan_lab.tools.ablation import plan_result, run_plan
     from milan_lab.tools.plans import now
     from milan_lab.tools.records import matmul_peak_gflops, write_record
-    since, rows, start = now(), [], time.perf_counter()
+    since, rows, start = now(), list(kept or []), time.perf_counter()
     peak = matmul_peak_gflops() if record else None  # once per sitting: the record is rewritten after every run
+    arms = plan["arms"] if arms is None else arms
     for seed in (plan["seeds"] if seeds is None else seeds):
         lap = time.perf_counter()
-        for arm in (plan["arms"] if arms is None else arms):  # the record after every run: a stop loses none
+        for arm in arms:  # the record after every run: a stop loses none
             rows += run_plan(plan, output_dir, seeds=[seed], arms=[arm], device=device)
             result = {**plan_result(plan, rows, since), "plan_file": _shown(plan.path), "device": device,
                       "output_dir": str(output_dir), **({"earlier_sittings": earlier} if earlier else {})}
             if record:
-                write_record(record, "study", result, sorted({r["seed"] for r in rows}), time.perf_counter() - start, peak)
+                write_record(record, "study", result, whole_seeds(rows, arms), time.perf_counter() - start, peak)
         if on_seed:
             on_seed(seed, time.perf_counter() - lap)
     return result
 
 
-def resume(path: str, plan, output_dir: str) -> tuple[list[str], list[dict]]:
-    """``--resume``: the record at ``path`` (a study's, of ``plan``: a ConfigError or DataError naming the file
-    otherwise) restored into ``output_dir``; returns the run folders restored and the sittings it took (its own
-    and those it had resumed), each its commit, date, machine, matmul peak and wall time."""
-    from milan_lab.tools.ablation import restore_runs
+def whole_seeds(rows: list[dict], arms) -> list[int]:
+    """The seeds for which every one of ``arms`` and every arm of ``rows`` has run (a study stopped mid-seed has
+    whole pairs for the seeds before it only)."""
+    done = {(r["arm"], r["seed"]) for r in rows}
+    arms = set(arms) | {arm for arm, _ in done}
+    return sorted(s for s in {seed for _, seed in done} if all((arm, s) in done for arm in arms))
+
+
+def resume(path: str, plan, output_dir: str, device: str, seeds=None, arms=None) -> tuple[list[str], list[dict], list[dict]]:
+    """``--resume``: the record at ``path`` (a study's, of ``plan``, its runs made on ``device``: otherwise one
+    ConfigError or DataError naming the file, before anything is written) restored into ``output_dir``. Returns
+    the run folders restored, the sittings the record took (its own and those it had resumed: commit, date,
+    machine, matmul peak, minutes) and its runs outside ``seeds`` x ``arms`` (None: the plan's), which the new
+    record keeps."""
+    from milan_lab.errors import DataError
+    from milan_lab.tools.ablation import plan_scored_on, restore_runs
     from milan_lab.tools.records import read_record
     path = Path(path)
-    if path.suffix != ".json":
-        raise ConfigError(f"{path}: a study's record is a .json file (the one --record wrote)")
-    prior = read_record(path.stem, path.parent)
+    if path.suffix != ".json" or not path.is_file():
+        raise ConfigError(f"{path}: no study record to resume from (a .json file that study.py --record wrote)")
+    try:
+        prior = read_record(path.stem, path.parent)
+    except DataError as e:
+        raise ConfigError(f"--resume {e}") from None
     result = prior.get("result") if isinstance(prior.get("result"), dict) else {}
-    if prior.get("kind") != "study" or not isinstance(result.get("rows"), list):
+    earlier = result.get("earlier_sittings", [])
+    if prior.get("kind") != "study" or not isinstance(result.get("rows"), list) or not isinstance(earlier, list):
         raise ConfigError(f"{path}: not a study's record (kind {prior.get('kind')!r}); --resume reads a record study.py wrote")
     made = (result.get("plan") or {}).get("hash")
     if made != plan.hash:
         raise ConfigError(f"{path}: a record of plan {(result.get('plan') or {}).get('name')!r} ({str(made)[:12]}), "
                           f"not {plan.name!r} ({plan.hash[:12]}); resume it with the plan it was made under")
+    try:
+        restored = restore_runs(result["rows"], plan, output_dir, plan_scored_on(plan, device))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    asked = (set(plan["seeds"] if seeds is None else seeds), set(plan["arms"] if arms is None else arms))
+    outside = [r for r in result["rows"] if not (r["seed"] in asked[0] and r["arm"] in asked[1])]
     sitting = {k: prior.get(k) for k in ("commit", "date", "cpu", "cores", "gpu", "threads", "matmul_peak_gflops", "wall_s")}
-    return restore_runs(result["rows"], plan, output_dir), [*result.get("earlier_sittings", []), sitting]
+    return restored, [*earlier, sitting], outside
 
 
 def _shown(path) -> str | None:
@@ -194,16 +219,17 @@ def main(argv=None) -> int:
         check_against_plan(plan, **({"seeds": args.seeds} if args.seeds else {}), **({"arms": args.arms} if args.arms else {}))
         device = resolve_device(args.device)
         output_dir = args.output_dir or f"outputs/studies/{plan.name}"
-        restored, earlier = resume(args.resume, plan, output_dir) if args.resume else ([], [])
+        restored, earlier, kept = resume(args.resume, plan, output_dir, device, args.seeds, args.arms) if args.resume else ([], [], [])
     except MilanLabError as e:
         p.error(str(e))
-    if restored:
-        print(f"restored from {args.resume}: {', '.join(restored)}", file=sys.stderr, flush=True)
+    if args.resume:
+        print(f"resumed from {args.resume}: {len(restored)} finished run(s) written back into {output_dir}",
+              file=sys.stderr, flush=True)
 
     def said(seed, seconds):
         print(f"seed {seed}: {seconds / 60:.1f} min", file=sys.stderr, flush=True)
     try:
-        result = run(plan, output_dir, args.seeds, args.arms, device, args.record, on_seed=said, earlier=earlier)
+        result = run(plan, output_dir, args.seeds, args.arms, device, args.record, on_seed=said, earlier=earlier, kept=kept)
     except MilanLabError as e:  # a finished run of another plan in the output folder, a bad cache size...
         p.error(str(e))
     print(table(result, ceilings(plan["variant"])))

@@ -177,7 +177,11 @@ def table_study(folder: Path, name: str) -> str:
     earlier = res.get("earlier_sittings") or []  # a study resumed from its record (--resume) keeps what they took
     if earlier:
         peaks = [e["matmul_peak_gflops"] for e in earlier if e.get("matmul_peak_gflops")]
-        spread = f" (fp32 matmul peak {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s)" if peaks else ""
+        kind = "matmul peak (bf16 on a GPU, fp32 on a CPU)" if any(e.get("gpu") for e in earlier) else "fp32 matmul peak"
+        spread = ""
+        if peaks:
+            span = f"{min(peaks):.0f}" if round(min(peaks)) == round(max(peaks)) else f"{min(peaks):.0f}-{max(peaks):.0f}"
+            spread = f" ({kind} {span} GFLOP/s)"
         note += (f", {sum(e.get('wall_s') or 0 for e in earlier) / 60:.0f} min in {len(earlier)} earlier sitting"
                  f"{'s' if len(earlier) > 1 else ''}{spread}")
     return _table([benchmark("study").table(res, ceilings)], rec, note + ". ")

@@ -34,7 +34,7 @@ from milan_lab.evaluation.suite import SIZES, metrics_of, probe_named, score, wr
 from milan_lab.factory.models import load_encoder
 from milan_lab.jobs.pretrain import pretrain
 from milan_lab.tools.info import model_info
-from milan_lab.tools.plans import Plan, check_against_plan, finished_run, run_start, runs_table, write_run_result
+from milan_lab.tools.plans import Plan, check_against_plan, check_run, finished_run, run_start, runs_table, write_run_result
 
 BASELINE = "MILAN"
 RANDOM = "random init"
@@ -77,18 +77,20 @@ def run_folder(output_dir: str | Path, arm: str, seed: int) -> Path:
     return Path(output_dir) / f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')}_s{seed}"
 
 
-def restore_runs(rows: list[dict], plan: Plan, output_dir: str | Path) -> list[str]:
+def restore_runs(rows: list, plan: Plan, output_dir: str | Path, scored_on: dict) -> list[str]:
     """Write back, as ``result.json`` in their run folders under ``output_dir``, the finished runs a study's record
     holds (``rows``: its ``result["rows"]``, each a run's result as it was written) where the folder has none, so
     that a study continues from its record when its run folders are gone (a wiped scratch disk, another machine).
-    Every row must be stamped with ``plan``'s hash (a ConfigError naming the run otherwise, before anything is
-    written); a run folder that has its own result keeps it. Restored runs are then reused like any finished run:
-    checked for their probes, sizes and device, and listed with the commit they started from. Returns the folders'
-    names, restored ones only."""
-    for row in rows:
-        if row.get("plan_hash") != plan.hash:
-            raise ConfigError(f"run {row.get('arm')!r} seed {row.get('seed')} of the record was made under plan "
-                              f"{row.get('plan')!r} ({str(row.get('plan_hash'))[:12]}), not {plan.name!r} ({plan.hash[:12]})")
+    Every row is checked first, as a finished run in a folder would be (``plans.check_run``: made under ``plan``,
+    scored on ``scored_on``, the probes, sizes and device this study asks), and nothing is written unless all
+    pass (a ConfigError naming the first that does not); a run folder that has its own result keeps it. Restored
+    runs are then reused like any finished run and listed with the commit they started from. Returns the
+    folders' names, restored ones only."""
+    for i, row in enumerate(rows):
+        if not (isinstance(row, dict) and isinstance(row.get("arm"), str) and isinstance(row.get("seed"), int)):
+            raise ConfigError(f"run {i + 1} of the record is not a run's result (an arm and a seed); restore the record")
+        check_run(row, plan, scored_on, f"run {row['arm']!r} seed {row['seed']} of the record",
+                  "resume with what it was made with (its device: --device)")
     restored = []
     for row in rows:
         done = run_folder(output_dir, row["arm"], row["seed"]) / "result.json"
@@ -97,6 +99,11 @@ def restore_runs(rows: list[dict], plan: Plan, output_dir: str | Path) -> list[s
             write_result(done, row)
             restored.append(done.parent.name)
     return restored
+
+
+def plan_scored_on(plan: Plan, device: str) -> dict:
+    """What a planned study's runs are made with, as each run's result records it: probes, sizes, device."""
+    return {"probes": list(plan_probes(plan)), "sizes": {**EVAL_SIZES, **plan["sizes"]}, "device": device}
 
 
 def run_arm(preset: str, arm: str, seed: int, output_dir: str | Path, overrides: dict | None = None,

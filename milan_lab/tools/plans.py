@@ -148,16 +148,25 @@ def finished_run(path: str | Path, plan: Plan | None, scored_on: dict | None = N
         result = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: a broken run result ({e.msg} at line {e.lineno}); delete it to run again") from None
+    check_run(result, plan, scored_on, str(path.parent))
+    return result
+
+
+def check_run(result: dict, plan: Plan | None, scored_on: dict | None, where: str, remedy: str | None = None) -> None:
+    """A finished run's ``result`` against the study that would reuse it (``finished_run``'s checks, also
+    applied to the runs of a record before they are restored): made under ``plan`` and, with ``scored_on``,
+    on those probes, sizes and device; otherwise a ConfigError starting with ``where``, saying what differs and
+    ending with ``remedy`` (default: another output folder, or the plan or probes, sizes and device it was made with)."""
     want = plan.hash if plan else None
     if result.get("plan_hash") != want:
         def named(name, h):
-            return f"plan {name!r} ({h[:12]})" if h else "no plan"
-        raise ConfigError(f"{path.parent}: a finished run made under {named(result.get('plan'), result.get('plan_hash'))}, "
-                          f"not {named(plan.name if plan else None, want)}; pass another output folder or restore that plan")
+            return f"plan {name!r} ({str(h)[:12]})" if h else "no plan"
+        raise ConfigError(f"{where}: a finished run made under {named(result.get('plan'), result.get('plan_hash'))}, "
+                          f"not {named(plan.name if plan else None, want)}; "
+                          f"{remedy or 'pass another output folder or restore that plan'}")
     if scored_on is not None and result.get("scored_on") != scored_on:
-        raise ConfigError(f"{path.parent}: a finished run scored on {_differs(result.get('scored_on'), scored_on)}; "
-                          "pass another output folder or the probes, sizes and device it was made with")
-    return result
+        raise ConfigError(f"{where}: a finished run scored on {_differs(result.get('scored_on'), scored_on)}; "
+                          f"{remedy or 'pass another output folder or the probes, sizes and device it was made with'}")
 
 
 def _differs(had: dict | None, want: dict) -> str:

@@ -126,51 +126,83 @@ def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path, capsys, monkeyp
     assert "cuda" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
-def test_a_study_resumes_from_its_record_when_its_run_folders_are_gone(tmp_path, capsys, monkeypatch):
+@pytest.fixture()
+def untrained(monkeypatch):
+    """Runs without the training: each scores 0.5 + seed / 100 on every metric; the (arm, seed) of each listed."""
     from milan_lab.tools import records
     monkeypatch.setattr(records, "matmul_peak_gflops", lambda: 1.0)
     trained = []
 
-    def score(preset, arm, seed, out, overrides, variant, probes=ablation.PROBES, **sizes):  # a run without the training
+    def score(preset, arm, seed, out, overrides, variant, probes=ablation.PROBES, device="cpu", **sizes):
         trained.append((arm, seed))
         return {"arm": arm, "seed": seed, "variant": variant, "steps": 1, **{m: 0.5 + 0.01 * seed for m in metrics_of(probes)}}
     monkeypatch.setattr(ablation, "score_arm", score)
+    return trained
+
+
+def test_a_study_resumes_from_its_record_when_its_run_folders_are_gone(tmp_path, capsys, untrained):
     path = _plan_file(tmp_path, seeds=[0, 1], arms=["MILAN", "random init"])
     first, runs = tmp_path / "first.json", tmp_path / "runs"
-    base = ["--plan", str(path), "--device", "cpu", "--arms", "MILAN", "random init"]
-    assert study.main([*base, "--output-dir", str(runs), "--record", str(first), "--seeds", "0"]) == 0
+    base = ["--plan", str(path), "--device", "cpu", "--output-dir", str(runs)]
+    assert study.main([*base, "--record", str(first), "--seeds", "0"]) == 0
     shutil.rmtree(runs)  # the scratch disk is wiped: only the record is left
     time.sleep(1.1)  # a later sitting: runs count as reused when they started before it (dates to the second)
     second = tmp_path / "second.json"
-    assert study.main([*base, "--output-dir", str(runs), "--record", str(second), "--resume", str(first)]) == 0
-    assert "restored from" in capsys.readouterr().err
-    assert trained == [("MILAN", 0), ("random init", 0), ("MILAN", 1), ("random init", 1)]  # seed 0 not trained again
+    assert study.main([*base, "--record", str(second), "--resume", str(first)]) == 0
+    assert "2 finished run(s) written back" in capsys.readouterr().err
+    assert untrained == [("MILAN", 0), ("random init", 0), ("MILAN", 1), ("random init", 1)]  # seed 0 not trained again
     old, new = json.loads(first.read_text()), json.loads(second.read_text())
-    assert new["result"]["rows"][:2] == old["result"]["rows"]  # the restored runs, as they were recorded
+    assert new["result"]["rows"][:2] == old["result"]["rows"] and new["seeds"] == [0, 1]  # the restored runs, as recorded
     assert [r["reused"] for r in new["result"]["runs"]] == [True, True, False, False]
     sitting = new["result"]["earlier_sittings"]
     assert len(sitting) == 1 and sitting[0]["wall_s"] == old["wall_s"] and sitting[0]["commit"] == old["commit"]
-    assert (runs / "MILAN_s0" / "result.json").exists()
     shutil.copy(ROOT / "docs" / "results" / "teacher_ceilings.json", tmp_path / "teacher_ceilings.json")
-    assert "min in 1 earlier sitting (fp32 matmul peak 1-1 GFLOP/s)" in tables.table_study(tmp_path, "second")
+    assert "min in 1 earlier sitting (fp32 matmul peak 1 GFLOP/s)" in tables.table_study(tmp_path, "second")
+    shutil.rmtree(runs)  # wiped again; this sitting re-scores one seed only, into the record it resumes from
+    assert study.main([*base, "--record", str(second), "--resume", str(second), "--seeds", "1"]) == 0
+    third = json.loads(second.read_text())
+    assert len(untrained) == 4 and third["result"]["rows"] == new["result"]["rows"]  # seed 0 kept, though not asked
+    assert [s["date"] for s in third["result"]["earlier_sittings"]] == [old["date"], new["date"]]
+    assert "min in 2 earlier sittings" in tables.table_study(tmp_path, "second")
 
 
-@pytest.mark.parametrize("damage, named", [("plan", "toy"), ("row", "seed 0"), ("kind", "not a study's record")])
-def test_resuming_from_another_plans_record_is_one_line_before_anything_is_written(tmp_path, capsys, damage, named):
-    path = _plan_file(tmp_path)
-    plan = plans.load_plan(path)
-    row = {"arm": "MILAN", "seed": 0, "plan": "toy", "plan_hash": plan.hash}
+def _record_of(tmp_path, plan, damage):
+    """A study record of ``plan`` with one run (MILAN, seed 0) as the study would write it, then damaged."""
+    row = {"arm": "MILAN", "seed": 0, "plan": plan.name, "plan_hash": plan.hash,
+           "scored_on": ablation.plan_scored_on(plan, "cpu"), "linear_mean": 0.5}
     result = {"plan": plan.summary(), "rows": [row]}
+    kind = "study"
     if damage == "plan":
         result["plan"] = {**result["plan"], "hash": "0" * 64}
     elif damage == "row":
         row["plan_hash"] = "f" * 64
+    elif damage == "device":
+        row["scored_on"] = ablation.plan_scored_on(plan, "cuda")
+    elif damage == "unrecorded":
+        del row["scored_on"]  # a run made before runs recorded what they were scored on
+    elif damage == "not a row":
+        result["rows"] = ["MILAN"]
+    elif damage == "kind":
+        kind = "bench"
     record = tmp_path / "old.json"
-    record.write_text(json.dumps({"kind": "bench" if damage == "kind" else "study", "result": result}))
+    record.write_text(json.dumps({"kind": kind, "result": result}))
+    return record
+
+
+@pytest.mark.parametrize("damage, named", [("plan", "a record of plan 'toy' (000000000000)"), ("row", "seed 0 of the record"),
+                                           ("device", "device 'cuda', not 'cpu'"), ("unrecorded", "unrecorded"),
+                                           ("not a row", "run 1 of the record"), ("kind", "not a study's record"),
+                                           ("missing", "no study record to resume from")])
+def test_resuming_from_a_record_the_study_cannot_reuse_is_one_line_before_anything_is_written(tmp_path, capsys, damage, named):
+    path = _plan_file(tmp_path)
+    record = _record_of(tmp_path, plans.load_plan(path), damage)
+    if damage == "missing":
+        record.unlink()
     with pytest.raises(SystemExit) as exit_:
         study.main(["--plan", str(path), "--device", "cpu", "--output-dir", str(tmp_path / "runs"), "--resume", str(record)])
     err = capsys.readouterr().err.strip()
-    assert exit_.value.code == 2 and named in err and "\n" not in err and not (tmp_path / "runs").exists()
+    assert exit_.value.code == 2 and named in err and "old.json" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_restoring_keeps_a_run_folders_own_result(tmp_path):
@@ -178,22 +210,23 @@ def test_restoring_keeps_a_run_folders_own_result(tmp_path):
     mine = ablation.run_folder(tmp_path / "runs", "MILAN", 0) / "result.json"
     mine.parent.mkdir(parents=True)
     mine.write_text('{"arm": "MILAN", "seed": 0, "mine": true}')
-    rows = [{"arm": arm, "seed": 0, "plan_hash": plan.hash} for arm in ("MILAN", "random init")]
-    assert ablation.restore_runs(rows, plan, tmp_path / "runs") == ["random_init_s0"]
+    on = ablation.plan_scored_on(plan, "cpu")
+    rows = [{"arm": arm, "seed": 0, "plan_hash": plan.hash, "scored_on": on} for arm in ("MILAN", "random init")]
+    assert ablation.restore_runs(rows, plan, tmp_path / "runs", on) == ["random_init_s0"]
     assert json.loads(mine.read_text())["mine"] is True
 
 
-def test_a_study_stopped_between_runs_has_every_finished_run_in_its_record(tmp_path, monkeypatch):
-    from milan_lab.tools import records
-    monkeypatch.setattr(records, "matmul_peak_gflops", lambda: 1.0)
-
-    def score(preset, arm, seed, out, overrides, variant, probes=ablation.PROBES, **sizes):
+def test_a_study_stopped_between_runs_has_every_finished_run_in_its_record(tmp_path, monkeypatch, untrained):
+    def stop_at_the_floor(preset, arm, seed, *args, **kwargs):
         if arm == "random init":
             raise KeyboardInterrupt  # stopped during the second run of the seed
-        return {"arm": arm, "seed": seed, "variant": variant, "steps": 1, **{m: 0.5 for m in metrics_of(probes)}}
-    monkeypatch.setattr(ablation, "score_arm", score)
+        return score(preset, arm, seed, *args, **kwargs)
+    score = ablation.score_arm
+    monkeypatch.setattr(ablation, "score_arm", stop_at_the_floor)
     record = tmp_path / "stopped.json"
     with pytest.raises(KeyboardInterrupt):
         study.run(plans.load_plan(_plan_file(tmp_path, arms=["MILAN", "random init"])), str(tmp_path / "runs"),
                   device="cpu", record=str(record))
-    assert [(r["arm"], r["seed"]) for r in json.loads(record.read_text())["result"]["rows"]] == [("MILAN", 0)]
+    rec = json.loads(record.read_text())
+    assert [(r["arm"], r["seed"]) for r in rec["result"]["rows"]] == [("MILAN", 0)]
+    assert rec["seeds"] == []  # seed 0 is not a whole pair: its floor did not run
