@@ -44,8 +44,10 @@ def benchmark(name: str) -> ModuleType:
 
 
 def _table(rows: list[str], rec: dict, note: str = "") -> str:
-    """A table and the line under it: what it shows, the command that measured it, the machine, the commit."""
-    return "\n".join(rows) + f"\n\n{note}`{rec['command']}`; {_machine(rec)}; commit {rec['commit']}."
+    """A table and the line under it: what it shows, the command that measured it, the machine, the commit (and
+    whether the tree had uncommitted changes: then the commit alone does not reproduce the numbers)."""
+    dirty = " with uncommitted changes" if rec.get("uncommitted_changes") else ""
+    return "\n".join(rows) + f"\n\n{note}`{rec['command']}`; {_machine(rec)}; commit {rec['commit']}{dirty}."
 
 
 def benchmark_table(name: str, folder: Path, note=lambda result: "") -> str:

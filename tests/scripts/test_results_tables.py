@@ -52,6 +52,18 @@ def test_a_changed_record_changes_the_table(tmp_path):
     assert tables.render_tables(text, tmp_path) != before
 
 
+def test_a_record_made_with_uncommitted_changes_says_so_under_its_table(tmp_path):
+    for path in RESULTS.glob("*.json"):
+        (tmp_path / path.name).write_text(path.read_text())
+    text = "<!-- table: attention -->\n<!-- /table -->"
+    record = json.loads((tmp_path / "attention_shipped.json").read_text())
+    for dirty in (False, True):
+        record["uncommitted_changes"] = dirty
+        (tmp_path / "attention_shipped.json").write_text(json.dumps(record))
+        said = f"commit {record['commit']} with uncommitted changes." in tables.render_tables(text, tmp_path)
+        assert said is dirty
+
+
 def test_an_unknown_table_names_itself_and_the_known_ones():
     with pytest.raises(KeyError, match="'no-such'.*probes"):
         tables.render_tables("<!-- table: no-such -->\n<!-- /table -->", RESULTS)
