@@ -279,7 +279,8 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "probe-noise": table_probe_noise, "text-maps": table_text_maps,
           "study-masking_mid": lambda folder: table_study(folder, "masking_mid"),
           "study-masking_dense": lambda folder: table_study(folder, "masking_dense"),
-          "study-targets": lambda folder: table_study(folder, "targets")}
+          "study-targets": lambda folder: table_study(folder, "targets"),
+          "study-decoder": lambda folder: table_study(folder, "decoder")}
 
 
 def render_tables(text: str, folder: str | Path) -> str:
