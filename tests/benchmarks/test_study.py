@@ -19,9 +19,10 @@ import study  # noqa: E402
 sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
 import tables  # noqa: E402
 
-STUDIES = ("targets", "masking_dense", "masking_mid", "decoder")
+STUDIES = ("targets", "masking_dense", "masking_mid", "masking_dense_075", "decoder")
 ARMS = {"targets": {"MILAN", "label-free teacher", "pixel targets", "random init"},
         "masking_dense": {"MILAN", "random masking", "random init"}, "masking_mid": {"MILAN", "random masking", "random init"},
+        "masking_dense_075": {"MILAN", "random masking", "random init"},
         "decoder": {"MILAN", "MAE decoder", "prompting, 4 layers", "MAE decoder, 4 layers", "random init"}}
 
 
@@ -37,7 +38,7 @@ def test_each_study_plan_is_declared_before_its_runs_and_runs_under_the_runner(n
     cfg = get_config("pretrain", plan["preset"], plan["overrides"])
     assert cfg.teacher_cache  # the preset's default recipe
     if name.startswith("masking"):
-        assert plan["primary"] == ["linear_object"] and cfg.model.mask_ratio == 0.875
+        assert plan["primary"] == ["linear_object"] and cfg.model.mask_ratio == (0.75 if name.endswith("_075") else 0.875)
     else:
         assert plan["primary"] == ["linear_mean"] and plan["variant"] == "dense"
 
