@@ -58,7 +58,10 @@ def benchmark_table(name: str, folder: Path, note=lambda result: "") -> str:
 
 
 def _machine(rec: dict) -> str:
-    return f"{rec['cpu']} ({rec['cores']} cores, fp32 matmul peak {rec['matmul_peak_gflops']:.0f} GFLOP/s), torch {rec['torch']}"
+    """The CPU, its cores, the instruction set torch ran with (records from before it was kept do not say), the
+    matmul peak of the same run, torch."""
+    isa = f", {rec['cpu_capability']}" if rec.get("cpu_capability") else ""
+    return f"{rec['cpu']} ({rec['cores']} cores{isa}, fp32 matmul peak {rec['matmul_peak_gflops']:.0f} GFLOP/s), torch {rec['torch']}"
 
 
 def table_probes(folder: Path) -> str:
@@ -279,6 +282,7 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "probe-noise": table_probe_noise, "text-maps": table_text_maps,
           "study-masking_mid": lambda folder: table_study(folder, "masking_mid"),
           "study-masking_dense": lambda folder: table_study(folder, "masking_dense"),
+          "study-masking_dense_075": lambda folder: table_study(folder, "masking_dense_075"),
           "study-targets": lambda folder: table_study(folder, "targets"),
           "study-decoder": lambda folder: table_study(folder, "decoder")}
 

@@ -29,8 +29,10 @@ def code_changes(porcelain: str) -> list[str]:
 
 
 def provenance(command: str | None = None) -> dict:
-    """Where a measurement comes from: the command line, the code's commit, the machine (CPU model,
-    cores, GPU), torch and its threads, and the date. Every benchmark record starts with it."""
+    """Where a measurement comes from: the command line, the code's commit, the machine (CPU model, cores, the
+    instruction set torch's CPU kernels run with, GPU), torch and its threads, and the date. Every benchmark record
+    starts with it. The instruction set is kept because the same code scores the same encoder a little differently
+    on a CPU with AVX-512 and on one without (floating-point sums in another order: benchmarks/score_repeat.py)."""
     import platform
     import subprocess
     import sys
@@ -62,7 +64,8 @@ def provenance(command: str | None = None) -> dict:
             program = script.name
         command = " ".join([program] + sys.argv[1:])
     return {"command": command, "commit": commit, "uncommitted_changes": dirty,
-            "cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "cpu": cpu, "cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

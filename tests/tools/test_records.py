@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from milan_lab.tools.records import code_changes, write_record
 
@@ -11,6 +12,7 @@ def test_write_record_holds_the_provenance(tmp_path):
     record = json.loads(path.read_text())
     assert record["command"] == "milan-lab demo" and record["seeds"] == [0, 1] and record["result"] == {"x": 1.5}
     assert record["matmul_peak_gflops"] > 0 and record["torch"] and record["cpu"] and "date" in record
+    assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # the kernels' instruction set
 
 
 def test_measure_and_record_refuses_an_unwritable_record_before_the_peak_and_the_work(tmp_path, monkeypatch):
