@@ -54,16 +54,13 @@ def child(limit: str, task: dict | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def check_limits(limits) -> dict:
-    """{limit: the capability torch reports under it}, each limit started once (seconds); a ConfigError for a limit
+def check_limits(limits) -> None:
+    """Each limit started once (seconds) to read the capability torch reports under it; a ConfigError for a limit
     torch does not honour on this CPU, before any scoring."""
-    seen = {}
     for limit in limits:
-        seen[limit] = child(limit, None)["capability"]
-        wanted = LIMITS[limit][1]
-        if wanted is not None and seen[limit] != wanted:
-            raise ConfigError(f"--isa {limit}: torch runs {seen[limit]} under it on this CPU, not {wanted}")
-    return seen
+        seen, wanted = child(limit, None)["capability"], LIMITS[limit][1]
+        if wanted is not None and seen != wanted:
+            raise ConfigError(f"--isa {limit}: torch runs {seen} under it on this CPU, not {wanted}")
 
 
 def run_child(task: dict | None) -> dict:
@@ -76,7 +73,7 @@ def run_child(task: dict | None) -> dict:
         from milan_lab.tools import ablation
         from milan_lab.tools.plans import load_plan
         plan = load_plan(task["plan"])
-        sizes = {**ablation.EVAL_SIZES, **plan["sizes"]}
+        sizes = ablation.plan_scored_on(plan, "cpu")["sizes"]
         with tempfile.TemporaryDirectory() as folder:  # the random-init arm writes nothing; score_arm wants a folder
             row = ablation.score_arm(plan["preset"], ARM, task["seed"], Path(folder), plan["overrides"], plan["variant"],
                                      probes=task["probes"], device="cpu", **sizes)
@@ -86,16 +83,14 @@ def run_child(task: dict | None) -> dict:
 
 def recorded(path: Path, plan, seed: int, metrics) -> dict:
     """The scores a study record holds for the arm at ``seed``, with its machine; a ConfigError naming what differs."""
-    from milan_lab.tools.ablation import EVAL_SIZES
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--compare {path}: not a readable record ({e})") from None
+    from milan_lab.tools.ablation import plan_scored_on
+    from milan_lab.tools.records import read_record
+    rec = read_record(path.stem, path.parent)  # a missing or damaged record: one DataError naming it
     rows = [r for r in (rec.get("result") or {}).get("rows", []) if r.get("arm") == ARM and r.get("seed") == seed]
     if not rows:
         raise ConfigError(f"--compare {path}: no {ARM!r} row for seed {seed}")
     row = rows[0]
-    sizes = {**EVAL_SIZES, **plan["sizes"]}
+    sizes = plan_scored_on(plan, "cpu")["sizes"]
     scored = row.get("scored_on") or {}
     if row.get("variant") != plan["variant"] or {k: scored.get("sizes", {}).get(k) for k in sizes} != sizes:
         raise ConfigError(f"--compare {path}: its {ARM!r} row was scored on {row.get('variant')} scenes at "
@@ -159,7 +154,7 @@ def prepare(args) -> tuple[dict, list]:
     """(the children's task, the compared records' scores); a ConfigError for a plan, probe, record or limit
     that does not fit."""
     from milan_lab.evaluation.suite import metrics_of, probe_named
-    from milan_lab.tools.ablation import EVAL_SIZES, plan_probes
+    from milan_lab.tools.ablation import plan_probes, plan_scored_on
     from milan_lab.tools.plans import load_plan
     plan = load_plan(args.plan)
     probes = list(args.probes or plan_probes(plan))
@@ -171,7 +166,7 @@ def prepare(args) -> tuple[dict, list]:
     compared = [recorded(path, plan, args.seed, metrics) for path in args.compare]
     check_limits(args.isa)
     task = {"plan": str(args.plan), "name": plan.name, "hash": plan.hash, "variant": plan["variant"],
-            "eval_val": {**EVAL_SIZES, **plan["sizes"]}["eval_val"], "seed": args.seed, "probes": probes, "metrics": metrics}
+            "eval_val": plan_scored_on(plan, "cpu")["sizes"]["eval_val"], "seed": args.seed, "probes": probes, "metrics": metrics}
     return task, compared
 
 

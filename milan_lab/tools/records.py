@@ -31,8 +31,9 @@ def code_changes(porcelain: str) -> list[str]:
 def provenance(command: str | None = None) -> dict:
     """Where a measurement comes from: the command line, the code's commit, the machine (CPU model, cores, the
     instruction set torch's CPU kernels run with, GPU), torch and its threads, and the date. Every benchmark record
-    starts with it. The instruction set is kept because the same code scores the same encoder a little differently
-    on a CPU with AVX-512 and on one without (floating-point sums in another order: benchmarks/score_repeat.py)."""
+    starts with it. The instruction set is kept because floating-point sums may run in another order on a CPU with
+    AVX-512 and on one without, and so score the same encoder a little differently (benchmarks/score_repeat.py
+    measures whether they do)."""
     import platform
     import subprocess
     import sys
