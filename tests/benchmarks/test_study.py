@@ -19,10 +19,11 @@ import study  # noqa: E402
 sys.path.insert(0, str(ROOT / "scripts"))  # the documents' tables (scripts/ is a folder of scripts)
 import tables  # noqa: E402
 
-STUDIES = ("targets", "masking_dense", "masking_mid", "masking_dense_075", "decoder")
+STUDIES = ("targets", "masking_dense", "masking_mid", "masking_dense_075", "masking_mid_075", "decoder")
 ARMS = {"targets": {"MILAN", "label-free teacher", "pixel targets", "random init"},
         "masking_dense": {"MILAN", "random masking", "random init"}, "masking_mid": {"MILAN", "random masking", "random init"},
         "masking_dense_075": {"MILAN", "random masking", "random init"},
+        "masking_mid_075": {"MILAN", "random masking", "random init"},
         "decoder": {"MILAN", "MAE decoder", "prompting, 4 layers", "MAE decoder, 4 layers", "random init"}}
 
 
