@@ -166,7 +166,7 @@ def table(result: dict) -> str:
                         f"{f['mean']:.1f} ({sd(f['sd'])}; {f['binomial_se']:.2f}) | {d['mean']:+.1f} | {sd(d['sd'])} | "
                         f"{d['bootstrap_sd']:.2f} |")
     spread = result["seed_spread"]
-    rows += ["", f"| spread between seeds ({spread['val_images']} validation scenes) | SD of an arm, median (range) | SD of a "
+    rows += ["", f"| spread between seeds ({spread['val_images']:,} validation scenes) | SD of an arm, median (range) | SD of a "
                  f"paired difference to {spread['baseline']}, median (range) |", "| --- | --- | --- |"]
     for probe, v in spread["probes"].items():
         arm, diff = list(v["arm_sd"].values()), list(v["diff_sd"].values())

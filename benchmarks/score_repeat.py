@@ -98,7 +98,11 @@ def recorded(path: Path, plan, seed: int, metrics) -> dict:
     missing = [m for m in metrics if m not in row]
     if missing:
         raise ConfigError(f"--compare {path}: its row has no {missing[0]!r}")
-    return {"record": str(path), "commit": rec.get("commit"), "cpu": rec.get("cpu"),
+    try:  # named as the docs name it: relative to the checkout, not to one machine's folders
+        shown = str(path.resolve().relative_to(CHECKOUT))
+    except ValueError:
+        shown = str(path)
+    return {"record": shown, "commit": rec.get("commit"), "cpu": rec.get("cpu"),
             "cpu_capability": rec.get("cpu_capability"), "matmul_peak_gflops": rec.get("matmul_peak_gflops"),
             "scores": {m: row[m] for m in metrics}}
 

@@ -2,7 +2,7 @@
 
     from milan_lab import get_model, inference_model, list_models, load_teacher
 """
-__version__ = "0.6.4"
+__version__ = "0.6.5"
 
 
 def __getattr__(name):  # lazy: `import milan_lab` stays cheap for the CLI's --help

@@ -270,6 +270,15 @@ def table_probe_noise(folder: Path) -> str:
         f"{len(r['seed_spread']['seeds'])} seeds. "))
 
 
+def table_score_repeat(folder: Path) -> str:
+    """``benchmarks/score_repeat.py``: one study arm re-scored under instruction-set limits, beside the records."""
+    return benchmark_table("score_repeat", folder, lambda r: (
+        f"The `{r['arm']}` arm of plan `{r['plan']}`, seed {r['seed']}, on {r['variant']} scenes, scored as the study "
+        f"scores it, in one fresh process per instruction-set limit on this CPU (`ATEN_CPU_CAPABILITY`, "
+        f"`MKL_ENABLE_INSTRUCTIONS`, `ONEDNN_MAX_CPU_ISA`; torch's reported capability in the header), beside the "
+        f"scores the study records hold for the same arm and seed. "))
+
+
 TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_attention,
           "attention-sparse": lambda folder: table_attention(folder, "attention_shipped_sparse"),
           "attention-mid": lambda folder: table_attention(folder, "attention_shipped_mid"),
@@ -279,7 +288,7 @@ TABLES = {"probes": table_probes, "bench": table_bench, "attention": table_atten
           "data-pipeline": table_data_pipeline, "views-grid": table_views_grid,
           "time-to-quality": table_time_to_quality, "app-latency": table_app_latency,
           "hidden-object": table_hidden_object, "teacher-ceilings": table_teacher_ceilings,
-          "probe-noise": table_probe_noise, "text-maps": table_text_maps,
+          "probe-noise": table_probe_noise, "score-repeat": table_score_repeat, "text-maps": table_text_maps,
           "study-masking_mid": lambda folder: table_study(folder, "masking_mid"),
           "study-masking_dense": lambda folder: table_study(folder, "masking_dense"),
           "study-masking_dense_075": lambda folder: table_study(folder, "masking_dense_075"),

@@ -127,11 +127,14 @@ def load_plan(path: str | Path) -> Plan:
 
 def run_start(plan: Plan | None) -> dict:
     """What a run records when it starts: the plan's name and hash, and the code's commit, whether it
-    had uncommitted changes, and the date (taken now, not when the study's record is written)."""
+    had uncommitted changes, the date (taken now, not when the study's record is written) and the instruction
+    set torch's CPU kernels run with (a run reused from a sitting on another CPU may score a few scenes
+    differently: benchmarks/score_repeat.py)."""
     from milan_lab.tools.records import provenance  # a sibling tool
     prov = provenance()
     return {"plan": plan.name if plan else None, "plan_hash": plan.hash if plan else None,
-            "started": {"commit": prov["commit"], "uncommitted_changes": prov["uncommitted_changes"], "date": prov["date"]}}
+            "started": {"commit": prov["commit"], "uncommitted_changes": prov["uncommitted_changes"], "date": now(),
+                        "cpu_capability": prov["cpu_capability"]}}
 
 
 def finished_run(path: str | Path, plan: Plan | None, scored_on: dict | None = None) -> dict | None:
@@ -206,19 +209,29 @@ def check_against_plan(plan: Plan, **given) -> None:
 
 def runs_table(rows: list[dict], since: str | None = None) -> list[dict]:
     """Per run, what a study's record lists: arm, seed, the commit it started from, uncommitted changes,
-    the date, and whether it was reused (started before ``since``, the ISO date this sitting began)."""
+    the date, the CPU instruction set (None for runs from before it was kept), and whether it was reused
+    (started before ``since``, the ISO date this sitting began)."""
     def one(r):
         start = r.get("started") or {}
         return {"arm": r["arm"], "seed": r["seed"], "commit": start.get("commit"),
                 "uncommitted_changes": start.get("uncommitted_changes"), "started": start.get("date"),
-                "reused": bool(since and start.get("date") and start["date"] < since)}
+                "cpu_capability": start.get("cpu_capability"),
+                "reused": bool(since and start.get("date") and _instant(start["date"]) < _instant(since))}
     return [one(r) for r in rows]
 
 
 def now() -> str:
-    """The date as runs record it (UTC, ISO, seconds): a sitting's start for ``runs_table``."""
+    """The date as runs record it (UTC, ISO, to the microsecond): a sitting's start for ``runs_table``. Finer than
+    the records' seconds, so that a run reused from a sitting that ended within the same second as this one began is
+    still told from this sitting's first run."""
     from datetime import datetime, timezone
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _instant(date: str):
+    """An ISO date as a time that compares (runs from older records have whole seconds, newer ones microseconds)."""
+    from datetime import datetime
+    return datetime.fromisoformat(date)
 
 
 def deviations(plan: dict, rows: list[dict]) -> list[str]:
@@ -236,8 +249,9 @@ def deviations(plan: dict, rows: list[dict]) -> list[str]:
 
 
 def plan_footer(result: dict) -> str:
-    """The line under a study's table: its plan (name, hash) and any deviation from it; empty for a
-    record made without a plan."""
+    """The line under a study's table: its plan (name, hash), any deviation from it, the commits its runs
+    started from, and the CPU instruction sets they ran with when there were several (a probe may score a few
+    scenes differently under each); empty for a record made without a plan."""
     plan = result.get("plan")
     if not plan:
         return ""
@@ -245,7 +259,12 @@ def plan_footer(result: dict) -> str:
     runs = result.get("runs") or []
     dirty = sum(1 for r in runs if r.get("uncommitted_changes"))
     commits = sorted({r["commit"] for r in runs if r.get("commit")})
+    isas = sorted({r["cpu_capability"] for r in runs if r.get("cpu_capability")})
+    unknown = sum(1 for r in runs if not r.get("cpu_capability"))  # runs from before records kept it
     when = " (written after its runs: retrospective, not a pre-registration)" if plan.get("retrospective") else ""
     return (f"Plan `{plan['name']}` ({plan['hash'][:12]}){when}: " + ("; ".join(found) if found else "run as planned")
             + (f"; runs started from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}" if commits else "")
-            + (f", {dirty} with uncommitted changes" if dirty else "") + ". ")
+            + (f", {dirty} with uncommitted changes" if dirty else "")
+            + (f"; runs on CPUs with different instruction sets ({', '.join(isas)})" if len(isas) > 1 else "")
+            + (f"; {unknown} run{'s' if unknown > 1 else ''} with no recorded instruction set" if isas and unknown else "")
+            + ". ")

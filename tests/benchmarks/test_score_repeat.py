@@ -90,3 +90,14 @@ def test_each_process_scores_as_the_study_does_and_the_record_holds_them_beside_
     assert result["compared"][0]["scores"] == {"linear_mean": here["linear_mean"], "knn_cls": 0.0}
     text = score_repeat.table(result)
     assert "study.json" in text and f"{round(here['knn_cls'] * 16)} ({100 * here['knn_cls']:.2f} %)" in text
+
+
+def test_a_compared_record_is_named_relative_to_the_checkout(tmp_path, monkeypatch):
+    from milan_lab.tools.plans import load_plan
+    plan = load_plan(_plan(tmp_path))
+    (tmp_path / "docs").mkdir()
+    path = _record(tmp_path / "docs", plan, {"linear_mean": 0.5})
+    monkeypatch.setattr(score_repeat, "CHECKOUT", tmp_path)  # the record lies inside the checkout: no machine's folders
+    assert score_repeat.recorded(path, plan, 1, ["linear_mean"])["record"] == "docs/study.json"
+    monkeypatch.setattr(score_repeat, "CHECKOUT", tmp_path / "elsewhere")  # outside it: the path as given
+    assert score_repeat.recorded(path, plan, 1, ["linear_mean"])["record"] == str(path)

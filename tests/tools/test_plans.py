@@ -103,7 +103,8 @@ def test_provenance_is_taken_when_the_run_starts(tmp_path, monkeypatch):
     commits = iter(["c0ffee1", "beef002", "cafe003", "dead004"])
     state = {"commit": next(commits)}
     monkeypatch.setattr(records, "provenance", lambda command=None: {"commit": state["commit"], "uncommitted_changes": False,
-                                                                       "date": "2030-01-01T00:00:00+00:00"})
+                                                                       "date": "2030-01-01T00:00:00+00:00",
+                                                                       "cpu_capability": "AVX2"})
     real = _fake_score([])
 
     def slow_score(*args, **kwargs):  # someone commits while the run trains
@@ -113,6 +114,7 @@ def test_provenance_is_taken_when_the_run_starts(tmp_path, monkeypatch):
     plan = plans.load_plan(_small_plan(tmp_path))
     rows = ablation.run_plan(plan, str(tmp_path / "runs"), seeds=[0], arms=["MILAN", "random masking"])
     assert [r["started"]["commit"] for r in rows] == ["c0ffee1", "beef002"]
+    assert [r["cpu_capability"] for r in plans.runs_table(rows)] == ["AVX2", "AVX2"]  # each run's instruction set
 
 
 def test_arguments_outside_the_plan_are_refused_and_fewer_seeds_are_a_footer_line(tmp_path, monkeypatch):
@@ -141,6 +143,14 @@ def test_the_footer_says_run_as_planned_when_nothing_deviates(tmp_path, monkeypa
     rows = ablation.run_plan(plan, str(tmp_path / "runs"))
     footer = plans.plan_footer(ablation.plan_result(plan, rows))
     assert footer.startswith(f"Plan `small` ({plan.hash[:12]}): run as planned") and "commit" in footer
+    assert "instruction sets" not in footer  # every run on one CPU kind
+    result = ablation.plan_result(plan, rows)
+    for run, isa in zip(result["runs"], ["AVX2", "AVX512", "AVX512", None]):  # None: a run from an older record
+        run["cpu_capability"] = isa
+    footer = plans.plan_footer(result)
+    assert "runs on CPUs with different instruction sets (AVX2, AVX512); 1 run with no recorded instruction set" in footer
+    old = [{**r, "started": {k: v for k, v in r["started"].items() if k != "cpu_capability"}} for r in rows]
+    assert [r["cpu_capability"] for r in plans.runs_table(old)] == [None] * 4  # older records read, not refused
     shutil.rmtree(tmp_path / "runs")
 
 
@@ -156,3 +166,12 @@ def test_plans_are_read_like_config_files_and_a_retrospective_plan_says_so(tmp_p
     assert plan["retrospective"] is True
     footer = plan_footer({"plan": plan.summary(), "rows": [], "runs": []})
     assert "retrospective" in footer
+
+
+def test_a_run_from_a_sitting_that_ended_within_the_same_second_is_still_reused():
+    since = "2030-01-01T00:00:00.500000+00:00"  # this sitting began half a second into the second
+    rows = [{"arm": "MILAN", "seed": 0, "started": {"date": "2030-01-01T00:00:00+00:00"}},  # an older record: seconds
+            {"arm": "MILAN", "seed": 1, "started": {"date": "2030-01-01T00:00:00.400000+00:00"}},  # the sitting before
+            {"arm": "MILAN", "seed": 2, "started": {"date": "2030-01-01T00:00:00.600000+00:00"}}]  # this sitting's
+    assert [r["reused"] for r in plans.runs_table(rows, since)] == [True, True, False]
+    assert "." in plans.now()  # a sitting's start is taken to the microsecond
