@@ -188,8 +188,12 @@ def table(result: dict, teacher_ceilings: dict | None = None) -> str:
         n = next((v["n"] for v in scores.values() if "n" in v), None)  # the ceilings' own validation scenes
         train = next((v["train"] for v in scores.values() if v.get("train")), None)
         sizes = ", ".join(([f"probes trained on {train:,} scenes"] if train else []) + ([f"{n:,} validation scenes"] if n else []))
+
+        def cell(v: dict) -> str:  # the dense probe's mIoU has no binomial error, and its own (smaller) validation set
+            text = f"{100 * v['mean']:.1f}" + (f" ± {100 * v['se']:.1f}" if "se" in v else "")
+            return text + (f" ({v['n']:,} scenes)" if v.get("n") and v["n"] != n else "")
         refs.append(f"| teacher `{name}` (its own tokens{', ' + sizes if sizes else ''}: the ceiling) | " + " | ".join(
-            f"{100 * scores[m]['mean']:.1f} ± {100 * scores[m]['se']:.1f}" if m in scores else "not recorded" for m in shown) + " |")
+            cell(scores[m]) if m in scores else "not recorded" for m in shown) + " |")
     floor = next((r for r in summary if r["arm"] == RANDOM), None)
     if floor is not None:
         refs.append(f"| {RANDOM} (this study's floor) | " + " | ".join(

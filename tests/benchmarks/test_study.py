@@ -108,6 +108,10 @@ def test_one_command_runs_a_plan_into_a_record_whose_table_names_the_missing_see
     assert text.splitlines()[0].startswith("| arm | runs | linear, object-pooled (primary) %")  # the primary first
     assert "teacher `offline-shape`" in text and "| not recorded | 86.0 ± 1.0 |" in text and "random init (this study's floor)" in text
     assert "MILAN: 1 of 2 planned seeds (missing 1)" in text and "arm 'random masking' not run" in text
+    # a ceiling without a binomial error (the dense probe's mIoU) on its own, smaller validation set
+    own = study.table(res, {"offline-shape": {"knn_mean": {"mean": 0.86, "se": 0.01, "n": 1024},
+                                              "linear_object": {"mean": 0.4, "n": 256}}})
+    assert "| 40.0 (256 scenes) | 86.0 ± 1.0 |" in own
     assert f"Plan file: `{path}`" in text and out.strip() == study.table(res, study.ceilings("mid")).strip()
     shutil.copy(ROOT / "docs" / "results" / "teacher_ceilings.json", tmp_path / "teacher_ceilings.json")
     doc = tables.table_study(tmp_path, "toy")  # the documents' table of the record: the same tables, then the machine
