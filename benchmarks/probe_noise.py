@@ -140,10 +140,8 @@ def run(checkpoint: str, preset: str, sizes, sets: int, train: int, memories: in
 
 def shown(path) -> str:
     """A path as a record shows it: relative to the checkout when inside it (records travel between machines)."""
-    try:
-        return str(Path(path).resolve().relative_to(CHECKOUT))
-    except ValueError:
-        return str(path)
+    from milan_lab.tools.records import shown_path
+    return shown_path(path, CHECKOUT)
 
 
 def table(result: dict) -> str:

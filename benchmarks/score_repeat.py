@@ -84,7 +84,7 @@ def run_child(task: dict | None) -> dict:
 def recorded(path: Path, plan, seed: int, metrics) -> dict:
     """The scores a study record holds for the arm at ``seed``, with its machine; a ConfigError naming what differs."""
     from milan_lab.tools.ablation import plan_scored_on
-    from milan_lab.tools.records import read_record
+    from milan_lab.tools.records import read_record, shown_path
     rec = read_record(path.stem, path.parent)  # a missing or damaged record: one DataError naming it
     rows = [r for r in (rec.get("result") or {}).get("rows", []) if r.get("arm") == ARM and r.get("seed") == seed]
     if not rows:
@@ -98,11 +98,7 @@ def recorded(path: Path, plan, seed: int, metrics) -> dict:
     missing = [m for m in metrics if m not in row]
     if missing:
         raise ConfigError(f"--compare {path}: its row has no {missing[0]!r}")
-    try:  # named as the docs name it: relative to the checkout, not to one machine's folders
-        shown = str(path.resolve().relative_to(CHECKOUT))
-    except ValueError:
-        shown = str(path)
-    return {"record": shown, "commit": rec.get("commit"), "cpu": rec.get("cpu"),
+    return {"record": shown_path(path, CHECKOUT), "commit": rec.get("commit"), "cpu": rec.get("cpu"),
             "cpu_capability": rec.get("cpu_capability"), "matmul_peak_gflops": rec.get("matmul_peak_gflops"),
             "scores": {m: row[m] for m in metrics}}
 

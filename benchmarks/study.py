@@ -161,12 +161,17 @@ def resume(path: str, plan, output_dir: str, device: str, seeds=None, arms=None)
     return restored, [*earlier, sitting], outside
 
 
+def _ceiling_cell(v: dict, n: int | None) -> str:
+    """A teacher's score in %, ± its binomial error where it has one (the dense probe's mIoU has none), with its own
+    number of validation scenes where that is not the row's ``n``."""
+    text = f"{100 * v['mean']:.1f}" + (f" ± {100 * v['se']:.1f}" if "se" in v else "")
+    return text + (f" ({v['n']:,} scenes)" if v.get("n") and v["n"] != n else "")
+
+
 def _shown(path) -> str | None:
     """A plan's path as a record names it: relative to the checkout when inside it."""
-    if path is None:
-        return None
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    from milan_lab.tools.records import shown_path
+    return None if path is None else shown_path(path, ROOT)
 
 
 def table(result: dict, teacher_ceilings: dict | None = None) -> str:
@@ -188,12 +193,8 @@ def table(result: dict, teacher_ceilings: dict | None = None) -> str:
         n = next((v["n"] for v in scores.values() if "n" in v), None)  # the ceilings' own validation scenes
         train = next((v["train"] for v in scores.values() if v.get("train")), None)
         sizes = ", ".join(([f"probes trained on {train:,} scenes"] if train else []) + ([f"{n:,} validation scenes"] if n else []))
-
-        def cell(v: dict) -> str:  # the dense probe's mIoU has no binomial error, and its own (smaller) validation set
-            text = f"{100 * v['mean']:.1f}" + (f" ± {100 * v['se']:.1f}" if "se" in v else "")
-            return text + (f" ({v['n']:,} scenes)" if v.get("n") and v["n"] != n else "")
         refs.append(f"| teacher `{name}` (its own tokens{', ' + sizes if sizes else ''}: the ceiling) | " + " | ".join(
-            cell(scores[m]) if m in scores else "not recorded" for m in shown) + " |")
+            _ceiling_cell(scores[m], n) if m in scores else "not recorded" for m in shown) + " |")
     floor = next((r for r in summary if r["arm"] == RANDOM), None)
     if floor is not None:
         refs.append(f"| {RANDOM} (this study's floor) | " + " | ".join(

@@ -28,6 +28,13 @@ def code_changes(porcelain: str) -> list[str]:
     return [p for p in paths if not (p.endswith(".json") and "results" in p.split("/")[:-1])]
 
 
+def shown_path(path: str | Path, root: str | Path) -> str:
+    """A path as a record names it: relative to ``root`` (the caller's checkout) when inside it, so that a record
+    reads the same on every machine; otherwise as given."""
+    resolved, root = Path(path).resolve(), Path(root).resolve()
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(path)
+
+
 def provenance(command: str | None = None) -> dict:
     """Where a measurement comes from: the command line, the code's commit, the machine (CPU model, cores, the
     instruction set torch's CPU kernels run with, GPU), torch and its threads, and the date. Every benchmark record
